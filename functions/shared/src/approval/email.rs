@@ -1,0 +1,344 @@
+//! The approval email, as SNS sends it: plain text, a short ASCII subject, a body a reviewer can
+//! take in at a glance. Only detection types and counts appear, never sensitive values.
+
+use std::fmt::Write as _;
+
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::approval::TimeoutAction;
+use crate::manifest::{FlaggedObject, Manifest, ManifestRef};
+use crate::s3::pass::Tally;
+
+/// SNS rejects subjects of 100 characters or more.
+pub const MAX_SUBJECT_CHARS: usize = 99;
+/// Objects listed in the body; the rest are counted.
+pub const MAX_LISTED_OBJECTS: usize = 25;
+/// Detection types listed per object; the rest are counted.
+pub const MAX_DETECTIONS_PER_OBJECT: usize = 4;
+/// Characters of a key shown before it is cut.
+pub const MAX_KEY_CHARS: usize = 120;
+
+/// Everything the email says.
+pub struct ApprovalEmail<'a> {
+    pub manifest: &'a Manifest,
+    pub manifest_location: &'a ManifestRef,
+    pub manual_review_bucket: &'a str,
+    pub scanned_data_bucket: &'a str,
+    pub routed: &'a Tally,
+    pub expires_at: OffsetDateTime,
+    pub timeout_action: TimeoutAction,
+    pub allow_link: &'a str,
+    pub deny_link: &'a str,
+}
+
+impl ApprovalEmail<'_> {
+    pub fn subject(&self) -> String {
+        let held = self.manifest.review().count();
+        let severity = self
+            .manifest
+            .review()
+            .map(|o| o.highest_severity)
+            .max()
+            .map_or("unknown", |s| s.as_str());
+        let noun = if held == 1 { "object" } else { "objects" };
+        safe_subject(&format!(
+            "Review needed: {held} {noun} with sensitive data ({severity}), run {}",
+            self.manifest.workflow_id
+        ))
+    }
+
+    pub fn body(&self) -> String {
+        let manifest = self.manifest;
+        let held: Vec<&FlaggedObject> = manifest.review().collect();
+        let mut text = String::new();
+        let expires = format_time(self.expires_at);
+        let _ = writeln!(
+            text,
+            "Macie found sensitive data in {} object(s) of pipeline run {}. They are held in the manual-review bucket until you decide.",
+            held.len(),
+            display_key(manifest.workflow_id.as_str())
+        );
+        let _ = writeln!(text);
+        let _ = writeln!(
+            text,
+            "Workflow id:     {}",
+            display_key(manifest.workflow_id.as_str())
+        );
+        let _ = writeln!(
+            text,
+            "Held objects:    {} in s3://{}",
+            held.len(),
+            self.manual_review_bucket
+        );
+        let _ = writeln!(
+            text,
+            "Released:        {} object(s) without findings above the review threshold, to s3://{}",
+            self.routed
+                .moved
+                .saturating_sub(self.routed.held_for_review),
+            self.scanned_data_bucket
+        );
+        let _ = writeln!(text, "Decide by:       {expires}");
+        let _ = writeln!(text, "If no decision:  {}.", self.timeout_action.describe());
+        let _ = writeln!(text);
+        let _ = writeln!(
+            text,
+            "Objects held for review (types and counts only, no values):"
+        );
+        for object in held.iter().take(MAX_LISTED_OBJECTS) {
+            let _ = writeln!(
+                text,
+                "- [{}] {} ({})",
+                object.highest_severity,
+                display_key(&object.key),
+                human_size(object.size)
+            );
+            let _ = writeln!(text, "    {}", detections_line(object));
+        }
+        if held.len() > MAX_LISTED_OBJECTS {
+            let _ = writeln!(
+                text,
+                "... and {} more. The full list is in s3://{}/{}",
+                held.len() - MAX_LISTED_OBJECTS,
+                self.manifest_location.bucket,
+                self.manifest_location.key
+            );
+        }
+        let _ = writeln!(text);
+        let _ = writeln!(
+            text,
+            "Approve (release them to s3://{}, tagged SensitiveDataFound=true):",
+            self.scanned_data_bucket
+        );
+        let _ = writeln!(text, "{}", self.allow_link);
+        let _ = writeln!(text);
+        let _ = writeln!(text, "Deny (delete them):");
+        let _ = writeln!(text, "{}", self.deny_link);
+        let _ = writeln!(text);
+        let _ = writeln!(
+            text,
+            "Each link opens a page where you confirm; opening a link alone changes nothing."
+        );
+        text
+    }
+}
+
+fn detections_line(object: &FlaggedObject) -> String {
+    if object.detections.is_empty() {
+        return object.finding_types.join(", ");
+    }
+    let mut parts: Vec<String> = object
+        .detections
+        .iter()
+        .take(MAX_DETECTIONS_PER_OBJECT)
+        .map(|d| format!("{} x{}", d.kind, d.count))
+        .collect();
+    if object.detections.len() > MAX_DETECTIONS_PER_OBJECT {
+        parts.push(format!(
+            "and {} more types",
+            object.detections.len() - MAX_DETECTIONS_PER_OBJECT
+        ));
+    }
+    parts.join(", ")
+}
+
+/// A subject SNS accepts: ASCII, no control characters, starting with a letter or digit, at
+/// most 99 characters.
+pub fn safe_subject(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .collect();
+    let cleaned = if cleaned.is_empty() {
+        "Sensitive-data gate notification".to_owned()
+    } else {
+        cleaned
+    };
+    if cleaned.len() <= MAX_SUBJECT_CHARS {
+        return cleaned;
+    }
+    let mut cut: String = cleaned.chars().take(MAX_SUBJECT_CHARS - 3).collect();
+    cut.push_str("...");
+    cut
+}
+
+/// A key as it is safe to show in a plain-text email: control characters escaped (a key with a
+/// newline must not forge lines), long keys cut.
+pub fn display_key(key: &str) -> String {
+    let mut shown = String::new();
+    for (count, c) in key.chars().enumerate() {
+        if count == MAX_KEY_CHARS {
+            shown.push('…');
+            break;
+        }
+        if c.is_control() {
+            shown.extend(c.escape_unicode());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+/// Sizes as people read them.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A time as `2026-12-03 13:41 UTC`.
+pub fn format_time(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .expect("the format only uses fields every date has")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::macie::severity::Severity;
+    use crate::manifest::{Detection, Route, VERSION};
+    use crate::workflow::WorkflowId;
+    use time::macros::datetime;
+
+    fn object(key: &str, severity: Severity, detections: usize) -> FlaggedObject {
+        FlaggedObject {
+            key: key.into(),
+            size: 2048,
+            highest_severity: severity,
+            finding_types: vec!["SensitiveData:S3Object/Multiple".into()],
+            detections: (0..detections)
+                .map(|i| Detection {
+                    kind: format!("TYPE_{i}"),
+                    count: 10 - i as u64,
+                })
+                .collect(),
+            finding_ids: vec!["f".into()],
+            route: Route::Review,
+        }
+    }
+
+    fn manifest(objects: Vec<FlaggedObject>) -> Manifest {
+        Manifest {
+            version: VERSION,
+            workflow_id: WorkflowId::parse("8f2c1a9e-77aa-4b1e-9a51-0d5c2ee0f6a1").unwrap(),
+            job_id: "job".into(),
+            scan_stage_bucket: "scan".into(),
+            minimum_severity: Severity::Low,
+            finding_count: objects.len() as u64,
+            objects,
+        }
+    }
+
+    fn render(manifest: &Manifest) -> (String, String) {
+        let location = ManifestRef {
+            bucket: "manifests".into(),
+            key: "workflows/x/job/findings.json".into(),
+        };
+        let routed = Tally {
+            moved: 7,
+            held_for_review: 2,
+            ..Tally::default()
+        };
+        let email = ApprovalEmail {
+            manifest,
+            manifest_location: &location,
+            manual_review_bucket: "review",
+            scanned_data_bucket: "scanned",
+            routed: &routed,
+            expires_at: datetime!(2026-12-03 13:41:07 UTC),
+            timeout_action: TimeoutAction::Deny,
+            allow_link: "https://api/allow?token=a%2Bb",
+            deny_link: "https://api/deny?token=a%2Bb",
+        };
+        (email.subject(), email.body())
+    }
+
+    #[test]
+    fn the_subject_names_the_count_and_severity_and_fits_sns() {
+        let (subject, _) = render(&manifest(vec![
+            object("a", Severity::Medium, 1),
+            object("b", Severity::High, 1),
+        ]));
+        assert!(
+            subject.starts_with("Review needed: 2 objects with sensitive data (High)"),
+            "{subject}"
+        );
+        assert!(subject.len() <= MAX_SUBJECT_CHARS);
+        assert!(subject.is_ascii());
+    }
+
+    #[test]
+    fn the_body_lists_objects_expiry_and_both_links() {
+        let (_, body) = render(&manifest(vec![object("data/cards.csv", Severity::High, 6)]));
+        assert!(body.contains("- [High] data/cards.csv (2.0 KiB)"), "{body}");
+        assert!(
+            body.contains("TYPE_0 x10, TYPE_1 x9, TYPE_2 x8, TYPE_3 x7, and 2 more types"),
+            "{body}"
+        );
+        assert!(body.contains("Decide by:       2026-12-03 13:41 UTC"));
+        assert!(body.contains("deleted, as if denied"));
+        assert!(body.contains("Released:        5 object(s)"));
+        assert!(body.contains("https://api/allow?token=a%2Bb"));
+        assert!(body.contains("https://api/deny?token=a%2Bb"));
+    }
+
+    #[test]
+    fn long_lists_are_cut_with_a_count_and_a_pointer() {
+        let objects = (0..40)
+            .map(|i| object(&format!("k{i:02}"), Severity::Low, 1))
+            .collect();
+        let (_, body) = render(&manifest(objects));
+        assert!(body.contains(
+            "... and 15 more. The full list is in s3://manifests/workflows/x/job/findings.json"
+        ));
+        assert!(!body.contains("k39"));
+    }
+
+    #[test]
+    fn keys_cannot_forge_lines_in_the_body() {
+        let (_, body) = render(&manifest(vec![object(
+            "evil\nApprove: http://x",
+            Severity::High,
+            1,
+        )]));
+        assert!(!body.contains("\nApprove: http://x"));
+        assert!(body.contains("evil\\u{a}Approve"));
+    }
+
+    #[test]
+    fn subjects_are_sanitized_and_cut() {
+        assert_eq!(safe_subject("  ✓ done\n"), "done?");
+        let long = safe_subject(&"x".repeat(300));
+        assert_eq!(long.len(), MAX_SUBJECT_CHARS);
+        assert!(long.ends_with("..."));
+        assert_eq!(safe_subject("!!!"), "Sensitive-data gate notification");
+    }
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+}

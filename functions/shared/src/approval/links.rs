@@ -1,0 +1,112 @@
+//! Approve/Deny links. The task token is opaque and full of URL-unsafe characters (`+`, `/`,
+//! `=`), so it is percent-encoded once here and decoded once by the API; the reference put it in
+//! the URL raw and had to turn spaces back into `+`.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+
+/// Everything but RFC 3986 unreserved characters is encoded.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Step Functions task tokens are at most this long.
+pub const MAX_TOKEN_LEN: usize = 2048;
+
+/// A reviewer's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+impl Decision {
+    /// The API path segment: `/allow` or `/deny`.
+    pub fn path_segment(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+
+    /// The `action` the state machine's `manualApprovalChoice` reads.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "delete",
+        }
+    }
+
+    /// The decision a request path asks for (`.../allow` or `.../deny`, stage prefix allowed).
+    pub fn from_path(path: &str) -> Option<Self> {
+        let last = path.trim_end_matches('/').rsplit('/').next()?;
+        match last {
+            "allow" => Some(Self::Allow),
+            "deny" => Some(Self::Deny),
+            _ => None,
+        }
+    }
+}
+
+/// The link that opens the decision page for `decision`.
+pub fn link(api_url: &str, decision: Decision, token: &str) -> String {
+    format!(
+        "{}/{}?token={}",
+        api_url.trim_end_matches('/'),
+        decision.path_segment(),
+        utf8_percent_encode(token, UNRESERVED)
+    )
+}
+
+/// The `token` parameter of a query string or form body, decoded once (`+` is a space, as in
+/// forms; a real token's `+` arrives as `%2B`).
+pub fn token_param(encoded: &str) -> Option<String> {
+    encoded.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == "token").then(|| {
+            percent_decode_str(&value.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TOKEN: &str = "AAAAKgAAAAIAAAAAAAAAAQ+/abc=def==";
+
+    #[test]
+    fn a_token_with_plus_slash_and_equals_survives_the_link() {
+        let url = link("https://api.example/Prod/", Decision::Allow, TOKEN);
+        assert_eq!(
+            url,
+            "https://api.example/Prod/allow?token=AAAAKgAAAAIAAAAAAAAAAQ%2B%2Fabc%3Ddef%3D%3D"
+        );
+        let query = url.split_once('?').unwrap().1;
+        assert_eq!(token_param(query).as_deref(), Some(TOKEN));
+    }
+
+    #[test]
+    fn decisions_come_from_the_last_path_segment() {
+        assert_eq!(Decision::from_path("/Prod/allow"), Some(Decision::Allow));
+        assert_eq!(Decision::from_path("/deny/"), Some(Decision::Deny));
+        assert_eq!(Decision::from_path("/allowed"), None);
+        assert_eq!(Decision::Deny.action(), "delete");
+    }
+
+    proptest! {
+        #[test]
+        fn any_token_round_trips(token in "\\PC{1,300}") {
+            let url = link("https://x", Decision::Deny, &token);
+            let query = url.split_once('?').unwrap().1;
+            prop_assert!(!query["token=".len()..].contains(['+', '/', '=', ' ', '&', '#']));
+            prop_assert_eq!(token_param(query), Some(token));
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The errors handlers return. Each variant has a stable name (the Lambda `errorType`) that
+//! the state machine's `Retry` and `Catch` match, so a new message never breaks the workflow.
+
+use std::error::Error as StdError;
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Everything that can make a pipeline step fail. None of these is ever turned into a success.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The task input (built by the state machine from the execution input) is unusable.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// An AWS call failed in a way that may succeed if tried again (throttling, 5xx, timeouts,
+    /// connection errors). The SDK has already retried it; the state machine retries the step.
+    #[error("{operation} failed with a transient error: {message}")]
+    Transient {
+        operation: &'static str,
+        message: String,
+        #[source]
+        source: BoxError,
+    },
+
+    /// An AWS call failed for a reason that another try will not fix (access denied, missing
+    /// bucket, validation).
+    #[error("{operation} failed ({code}): {message}")]
+    Aws {
+        operation: &'static str,
+        code: String,
+        message: String,
+        #[source]
+        source: BoxError,
+    },
+
+    /// An object of this workflow changed between listing and moving it. The step is retried
+    /// and sees the new version.
+    #[error("s3://{bucket}/{key} changed while it was being moved")]
+    ObjectChanged { bucket: String, key: String },
+
+    /// A run manifest could not be read or does not belong to this workflow.
+    #[error("manifest s3://{bucket}/{key} is unusable: {reason}")]
+    InvalidManifest {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+
+    /// Macie returned a finding this workflow cannot account for; the run stops rather than
+    /// guess where the object belongs.
+    #[error("unexpected Macie finding: {0}")]
+    UnexpectedFinding(String),
+
+    /// An object that the findings say needs review was reached by a step that may only release
+    /// clean objects. It stays where it is.
+    #[error("s3://{bucket}/{key} needs review and cannot be released by this step")]
+    ReviewRequired { bucket: String, key: String },
+
+    /// A later step cannot add its tag because the object's tags were changed after intake.
+    #[error("s3://{bucket}/{key} cannot be tagged: {detail}")]
+    TooManyTags {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+
+    /// The approval request cannot be built or sent.
+    #[error("approval notification cannot be sent: {0}")]
+    Notification(String),
+}
+
+impl PipelineError {
+    /// Names of errors the state machine retries: another attempt can succeed.
+    pub const RETRYABLE_NAMES: &'static [&'static str] = &["TransientAwsError", "ObjectChanged"];
+
+    /// Every name `name()` can return, for the checks that keep the ASL in step with this enum.
+    pub const ALL_NAMES: &'static [&'static str] = &[
+        "InvalidInput",
+        "TransientAwsError",
+        "AwsRequestFailed",
+        "ObjectChanged",
+        "InvalidManifest",
+        "UnexpectedFinding",
+        "ReviewRequired",
+        "TooManyTags",
+        "NotificationFailed",
+    ];
+
+    /// The stable error name reported to Step Functions as the Lambda `errorType`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::InvalidInput(_) => "InvalidInput",
+            Self::Transient { .. } => "TransientAwsError",
+            Self::Aws { .. } => "AwsRequestFailed",
+            Self::ObjectChanged { .. } => "ObjectChanged",
+            Self::InvalidManifest { .. } => "InvalidManifest",
+            Self::UnexpectedFinding(_) => "UnexpectedFinding",
+            Self::ReviewRequired { .. } => "ReviewRequired",
+            Self::TooManyTags { .. } => "TooManyTags",
+            Self::Notification(_) => "NotificationFailed",
+        }
+    }
+
+    /// Whether the state machine retries this error.
+    pub fn is_retryable(&self) -> bool {
+        Self::RETRYABLE_NAMES.contains(&self.name())
+    }
+
+    /// Wraps an SDK error from `operation`, deciding whether it is transient.
+    pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let message = DisplayErrorContext(&err).to_string();
+        if is_transient(&err) {
+            return Self::Transient {
+                operation,
+                message,
+                source: Box::new(err),
+            };
+        }
+        let code = err
+            .code()
+            .map(str::to_owned)
+            .or_else(|| http_status(&err).map(|s| format!("HTTP {s}")))
+            .unwrap_or_else(|| "Unknown".to_owned());
+        Self::Aws {
+            operation,
+            code,
+            message,
+            source: Box::new(err),
+        }
+    }
+}
+
+/// Service error codes that mean "try again later", across S3, Macie, SNS and Step Functions.
+const TRANSIENT_CODES: &[&str] = &[
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "Throttled",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+];
+
+/// True when another attempt of the same request may succeed.
+pub fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            status == 429
+                || status >= 500
+                || service
+                    .err()
+                    .code()
+                    .is_some_and(|code| TRANSIENT_CODES.contains(&code))
+        }
+        _ => false,
+    }
+}
+
+/// The HTTP status of a service error, if the request got that far.
+pub fn http_status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
+    match err {
+        SdkError::ServiceError(service) => Some(service.raw().status().as_u16()),
+        _ => None,
+    }
+}
+
+impl From<PipelineError> for lambda_runtime::Diagnostic {
+    fn from(err: PipelineError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: err.name().to_owned(),
+            error_message: DisplayErrorContext(&err).to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_name_is_listed_once() {
+        let samples = [
+            PipelineError::InvalidInput(String::new()),
+            PipelineError::ObjectChanged {
+                bucket: "b".into(),
+                key: "k".into(),
+            },
+            PipelineError::InvalidManifest {
+                bucket: "b".into(),
+                key: "k".into(),
+                reason: "r".into(),
+            },
+            PipelineError::UnexpectedFinding(String::new()),
+            PipelineError::ReviewRequired {
+                bucket: "b".into(),
+                key: "k".into(),
+            },
+            PipelineError::TooManyTags {
+                bucket: "b".into(),
+                key: "k".into(),
+                detail: "d".into(),
+            },
+            PipelineError::Notification(String::new()),
+        ];
+        for err in &samples {
+            assert!(
+                PipelineError::ALL_NAMES.contains(&err.name()),
+                "{}",
+                err.name()
+            );
+        }
+        let mut names = PipelineError::ALL_NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PipelineError::ALL_NAMES.len());
+        for name in PipelineError::RETRYABLE_NAMES {
+            assert!(PipelineError::ALL_NAMES.contains(name));
+        }
+    }
+
+    #[test]
+    fn diagnostic_carries_the_stable_name() {
+        let diagnostic: lambda_runtime::Diagnostic =
+            PipelineError::InvalidInput("id must be a string".into()).into();
+        assert_eq!(diagnostic.error_type, "InvalidInput");
+        assert!(diagnostic.error_message.contains("id must be a string"));
+    }
+}

@@ -1,0 +1,301 @@
+//! The later moves of a run, each limited to the objects tagged with its workflow id: routing
+//! scan-stage objects by the manifest, releasing approved objects, deleting denied ones. Each is
+//! a loop like triggerMacieScan's: `MORE` with a cursor until a pass completes, then `DONE`.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::MoveSettings;
+use crate::deadline::Deadline;
+use crate::error::PipelineError;
+use crate::manifest::{Manifest, Route};
+use crate::s3::objects::{Deleted, Listed, Moved, Objects};
+use crate::s3::pass::{Outcome, PassEnd, Tally, visit_bucket};
+use crate::tags::{self, SENSITIVE_DATA_FOUND, Tag};
+use crate::workflow::WorkflowId;
+
+/// Whether a looping step has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepStatus {
+    More,
+    Done,
+}
+
+/// A looping step's result, passed back to it while `MORE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StepProgress {
+    pub status: StepStatus,
+    pub resume_after: Option<String>,
+    pub tally: Tally,
+}
+
+impl StepProgress {
+    fn from_pass(end: PassEnd, tally: Tally) -> Self {
+        match end {
+            PassEnd::Complete => Self {
+                status: StepStatus::Done,
+                resume_after: None,
+                tally,
+            },
+            PassEnd::Interrupted { resume_after } => Self {
+                status: StepStatus::More,
+                resume_after,
+                tally,
+            },
+        }
+    }
+
+    /// Where to resume from the previous result; a finished step must not run again.
+    pub fn resume(
+        previous: Option<Self>,
+        step: &str,
+    ) -> Result<(Option<String>, Tally), PipelineError> {
+        match previous {
+            None => Ok((None, Tally::default())),
+            Some(Self {
+                status: StepStatus::More,
+                resume_after,
+                tally,
+            }) => Ok((resume_after, tally)),
+            Some(Self {
+                status: StepStatus::Done,
+                ..
+            }) => Err(PipelineError::InvalidInput(format!(
+                "{step} was called again after it reported DONE"
+            ))),
+        }
+    }
+}
+
+/// Buckets and settings for one pass.
+pub struct PassContext<'a> {
+    pub s3: &'a aws_sdk_s3::Client,
+    pub settings: &'a MoveSettings,
+    pub workflow_id: &'a WorkflowId,
+    pub deadline: Deadline,
+}
+
+impl PassContext<'_> {
+    fn objects(&self) -> Objects<'_> {
+        Objects::new(self.s3, self.settings)
+    }
+
+    /// This workflow's tags on `object`, or the outcome that ends its visit.
+    async fn our_tags(
+        &self,
+        bucket: &str,
+        object: &Listed,
+    ) -> Result<Result<Vec<Tag>, Outcome>, PipelineError> {
+        match self.objects().tags(bucket, &object.key).await? {
+            None => Ok(Err(Outcome::Vanished)),
+            Some(tags) if tags::workflow_of(&tags) == Some(self.workflow_id.as_str()) => {
+                Ok(Ok(tags))
+            }
+            Some(_) => Ok(Err(Outcome::NotOurs)),
+        }
+    }
+}
+
+/// Where routing sends scan-stage objects.
+pub struct RouteTargets<'a> {
+    pub scan_stage: &'a str,
+    pub scanned_data: &'a str,
+    /// The manual-review bucket, or `None` for a step that may only release objects: meeting an
+    /// object that needs review is then an error, and the object stays in scan-stage.
+    pub manual_review: Option<&'a str>,
+}
+
+/// Routes this workflow's scan-stage objects: flagged ones needing review to manual-review,
+/// flagged ones below the threshold to scanned-data, both tagged `SensitiveDataFound=true`, and
+/// the rest to scanned-data with their tags as they are.
+pub async fn route_scan_stage(
+    context: &PassContext<'_>,
+    targets: &RouteTargets<'_>,
+    manifest: &Manifest,
+    previous: Option<StepProgress>,
+    step: &str,
+) -> Result<StepProgress, PipelineError> {
+    let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
+    let routes = manifest.routes();
+    let end = visit_bucket(
+        context.s3,
+        targets.scan_stage,
+        resume_after,
+        context.settings,
+        context.deadline,
+        &mut tally,
+        |object| route_one(context, targets, &routes, object),
+    )
+    .await?;
+    Ok(StepProgress::from_pass(end, tally))
+}
+
+async fn route_one(
+    context: &PassContext<'_>,
+    targets: &RouteTargets<'_>,
+    routes: &HashMap<&str, Route>,
+    object: Listed,
+) -> Result<Outcome, PipelineError> {
+    let tags = match context.our_tags(targets.scan_stage, &object).await? {
+        Ok(tags) => tags,
+        Err(outcome) => return Ok(outcome),
+    };
+    let flag = |tags: &[Tag]| {
+        tags::merge(tags, &[Tag::new(SENSITIVE_DATA_FOUND, "true")], &[]).map_err(|err| {
+            PipelineError::TooManyTags {
+                bucket: targets.scan_stage.to_owned(),
+                key: object.key.clone(),
+                detail: err.to_string(),
+            }
+        })
+    };
+    let (destination, tags, review) = match routes.get(object.key.as_str()) {
+        Some(Route::Review) => {
+            let Some(manual_review) = targets.manual_review else {
+                return Err(PipelineError::ReviewRequired {
+                    bucket: targets.scan_stage.to_owned(),
+                    key: object.key,
+                });
+            };
+            (manual_review, flag(&tags)?, true)
+        }
+        Some(Route::PassTagged) => (targets.scanned_data, flag(&tags)?, false),
+        None => (targets.scanned_data, tags, false),
+    };
+    let moved = context
+        .objects()
+        .move_object(targets.scan_stage, destination, &object, &tags)
+        .await?;
+    settle(moved, targets.scan_stage, object, review)
+}
+
+/// Releases this workflow's objects from manual-review to scanned-data, tags kept.
+pub async fn release_held(
+    context: &PassContext<'_>,
+    manual_review: &str,
+    scanned_data: &str,
+    previous: Option<StepProgress>,
+    step: &str,
+) -> Result<StepProgress, PipelineError> {
+    let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
+    let end = visit_bucket(
+        context.s3,
+        manual_review,
+        resume_after,
+        context.settings,
+        context.deadline,
+        &mut tally,
+        |object| async move {
+            let tags = match context.our_tags(manual_review, &object).await? {
+                Ok(tags) => tags,
+                Err(outcome) => return Ok(outcome),
+            };
+            let moved = context
+                .objects()
+                .move_object(manual_review, scanned_data, &object, &tags)
+                .await?;
+            settle(moved, manual_review, object, false)
+        },
+    )
+    .await?;
+    Ok(StepProgress::from_pass(end, tally))
+}
+
+/// Deletes this workflow's objects from manual-review.
+pub async fn delete_held(
+    context: &PassContext<'_>,
+    manual_review: &str,
+    previous: Option<StepProgress>,
+    step: &str,
+) -> Result<StepProgress, PipelineError> {
+    let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
+    let end = visit_bucket(
+        context.s3,
+        manual_review,
+        resume_after,
+        context.settings,
+        context.deadline,
+        &mut tally,
+        |object| async move {
+            if let Err(outcome) = context.our_tags(manual_review, &object).await? {
+                return Ok(outcome);
+            }
+            match context
+                .objects()
+                .delete_if_unchanged(manual_review, &object.key, &object.etag)
+                .await?
+            {
+                Deleted::Done => Ok(Outcome::Deleted),
+                Deleted::Gone => Ok(Outcome::Vanished),
+                Deleted::Changed => Err(PipelineError::ObjectChanged {
+                    bucket: manual_review.to_owned(),
+                    key: object.key,
+                }),
+            }
+        },
+    )
+    .await?;
+    Ok(StepProgress::from_pass(end, tally))
+}
+
+/// What a move of one of this workflow's objects means. Past intake, an object that changes
+/// under a move is an error to retry, never something to leave behind silently.
+fn settle(
+    moved: Moved,
+    bucket: &str,
+    object: Listed,
+    review: bool,
+) -> Result<Outcome, PipelineError> {
+    match moved {
+        Moved::Done { bytes } if review => Ok(Outcome::HeldForReview { bytes }),
+        Moved::Done { bytes } => Ok(Outcome::Moved { bytes }),
+        Moved::SourceGone => Ok(Outcome::Vanished),
+        Moved::SourceChanged => Err(PipelineError::ObjectChanged {
+            bucket: bucket.to_owned(),
+            key: object.key,
+        }),
+        Moved::Refused(reason) => Err(PipelineError::InvalidInput(format!(
+            "s3://{bucket}/{} cannot be moved: {reason}",
+            object.key
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_serializes_as_the_asl_expects() {
+        let progress = StepProgress {
+            status: StepStatus::More,
+            resume_after: Some("k".into()),
+            tally: Tally::default(),
+        };
+        let json = serde_json::to_value(&progress).unwrap();
+        assert_eq!(json["status"], "MORE");
+        assert_eq!(json["resumeAfter"], "k");
+        assert_eq!(
+            serde_json::from_value::<StepProgress>(json).unwrap(),
+            progress
+        );
+    }
+
+    #[test]
+    fn a_finished_step_refuses_to_run_again() {
+        let done = StepProgress {
+            status: StepStatus::Done,
+            resume_after: None,
+            tally: Tally::default(),
+        };
+        let err = StepProgress::resume(Some(done), "moveAllScanStageS3Files").unwrap_err();
+        assert_eq!(err.name(), "InvalidInput");
+        assert_eq!(
+            StepProgress::resume(None, "x").unwrap(),
+            (None, Tally::default())
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! One pass over a bucket: list it page by page and act on each object with bounded
+//! concurrency, stopping before the Lambda deadline. Only one listing page is held at a time,
+//! so memory does not grow with the bucket. The pass resumes after the last key it started, so
+//! a continuation never skips an object and objects left in place are not visited twice.
+
+use std::future::Future;
+
+use aws_sdk_s3::Client;
+use futures::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+
+use crate::config::MoveSettings;
+use crate::deadline::Deadline;
+use crate::error::PipelineError;
+use crate::s3::objects::Listed;
+
+/// What a step did with one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Moved to its destination.
+    Moved { bytes: u64 },
+    /// Moved to the manual-review bucket.
+    HeldForReview { bytes: u64 },
+    /// Deleted.
+    Deleted,
+    /// Belongs to another workflow; not touched.
+    NotOurs,
+    /// Changed while being moved; left in place for a later run.
+    Deferred,
+    /// Disappeared before it was reached.
+    Vanished,
+    /// Cannot be handled; left in place, and reported at the end of the run.
+    Rejected { key: String, reason: String },
+}
+
+/// An object left in place, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rejection {
+    pub key: String,
+    pub reason: String,
+}
+
+/// Counts carried from one continuation to the next, so the end of a loop reports the whole step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tally {
+    pub moved: u64,
+    pub moved_bytes: u64,
+    pub held_for_review: u64,
+    pub deleted: u64,
+    pub deferred: u64,
+    pub vanished: u64,
+    pub rejected: u64,
+    /// The first rejections, with reasons; `rejected` counts them all.
+    #[serde(default)]
+    pub rejections: Vec<Rejection>,
+}
+
+impl Tally {
+    /// Rejections kept with their reasons; the state payload must stay small.
+    pub const MAX_REJECTIONS_LISTED: usize = 20;
+
+    pub fn record(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Moved { bytes } => {
+                self.moved += 1;
+                self.moved_bytes += bytes;
+            }
+            Outcome::HeldForReview { bytes } => {
+                self.moved += 1;
+                self.moved_bytes += bytes;
+                self.held_for_review += 1;
+            }
+            Outcome::Deleted => self.deleted += 1,
+            Outcome::NotOurs => {}
+            Outcome::Deferred => self.deferred += 1,
+            Outcome::Vanished => self.vanished += 1,
+            Outcome::Rejected { key, reason } => {
+                self.rejected += 1;
+                if self.rejections.len() < Self::MAX_REJECTIONS_LISTED {
+                    self.rejections.push(Rejection { key, reason });
+                }
+            }
+        }
+    }
+}
+
+/// Where a pass ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassEnd {
+    /// Every object was visited.
+    Complete,
+    /// The deadline came first; resume after this key (`None`: nothing was started yet).
+    Interrupted { resume_after: Option<String> },
+}
+
+/// Visits every object of `bucket` listed after `resume_after`, applying `visit` to each.
+/// An error from any object ends the pass with that error once the objects already started
+/// have finished, so nothing is abandoned half-moved by this process.
+pub async fn visit_bucket<F, Fut>(
+    s3: &Client,
+    bucket: &str,
+    resume_after: Option<String>,
+    settings: &MoveSettings,
+    deadline: Deadline,
+    tally: &mut Tally,
+    visit: F,
+) -> Result<PassEnd, PipelineError>
+where
+    F: Fn(Listed) -> Fut,
+    Fut: Future<Output = Result<Outcome, PipelineError>>,
+{
+    let mut cursor = resume_after;
+    loop {
+        if deadline.is_near(settings.deadline_margin) {
+            return Ok(PassEnd::Interrupted {
+                resume_after: cursor,
+            });
+        }
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_start_after(cursor.clone())
+            .send()
+            .await
+            .map_err(|err| PipelineError::from_sdk("ListObjectsV2", err))?;
+        let truncated = page.is_truncated().unwrap_or(false);
+        let objects: Vec<Listed> = page
+            .contents()
+            .iter()
+            .filter_map(|object| {
+                Some(Listed {
+                    key: object.key()?.to_owned(),
+                    etag: object.e_tag().unwrap_or_default().to_owned(),
+                    size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
+                })
+            })
+            .collect();
+        let Some(last_listed) = objects.last().map(|object| object.key.clone()) else {
+            return Ok(PassEnd::Complete);
+        };
+
+        let listed = objects.len();
+        let mut started = 0usize;
+        let mut last_started = None;
+        let results: Vec<Result<Outcome, PipelineError>> = stream::iter(objects)
+            .take_while(|_| futures::future::ready(!deadline.is_near(settings.deadline_margin)))
+            .map(|object| {
+                started += 1;
+                last_started = Some(object.key.clone());
+                visit(object)
+            })
+            .buffer_unordered(settings.concurrency)
+            .collect()
+            .await;
+
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(outcome) => tally.record(outcome),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = first_error {
+            return Err(err);
+        }
+        if started < listed {
+            return Ok(PassEnd::Interrupted {
+                resume_after: last_started.or(cursor),
+            });
+        }
+        if !truncated {
+            return Ok(PassEnd::Complete);
+        }
+        cursor = Some(last_listed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_counted_beyond_the_listed_ones() {
+        let mut tally = Tally::default();
+        for i in 0..25 {
+            tally.record(Outcome::Rejected {
+                key: format!("k{i}"),
+                reason: "r".into(),
+            });
+        }
+        assert_eq!(tally.rejected, 25);
+        assert_eq!(tally.rejections.len(), Tally::MAX_REJECTIONS_LISTED);
+    }
+
+    #[test]
+    fn review_moves_count_as_moves() {
+        let mut tally = Tally::default();
+        tally.record(Outcome::HeldForReview { bytes: 10 });
+        tally.record(Outcome::Moved { bytes: 5 });
+        tally.record(Outcome::NotOurs);
+        assert_eq!(
+            (tally.moved, tally.moved_bytes, tally.held_for_review),
+            (2, 15, 1)
+        );
+    }
+}
