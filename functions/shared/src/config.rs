@@ -240,7 +240,7 @@ impl FromEnv for TriggerConfig {
         Self {
             raw_bucket: env.required("RAW_BUCKET"),
             scan_stage_bucket: env.required("SCAN_STAGE_BUCKET"),
-            account_id: env.required("AWS_ACCOUNT_ID"),
+            account_id: env.required("ACCOUNT_ID"),
             job: JobSettings::read(env),
             moves: MoveSettings::read(env),
         }
@@ -401,9 +401,9 @@ mod tests {
     #[test]
     fn every_missing_variable_is_reported_at_once() {
         let err = TriggerConfig::from_lookup(lookup(&[("RAW_BUCKET", "raw")])).unwrap_err();
-        assert_eq!(err.missing, vec!["SCAN_STAGE_BUCKET", "AWS_ACCOUNT_ID"]);
+        assert_eq!(err.missing, vec!["SCAN_STAGE_BUCKET", "ACCOUNT_ID"]);
         let text = err.to_string();
-        assert!(text.contains("SCAN_STAGE_BUCKET") && text.contains("AWS_ACCOUNT_ID"));
+        assert!(text.contains("SCAN_STAGE_BUCKET") && text.contains("ACCOUNT_ID"));
     }
 
     #[test]
@@ -450,7 +450,7 @@ mod tests {
         for name in [
             "RAW_BUCKET",
             "SCAN_STAGE_BUCKET",
-            "AWS_ACCOUNT_ID",
+            "ACCOUNT_ID",
             "CUSTOM_DATA_IDENTIFIER_IDS",
             "MOVE_CONCURRENCY",
         ] {
