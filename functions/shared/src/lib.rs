@@ -5,6 +5,7 @@
 pub mod approval;
 pub mod config;
 pub mod deadline;
+pub mod deployment;
 pub mod error;
 pub mod handlers;
 pub mod lambda;

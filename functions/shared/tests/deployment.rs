@@ -1,0 +1,228 @@
+//! `template.yaml` against the code: every function the table knows is deployed from its crate,
+//! gets exactly the environment it reads and exactly the IAM grants its calls need, and the state
+//! machine's substitutions line up with the ASL.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use macie_pipeline::deployment::{Bucket, Grant, Resource, functions};
+use serde_norway::Value as Yaml;
+
+use common::{asl_text, resources, root, tagged, template};
+
+fn bucket(logical_id: &str) -> Bucket {
+    [
+        Bucket::Raw,
+        Bucket::ScanStage,
+        Bucket::ManualReview,
+        Bucket::ScannedData,
+        Bucket::Manifests,
+    ]
+    .into_iter()
+    .find(|b| b.logical_id() == logical_id)
+    .unwrap_or_else(|| panic!("{logical_id} is not a pipeline bucket"))
+}
+
+/// Reads a policy `Resource` entry of the template into the table's terms.
+fn resource(value: &Yaml) -> Resource {
+    if value.as_str() == Some("*") {
+        return Resource::Everything;
+    }
+    let (tag, inner) = tagged(value).unwrap_or_else(|| panic!("unexpected resource {value:?}"));
+    let text = inner.as_str().expect("a string under the tag");
+    match tag.as_str() {
+        "GetAtt" => bucket(text.strip_suffix(".Arn").expect("X.Arn")),
+        "Ref" if text == "NotificationTopic" => return Resource::NotificationTopic,
+        "Sub" => {
+            if let Some(id) = text
+                .strip_prefix("${")
+                .and_then(|t| t.strip_suffix(".Arn}/*"))
+            {
+                return Resource::Objects(bucket(id));
+            }
+            if text.ends_with(":classification-job/*") {
+                return Resource::MacieJobs;
+            }
+            if text.ends_with(":stateMachine:${StepFunctionName}") {
+                return Resource::StateMachine;
+            }
+            panic!("unexpected resource !Sub {text}")
+        }
+        _ => panic!("unexpected resource !{tag} {text}"),
+    };
+    Resource::Bucket(bucket(text.strip_suffix(".Arn").unwrap()))
+}
+
+fn function_resources() -> BTreeMap<String, Yaml> {
+    resources(&template(), "AWS::Serverless::Function")
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn the_template_deploys_exactly_the_functions_of_the_table() {
+    let deployed: BTreeSet<String> = function_resources().into_keys().collect();
+    let known: BTreeSet<String> = functions()
+        .iter()
+        .map(|f| f.logical_id.to_owned())
+        .collect();
+    assert_eq!(deployed, known);
+}
+
+#[test]
+fn each_function_is_built_from_its_own_workspace_crate() {
+    let workspace: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap()).unwrap();
+    let members: Vec<&str> = workspace["workspace"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    let deployed = function_resources();
+    for function in functions() {
+        let resource = &deployed[function.logical_id];
+        assert_eq!(
+            resource["Properties"]["CodeUri"].as_str(),
+            Some(format!("./functions/{}", function.crate_dir).as_str()),
+            "{}",
+            function.logical_id
+        );
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda")
+        );
+        assert!(members.contains(&format!("functions/{}", function.crate_dir).as_str()));
+        let manifest: toml::Table = toml::from_str(
+            &std::fs::read_to_string(
+                root()
+                    .join("functions")
+                    .join(function.crate_dir)
+                    .join("Cargo.toml"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            manifest["package"]["name"].as_str(),
+            Some(function.crate_dir)
+        );
+        let bins = manifest["bin"].as_array().expect("a [[bin]] section");
+        assert_eq!(bins.len(), 1);
+        assert_eq!(bins[0]["name"].as_str(), Some(function.crate_dir));
+    }
+}
+
+#[test]
+fn each_function_gets_exactly_the_environment_it_reads() {
+    let deployed = function_resources();
+    for function in functions() {
+        let set: BTreeSet<String> =
+            deployed[function.logical_id]["Properties"]["Environment"]["Variables"]
+                .as_mapping()
+                .map(|vars| {
+                    vars.keys()
+                        .map(|k| k.as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+        let read: BTreeSet<String> = function.variables.iter().map(|v| (*v).to_owned()).collect();
+        assert_eq!(
+            set, read,
+            "{}: template environment vs variables read",
+            function.logical_id
+        );
+    }
+}
+
+#[test]
+fn each_function_is_granted_exactly_what_its_calls_need() {
+    let deployed = function_resources();
+    for function in functions() {
+        let mut granted: BTreeSet<Grant> = BTreeSet::new();
+        for policy in deployed[function.logical_id]["Properties"]["Policies"]
+            .as_sequence()
+            .expect("inline policies")
+        {
+            for statement in policy["Statement"].as_sequence().expect("statements") {
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+                for action in statement["Action"].as_sequence().unwrap() {
+                    for target in statement["Resource"].as_sequence().unwrap() {
+                        let action: &'static str =
+                            Box::leak(action.as_str().unwrap().to_owned().into_boxed_str());
+                        granted.insert((action, resource(target)));
+                    }
+                }
+            }
+        }
+        let needed: BTreeSet<Grant> = function
+            .calls
+            .iter()
+            .flat_map(|call| call.grants.iter().copied())
+            .collect();
+        assert_eq!(
+            granted, needed,
+            "{}: template grants vs what its calls need",
+            function.logical_id
+        );
+    }
+}
+
+fn substitutions_in_asl() -> BTreeSet<String> {
+    let text = asl_text();
+    text.match_indices("${")
+        .map(|(start, _)| {
+            let end = text[start..].find('}').unwrap() + start;
+            text[start + 2..end].to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn asl_substitutions_and_the_template_define_the_same_names() {
+    let machines = resources(&template(), "AWS::Serverless::StateMachine");
+    assert_eq!(machines.len(), 1);
+    let properties = &machines[0].1["Properties"];
+    assert_eq!(
+        properties["DefinitionUri"].as_str(),
+        Some("statemachine/macie_pipeline_scan.asl.json")
+    );
+    let defined: BTreeSet<String> = properties["DefinitionSubstitutions"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(substitutions_in_asl(), defined);
+}
+
+#[test]
+fn the_state_machine_may_invoke_exactly_the_functions_it_uses() {
+    let asl = common::asl();
+    let invoked: BTreeSet<String> = asl["States"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|state| state["Parameters"]["FunctionName"].as_str())
+        .map(|name| name.trim_start_matches("sub-").to_owned())
+        .collect();
+    let machines = resources(&template(), "AWS::Serverless::StateMachine");
+    let allowed: BTreeSet<String> = machines[0].1["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|policy| tagged(&policy["LambdaInvokePolicy"]["FunctionName"]))
+        .map(|(_, name)| name.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(invoked, allowed);
+    let deployed: BTreeSet<String> = functions()
+        .iter()
+        .map(|f| f.logical_id.to_owned())
+        .filter(|id| id != "ReceiveApprovalDecision")
+        .collect();
+    assert_eq!(
+        invoked, deployed,
+        "every step function is used by the state machine"
+    );
+}

@@ -1,0 +1,435 @@
+//! `statemachine/macie_pipeline_scan.asl.json` read as a graph: it fails closed (no default
+//! branch and no error releases data, a stopped job never restarts the scan, every failure is
+//! announced), it retries and catches what the handlers raise, and every task's payload is one
+//! its handler accepts.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use macie_pipeline::PipelineError;
+use macie_pipeline::handlers::{
+    check_macie_status, get_findings_count, move_all_scan_stage_files, move_to_scanned_data_files,
+    trigger_macie_scan, trigger_manual_approval,
+};
+use macie_pipeline::macie::job::JobState;
+use serde_json::{Value, json};
+
+/// States that move data towards scanned-data.
+const RELEASING: &[&str] = &[
+    "moveAllScanStageS3Files",
+    "prepareManualApproval",
+    "moveToScannedDataS3Files",
+];
+
+fn states() -> BTreeMap<String, Value> {
+    common::asl()["States"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, state)| (name.clone(), state.clone()))
+        .collect()
+}
+
+/// Transitions out of `state`: (target, label). Labels say why: `next`, `default`, `catch`, or
+/// the Choice rule as JSON.
+fn transitions(state: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(next) = state["Next"].as_str() {
+        out.push((next.to_owned(), "next".to_owned()));
+    }
+    if let Some(default) = state["Default"].as_str() {
+        out.push((default.to_owned(), "default".to_owned()));
+    }
+    for rule in state["Choices"].as_array().into_iter().flatten() {
+        let mut condition = rule.clone();
+        condition.as_object_mut().unwrap().remove("Next");
+        out.push((
+            rule["Next"].as_str().unwrap().to_owned(),
+            condition.to_string(),
+        ));
+    }
+    for catcher in state["Catch"].as_array().into_iter().flatten() {
+        out.push((
+            catcher["Next"].as_str().unwrap().to_owned(),
+            "catch".to_owned(),
+        ));
+    }
+    out
+}
+
+fn reachable_from(start: &str, states: &BTreeMap<String, Value>) -> BTreeSet<String> {
+    let mut seen = BTreeSet::from([start.to_owned()]);
+    let mut queue = VecDeque::from([start.to_owned()]);
+    while let Some(name) = queue.pop_front() {
+        for (target, _) in transitions(&states[&name]) {
+            if seen.insert(target.clone()) {
+                queue.push_back(target);
+            }
+        }
+    }
+    seen
+}
+
+/// Every (source, label) that leads into `target`.
+fn into(target: &str, states: &BTreeMap<String, Value>) -> Vec<(String, String)> {
+    states
+        .iter()
+        .flat_map(|(name, state)| {
+            transitions(state)
+                .into_iter()
+                .filter(|(to, _)| to == target)
+                .map(move |(_, label)| (name.clone(), label))
+        })
+        .collect()
+}
+
+fn is_lambda_task(state: &Value) -> bool {
+    state["Resource"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("arn:aws:states:::lambda:invoke"))
+}
+
+#[test]
+fn every_transition_exists_and_every_state_is_reachable() {
+    let states = states();
+    let start = common::asl()["StartAt"].as_str().unwrap().to_owned();
+    for (name, state) in &states {
+        for (target, _) in transitions(state) {
+            assert!(states.contains_key(&target), "{name} -> missing {target}");
+        }
+        let terminal = matches!(state["Type"].as_str(), Some("Succeed" | "Fail"))
+            || state["End"] == json!(true);
+        assert!(
+            terminal || !transitions(state).is_empty(),
+            "{name} goes nowhere"
+        );
+    }
+    let reachable = reachable_from(&start, &states);
+    let all: BTreeSet<String> = states.keys().cloned().collect();
+    assert_eq!(reachable, all, "unreachable states");
+}
+
+#[test]
+fn no_choice_default_releases_data() {
+    for (name, state) in states() {
+        if let Some(default) = state["Default"].as_str() {
+            assert!(
+                !RELEASING.contains(&default),
+                "{name}'s Default goes to {default}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stopped_or_unknown_job_never_restarts_the_scan() {
+    // The reference's Choice default sent CANCELLED and USER_PAUSED back to triggerMacieScan.
+    let states = states();
+    let after_status = reachable_from("checkMacieStatus", &states);
+    assert!(!after_status.contains("triggerMacieScan"));
+    let choice = &states["isMacieStatusCompleteChoice"];
+    let stopped = choice["Choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["StringEquals"] == "STOPPED")
+        .expect("an explicit branch for stopped jobs");
+    assert_eq!(stopped["Next"], "notifyMacieJobStopped");
+    assert_eq!(states["notifyMacieJobStopped"]["Next"], "macieJobStopped");
+    assert_eq!(states["macieJobStopped"]["Type"], "Fail");
+}
+
+#[test]
+fn data_is_released_only_after_a_complete_scan_or_an_approval() {
+    let states = states();
+    // Findings are read only after the status check said COMPLETE.
+    assert_eq!(
+        into("getMacieFindingsCount", &states),
+        vec![(
+            "isMacieStatusCompleteChoice".to_owned(),
+            json!({"Variable": "$.job.Payload.status", "StringEquals": "COMPLETE"}).to_string()
+        )]
+    );
+    // The clean and review paths start only from the findings summary (or their own loops).
+    for (state, own_loop) in [
+        ("moveAllScanStageS3Files", "moveAllScanStageChoice"),
+        ("prepareManualApproval", "prepareManualApprovalChoice"),
+    ] {
+        for (source, label) in into(state, &states) {
+            assert!(
+                source == "isSensitiveDataFoundChoice"
+                    || (source == own_loop && label.contains("MORE")),
+                "{state} entered from {source} ({label})"
+            );
+        }
+    }
+    assert_eq!(
+        into("isSensitiveDataFoundChoice", &states),
+        vec![("getMacieFindingsCount".to_owned(), "next".to_owned())]
+    );
+    // Held objects are released only on an explicit allow.
+    let allow_rule = json!({"Variable": "$.decision.action", "StringEquals": "allow"}).to_string();
+    for (source, label) in into("moveToScannedDataS3Files", &states) {
+        let allowed = (source == "manualApprovalChoice" && label == allow_rule)
+            || (source == "moveToScannedDataChoice" && label.contains("MORE"));
+        assert!(allowed, "released from {source} ({label})");
+    }
+    assert_eq!(
+        into("manualApprovalChoice", &states),
+        vec![("triggerManualApproval".to_owned(), "next".to_owned())]
+    );
+}
+
+#[test]
+fn every_lambda_task_retries_transient_errors_and_catches_the_rest() {
+    for (name, state) in states().into_iter().filter(|(_, s)| is_lambda_task(s)) {
+        let retried: BTreeSet<&str> = state["Retry"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} has no Retry"))
+            .iter()
+            .flat_map(|r| r["ErrorEquals"].as_array().unwrap())
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        for needed in PipelineError::RETRYABLE_NAMES
+            .iter()
+            .chain(&["Lambda.ServiceException", "Lambda.TooManyRequestsException"])
+        {
+            assert!(retried.contains(needed), "{name} does not retry {needed}");
+        }
+        let catchers = state["Catch"].as_array().unwrap();
+        let last = catchers.last().unwrap();
+        assert_eq!(last["ErrorEquals"], json!(["States.ALL"]), "{name}");
+        assert_eq!(last["Next"], "notifyFailure", "{name}");
+        assert_eq!(last["ResultPath"], "$.error", "{name}");
+    }
+}
+
+#[test]
+fn error_names_in_retry_and_catch_exist() {
+    for (name, state) in states() {
+        for field in ["Retry", "Catch"] {
+            for entry in state[field].as_array().into_iter().flatten() {
+                for error in entry["ErrorEquals"].as_array().unwrap() {
+                    let error = error.as_str().unwrap();
+                    assert!(
+                        error.starts_with("States.")
+                            || error.starts_with("Lambda.")
+                            || PipelineError::ALL_NAMES.contains(&error),
+                        "{name} names unknown error {error}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_failure_is_announced_before_the_run_fails() {
+    let states = states();
+    for (name, state) in &states {
+        if state["Type"] != "Fail" {
+            continue;
+        }
+        for (source, _) in into(name, &states) {
+            assert_eq!(
+                states[&source]["Resource"], "arn:aws:states:::sns:publish",
+                "{name} is reached from {source} without a notification"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_approval_waits_for_a_callback_with_a_timeout_and_a_default() {
+    let states = states();
+    let approval = &states["triggerManualApproval"];
+    assert_eq!(
+        approval["Resource"],
+        "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    );
+    assert_eq!(
+        approval["Parameters"]["Payload"]["taskToken.$"],
+        "$$.Task.Token"
+    );
+    assert_eq!(
+        approval["TimeoutSecondsPath"],
+        "$.config.approvalTimeoutSeconds"
+    );
+    let timeout = &approval["Catch"].as_array().unwrap()[0];
+    assert_eq!(timeout["ErrorEquals"], json!(["States.Timeout"]));
+    assert_eq!(timeout["Next"], "approvalTimeoutActionChoice");
+    // An unknown configured action holds the objects.
+    assert_eq!(
+        states["approvalTimeoutActionChoice"]["Default"],
+        "notifyApprovalTimeoutHold"
+    );
+}
+
+#[test]
+fn settings_come_from_definition_substitutions() {
+    let text = common::asl_text();
+    assert!(text.contains("States.StringToJson('${PollIntervalSeconds}')"));
+    assert!(text.contains("States.StringToJson('${ApprovalTimeoutSeconds}')"));
+    assert!(text.contains("\"approvalTimeoutAction\": \"${ApprovalTimeoutAction}\""));
+    let states = states();
+    assert_eq!(
+        states["pollForCompletionWait"]["SecondsPath"],
+        "$.config.pollIntervalSeconds"
+    );
+}
+
+/// A plausible value for each path a task's Parameters read.
+fn sample(path: &str) -> Value {
+    let tally = json!({"moved": 3, "movedBytes": 30, "heldForReview": 1, "deleted": 0,
+        "deferred": 0, "vanished": 0, "rejected": 0, "rejections": []});
+    match path {
+        "$$.Execution.Input" => json!({"id": "wf-1", "source": "aws.events"}),
+        "$$.Execution.Name" => json!("exec-1"),
+        "$$.State.RetryCount" => json!(0),
+        "$$.Task.Token" => json!("AAAA+/token=="),
+        "$$.State.EnteredTime" => json!("2026-11-28T10:00:00.000Z"),
+        "$.scan.Payload" | "$.routing.Payload" | "$.release.Payload" => Value::Null,
+        "$.scan.Payload.workflowId" => json!("wf-1"),
+        "$.scan.Payload.jobId" => json!("0123456789abcdef0123456789abcdef"),
+        "$.findings.Payload.manifest" => {
+            json!({"bucket": "manifests", "key": "workflows/wf-1/j/findings.json"})
+        }
+        "$.routing.Payload.tally" => tally,
+        "$.config.approvalTimeoutSeconds" => json!(432000),
+        "$.config.approvalTimeoutAction" => json!("hold"),
+        other => panic!("no sample for {other}; add one"),
+    }
+}
+
+/// The payload a task sends, with sample values for its paths.
+fn payload(template: &Value) -> Value {
+    match template {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| match key.strip_suffix(".$") {
+                    Some(key) => (key.to_owned(), sample(value.as_str().unwrap())),
+                    None => (key.clone(), payload(value)),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn accepts<T: serde::de::DeserializeOwned>(state: &str) {
+    let states = states();
+    let template = &states[state]["Parameters"]["Payload"];
+    let body = payload(template);
+    if let Err(err) = serde_json::from_value::<T>(body.clone()) {
+        panic!(
+            "{state}'s payload {body} is not a {}: {err}",
+            std::any::type_name::<T>()
+        );
+    }
+}
+
+#[test]
+fn every_task_payload_is_accepted_by_its_handler() {
+    accepts::<trigger_macie_scan::TriggerInput>("triggerMacieScan");
+    accepts::<check_macie_status::StatusInput>("checkMacieStatus");
+    accepts::<get_findings_count::FindingsInput>("getMacieFindingsCount");
+    accepts::<move_all_scan_stage_files::RouteInput>("moveAllScanStageS3Files");
+    accepts::<trigger_manual_approval::ApprovalInput>("prepareManualApproval");
+    accepts::<trigger_manual_approval::ApprovalInput>("triggerManualApproval");
+    accepts::<move_to_scanned_data_files::HeldInput>("moveToScannedDataS3Files");
+    accepts::<move_to_scanned_data_files::HeldInput>("deleteManualReviewS3Files");
+}
+
+/// Values a Choice compares `variable` with.
+fn choice_values(variable: &str) -> BTreeSet<String> {
+    fn collect(rule: &Value, variable: &str, out: &mut BTreeSet<String>) {
+        if rule["Variable"] == variable
+            && let Some(value) = rule["StringEquals"].as_str()
+        {
+            out.insert(value.to_owned());
+        }
+        for nested in rule["Or"]
+            .as_array()
+            .into_iter()
+            .chain(rule["And"].as_array())
+            .flatten()
+        {
+            collect(nested, variable, out);
+        }
+    }
+    let mut out = BTreeSet::new();
+    for state in states().values() {
+        for rule in state["Choices"].as_array().into_iter().flatten() {
+            collect(rule, variable, &mut out);
+        }
+    }
+    out
+}
+
+#[test]
+fn choices_compare_with_the_statuses_handlers_emit() {
+    use macie_pipeline::s3::pass::Tally;
+    use macie_pipeline::workflow::WorkflowId;
+    use trigger_macie_scan::ScanProgress;
+    let id = WorkflowId::parse("wf").unwrap();
+    let emitted = |values: Vec<Value>| -> BTreeSet<String> {
+        values
+            .iter()
+            .map(|v| v["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let scan = emitted(vec![
+        serde_json::to_value(ScanProgress::Moving {
+            workflow_id: id.clone(),
+            resume_after: None,
+            tally: Tally::default(),
+        })
+        .unwrap(),
+        serde_json::to_value(ScanProgress::ReadyToScan {
+            workflow_id: id.clone(),
+            tally: Tally::default(),
+        })
+        .unwrap(),
+        serde_json::to_value(ScanProgress::JobStarted {
+            workflow_id: id.clone(),
+            job_id: "j".into(),
+            tally: Tally::default(),
+        })
+        .unwrap(),
+        serde_json::to_value(ScanProgress::NothingToScan {
+            workflow_id: id,
+            tally: Tally::default(),
+        })
+        .unwrap(),
+    ]);
+    assert_eq!(choice_values("$.scan.Payload.status"), scan);
+    let job = emitted(vec![
+        serde_json::to_value(JobState::Complete {
+            job_status: "COMPLETE".into(),
+        })
+        .unwrap(),
+        serde_json::to_value(JobState::InProgress {
+            job_status: "RUNNING".into(),
+        })
+        .unwrap(),
+        serde_json::to_value(JobState::Stopped {
+            job_status: "CANCELLED".into(),
+            reason: "r".into(),
+        })
+        .unwrap(),
+    ]);
+    assert_eq!(choice_values("$.job.Payload.status"), job);
+    let steps: BTreeSet<String> = ["MORE", "DONE"].map(str::to_owned).into();
+    for variable in ["$.routing.Payload.status", "$.release.Payload.status"] {
+        assert_eq!(choice_values(variable), steps, "{variable}");
+    }
+    let decisions: BTreeSet<String> = [
+        macie_pipeline::approval::links::Decision::Allow.action(),
+        macie_pipeline::approval::links::Decision::Deny.action(),
+    ]
+    .map(str::to_owned)
+    .into();
+    assert_eq!(choice_values("$.decision.action"), decisions);
+}
