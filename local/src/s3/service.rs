@@ -1,0 +1,874 @@
+//! The S3 operations the gate, the AWS CLI and the tests use, on top of [`Store`]. The `s3s`
+//! crate does the protocol (routing, XML, headers); this maps each operation onto the store with
+//! S3's semantics: metadata and tagging directives, ETag conditions, tag limits, listing
+//! pagination with `encoding-type=url`, multipart uploads and part copies.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine as _;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use s3s::dto::*;
+use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
+use tokio_util::io::ReaderStream;
+
+use macie_pipeline::tags::{self, MAX_KEY_CHARS, MAX_TAGS, Tag as GateTag};
+
+use crate::s3::store::{Attributes, Match, ObjectMeta, Store, StoreError};
+
+/// The S3 service over a store.
+#[derive(Clone)]
+pub struct LocalS3 {
+    store: Arc<Store>,
+}
+
+impl LocalS3 {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store }
+    }
+}
+
+fn map_error(err: StoreError) -> S3Error {
+    match err {
+        StoreError::NoSuchBucket => s3_error!(NoSuchBucket),
+        StoreError::BucketExists => s3_error!(BucketAlreadyOwnedByYou),
+        StoreError::BucketNotEmpty => s3_error!(BucketNotEmpty),
+        StoreError::NoSuchKey => s3_error!(NoSuchKey),
+        StoreError::PreconditionFailed => s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ),
+        StoreError::NoSuchUpload => s3_error!(NoSuchUpload),
+        StoreError::InvalidPart(message) => s3_error!(InvalidPart, "{message}"),
+        StoreError::EntityTooSmall(part) => s3_error!(
+            EntityTooSmall,
+            "Part {part} is smaller than the minimum allowed size"
+        ),
+        StoreError::InvalidRange => s3_error!(InvalidRange),
+        StoreError::Io(err) => s3_error!(err, InternalError),
+    }
+}
+
+fn timestamp(ms: i64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
+fn millis(at: Timestamp) -> i64 {
+    i64::try_from(time::OffsetDateTime::from(at).unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+fn etag(meta: &ObjectMeta) -> ETag {
+    ETag::Strong(meta.etag.clone())
+}
+
+fn condition(value: Option<ETagCondition>) -> Option<Match> {
+    value.map(|condition| match condition {
+        ETagCondition::Any => Match::Any,
+        ETagCondition::ETag(tag) => Match::ETag(tag.into_value()),
+    })
+}
+
+/// Archived objects cannot be read or copied until restored.
+fn archived(meta: &ObjectMeta) -> bool {
+    matches!(
+        meta.attributes.storage_class.as_deref(),
+        Some("GLACIER" | "DEEP_ARCHIVE")
+    )
+}
+
+fn archived_error() -> S3Error {
+    s3_error!(
+        InvalidObjectState,
+        "The operation is not valid for the object's storage class"
+    )
+}
+
+/// Checks tags against S3's limits.
+fn check_tags(tags: &[GateTag]) -> S3Result<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(s3_error!(
+            InvalidTag,
+            "Object tags cannot be greater than {MAX_TAGS}"
+        ));
+    }
+    for (index, tag) in tags.iter().enumerate() {
+        let key_chars = tag.key.chars().count();
+        if key_chars == 0 || key_chars > MAX_KEY_CHARS {
+            return Err(s3_error!(
+                InvalidTag,
+                "The TagKey you have provided is invalid"
+            ));
+        }
+        if tags[..index].iter().any(|other| other.key == tag.key) {
+            return Err(s3_error!(
+                InvalidTag,
+                "Cannot provide multiple Tags with the same key"
+            ));
+        }
+        if tags::validate_value(&tag.key).is_err() || tags::validate_value(&tag.value).is_err() {
+            return Err(s3_error!(
+                InvalidTag,
+                "The TagValue you have provided is invalid"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn header_tags(header: Option<String>) -> S3Result<Vec<GateTag>> {
+    let tags = match header {
+        None => Vec::new(),
+        Some(encoded) => tags::decode(&encoded).map_err(|err| s3_error!(InvalidTag, "{err}"))?,
+    };
+    check_tags(&tags)?;
+    Ok(tags)
+}
+
+fn tag_set(tags: &[GateTag]) -> TagSet {
+    tags.iter()
+        .map(|tag| Tag {
+            key: Some(tag.key.clone()),
+            value: Some(tag.value.clone()),
+        })
+        .collect()
+}
+
+/// Characters S3 leaves as they are when a listing asks for `encoding-type=url`.
+const LISTED_KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+struct Encoder(bool);
+
+impl Encoder {
+    fn apply(&self, text: String) -> String {
+        if self.0 {
+            utf8_percent_encode(&text, LISTED_KEY).to_string()
+        } else {
+            text
+        }
+    }
+}
+
+fn listed_object(meta: &ObjectMeta, encoder: &Encoder) -> Object {
+    Object {
+        key: Some(encoder.apply(meta.key.clone())),
+        e_tag: Some(etag(meta)),
+        size: Some(i64::try_from(meta.size).unwrap_or(i64::MAX)),
+        last_modified: Some(timestamp(meta.last_modified_ms)),
+        storage_class: Some(ObjectStorageClass::from(
+            meta.attributes
+                .storage_class
+                .clone()
+                .unwrap_or_else(|| "STANDARD".to_owned()),
+        )),
+        ..Default::default()
+    }
+}
+
+fn token_for(key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+fn key_from_token(token: &str) -> S3Result<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "The continuation token provided is incorrect"
+            )
+        })
+}
+
+fn parse_copy_range(range: &str) -> S3Result<(u64, u64)> {
+    let invalid = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last"
+        )
+    };
+    let (first, last) = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(invalid)?;
+    Ok((
+        first.parse().map_err(|_| invalid())?,
+        last.parse().map_err(|_| invalid())?,
+    ))
+}
+
+fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
+    match source {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
+            if version_id.as_deref().is_some_and(|v| v != "null") {
+                return Err(s3_error!(
+                    NoSuchVersion,
+                    "The local stack keeps no versions"
+                ));
+            }
+            Ok((bucket.to_string(), key.to_string()))
+        }
+        _ => Err(s3_error!(
+            NotImplemented,
+            "Access point copy sources are not supported locally"
+        )),
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for LocalS3 {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.store
+            .create_bucket(&req.input.bucket)
+            .map_err(map_error)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{}", req.input.bucket)),
+        }))
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.store
+            .delete_bucket(&req.input.bucket)
+            .map_err(map_error)?;
+        Ok(S3Response::new(DeleteBucketOutput::default()))
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        if !self.store.bucket_exists(&req.input.bucket) {
+            return Err(s3_error!(NoSuchBucket));
+        }
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        if !self.store.bucket_exists(&req.input.bucket) {
+            return Err(s3_error!(NoSuchBucket));
+        }
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn list_buckets(
+        &self,
+        _req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let buckets = self
+            .store
+            .buckets()
+            .into_iter()
+            .map(|(name, created)| Bucket {
+                name: Some(name),
+                creation_date: Some(timestamp(created)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            ..Default::default()
+        }))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = req.input;
+        let tags = header_tags(input.tagging)?;
+        let body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
+        if input
+            .if_none_match
+            .as_ref()
+            .is_some_and(ETagCondition::is_any)
+            && self.store.head(&input.bucket, &input.key).is_ok()
+        {
+            return Err(map_error(StoreError::PreconditionFailed));
+        }
+        let attributes = Attributes {
+            content_type: input.content_type,
+            content_encoding: input.content_encoding,
+            content_disposition: input.content_disposition,
+            content_language: input.content_language,
+            cache_control: input.cache_control,
+            expires_ms: input.expires.map(millis),
+            website_redirect_location: input.website_redirect_location,
+            storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
+            metadata: input.metadata.unwrap_or_default().into_iter().collect(),
+        };
+        let meta = self
+            .store
+            .put(
+                &input.bucket,
+                &input.key,
+                body,
+                attributes,
+                tags,
+                condition(input.if_match),
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(etag(&meta)),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        let (meta, file) = self
+            .store
+            .open_object(&input.bucket, &input.key)
+            .map_err(map_error)?;
+        if let Some(expected) = condition(input.if_match)
+            && expected != Match::Any
+            && expected != Match::ETag(meta.etag.clone())
+        {
+            return Err(map_error(StoreError::PreconditionFailed));
+        }
+        if archived(&meta) {
+            return Err(archived_error());
+        }
+        let mut file = tokio::fs::File::from_std(file);
+        let (start, length, content_range) = match input.range {
+            None => (0, meta.size, None),
+            Some(range) => {
+                let range = range
+                    .check(meta.size)
+                    .map_err(|_| s3_error!(InvalidRange))?;
+                let content_range =
+                    format!("bytes {}-{}/{}", range.start, range.end - 1, meta.size);
+                (range.start, range.end - range.start, Some(content_range))
+            }
+        };
+        tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|err| s3_error!(err, InternalError))?;
+        let reader = tokio::io::AsyncReadExt::take(file, length);
+        let body = StreamingBlob::wrap(ReaderStream::with_capacity(reader, 64 * 1024));
+        let attributes = &meta.attributes;
+        Ok(S3Response::new(GetObjectOutput {
+            body: Some(body),
+            content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
+            content_range,
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(etag(&meta)),
+            last_modified: Some(timestamp(meta.last_modified_ms)),
+            content_type: attributes.content_type.clone(),
+            content_encoding: attributes.content_encoding.clone(),
+            content_disposition: attributes.content_disposition.clone(),
+            content_language: attributes.content_language.clone(),
+            cache_control: attributes.cache_control.clone(),
+            expires: attributes.expires_ms.map(timestamp),
+            website_redirect_location: attributes.website_redirect_location.clone(),
+            metadata: Some(attributes.metadata.clone().into_iter().collect()),
+            tag_count: (!meta.tags.is_empty()).then(|| i32::try_from(meta.tags.len()).unwrap_or(0)),
+            storage_class: attributes.storage_class.clone().map(StorageClass::from),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = req.input;
+        let meta = self
+            .store
+            .head(&input.bucket, &input.key)
+            .map_err(map_error)?;
+        if let Some(expected) = condition(input.if_match)
+            && expected != Match::Any
+            && expected != Match::ETag(meta.etag.clone())
+        {
+            return Err(map_error(StoreError::PreconditionFailed));
+        }
+        let attributes = &meta.attributes;
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(i64::try_from(meta.size).unwrap_or(i64::MAX)),
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(etag(&meta)),
+            last_modified: Some(timestamp(meta.last_modified_ms)),
+            content_type: attributes.content_type.clone(),
+            content_encoding: attributes.content_encoding.clone(),
+            content_disposition: attributes.content_disposition.clone(),
+            content_language: attributes.content_language.clone(),
+            cache_control: attributes.cache_control.clone(),
+            expires: attributes.expires_ms.map(timestamp),
+            website_redirect_location: attributes.website_redirect_location.clone(),
+            metadata: Some(attributes.metadata.clone().into_iter().collect()),
+            storage_class: attributes.storage_class.clone().map(StorageClass::from),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let input = req.input;
+        self.store
+            .delete(
+                &input.bucket,
+                &input.key,
+                condition(input.if_match).as_ref(),
+            )
+            .map_err(map_error)?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for object in input.delete.objects {
+            let matcher = object.e_tag.map(|tag| Match::ETag(tag.into_value()));
+            match self
+                .store
+                .delete(&input.bucket, &object.key, matcher.as_ref())
+            {
+                Ok(_) => deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    ..Default::default()
+                }),
+                Err(StoreError::NoSuchBucket) => return Err(s3_error!(NoSuchBucket)),
+                Err(err) => {
+                    let error = map_error(err);
+                    errors.push(Error {
+                        key: Some(object.key),
+                        code: Some(error.code().as_str().to_owned()),
+                        message: error.message().map(str::to_owned),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: (!quiet).then_some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let input = req.input;
+        let (source_bucket, source_key) = copy_source(&input.copy_source)?;
+        let replace_metadata = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let replace_tags = input
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+        let new_tags = if replace_tags {
+            Some(header_tags(input.tagging)?)
+        } else {
+            None
+        };
+        let storage_class = input.storage_class.map(|c| c.as_str().to_owned());
+        if source_bucket == input.bucket
+            && source_key == input.key
+            && !replace_metadata
+            && !replace_tags
+            && storage_class.is_none()
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        let source_meta = self
+            .store
+            .head(&source_bucket, &source_key)
+            .map_err(map_error)?;
+        if archived(&source_meta) {
+            return Err(archived_error());
+        }
+        let requested = Attributes {
+            content_type: input.content_type,
+            content_encoding: input.content_encoding,
+            content_disposition: input.content_disposition,
+            content_language: input.content_language,
+            cache_control: input.cache_control,
+            expires_ms: input.expires.map(millis),
+            website_redirect_location: input.website_redirect_location,
+            storage_class: storage_class.clone(),
+            metadata: input.metadata.unwrap_or_default().into_iter().collect(),
+        };
+        let meta = self
+            .store
+            .copy(
+                (&source_bucket, &source_key),
+                condition(input.copy_source_if_match).as_ref(),
+                (&input.bucket, &input.key),
+                |source| {
+                    let mut attributes = if replace_metadata {
+                        requested
+                    } else {
+                        source.attributes.clone()
+                    };
+                    // A copy is stored as STANDARD unless it asks for another class.
+                    attributes.storage_class = storage_class;
+                    let tags = new_tags.unwrap_or_else(|| source.tags.clone());
+                    (attributes, tags)
+                },
+            )
+            .map_err(map_error)?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&meta)),
+                last_modified: Some(timestamp(meta.last_modified_ms)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let input = req.input;
+        let encoder = Encoder(
+            input
+                .encoding_type
+                .as_ref()
+                .is_some_and(|e| e.as_str() == EncodingType::URL),
+        );
+        let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000);
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let after = match &input.continuation_token {
+            Some(token) => Some(key_from_token(token)?),
+            None => input.start_after.clone(),
+        };
+        let listing = self
+            .store
+            .list(
+                &input.bucket,
+                &prefix,
+                after.as_deref(),
+                input.delimiter.as_deref(),
+                usize::try_from(max_keys).unwrap_or(0),
+            )
+            .map_err(map_error)?;
+        let key_count = listing.objects.len() + listing.common_prefixes.len();
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: Some(encoder.apply(prefix)),
+            delimiter: input.delimiter.map(|d| encoder.apply(d)),
+            max_keys: Some(max_keys),
+            key_count: Some(i32::try_from(key_count).unwrap_or(i32::MAX)),
+            is_truncated: Some(listing.truncated),
+            continuation_token: input.continuation_token,
+            next_continuation_token: listing
+                .truncated
+                .then(|| listing.last.as_deref().map(token_for))
+                .flatten(),
+            start_after: input.start_after.map(|s| encoder.apply(s)),
+            encoding_type: input.encoding_type,
+            contents: Some(
+                listing
+                    .objects
+                    .iter()
+                    .map(|m| listed_object(m, &encoder))
+                    .collect(),
+            ),
+            common_prefixes: Some(
+                listing
+                    .common_prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(encoder.apply(p)),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let input = req.input;
+        let encoder = Encoder(
+            input
+                .encoding_type
+                .as_ref()
+                .is_some_and(|e| e.as_str() == EncodingType::URL),
+        );
+        let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000);
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let listing = self
+            .store
+            .list(
+                &input.bucket,
+                &prefix,
+                input.marker.as_deref(),
+                input.delimiter.as_deref(),
+                usize::try_from(max_keys).unwrap_or(0),
+            )
+            .map_err(map_error)?;
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: Some(encoder.apply(prefix)),
+            marker: input.marker,
+            delimiter: input.delimiter.clone(),
+            max_keys: Some(max_keys),
+            is_truncated: Some(listing.truncated),
+            next_marker: (listing.truncated && input.delimiter.is_some())
+                .then(|| listing.last.clone())
+                .flatten(),
+            encoding_type: input.encoding_type,
+            contents: Some(
+                listing
+                    .objects
+                    .iter()
+                    .map(|m| listed_object(m, &encoder))
+                    .collect(),
+            ),
+            common_prefixes: Some(
+                listing
+                    .common_prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(encoder.apply(p)),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let meta = self
+            .store
+            .head(&req.input.bucket, &req.input.key)
+            .map_err(map_error)?;
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set: tag_set(&meta.tags),
+            ..Default::default()
+        }))
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let input = req.input;
+        let tags: Vec<GateTag> = input
+            .tagging
+            .tag_set
+            .into_iter()
+            .map(|tag| GateTag::new(tag.key.unwrap_or_default(), tag.value.unwrap_or_default()))
+            .collect();
+        check_tags(&tags)?;
+        self.store
+            .set_tags(&input.bucket, &input.key, tags)
+            .map_err(map_error)?;
+        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        self.store
+            .set_tags(&req.input.bucket, &req.input.key, Vec::new())
+            .map_err(map_error)?;
+        Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let input = req.input;
+        let tags = header_tags(input.tagging)?;
+        let attributes = Attributes {
+            content_type: input.content_type,
+            content_encoding: input.content_encoding,
+            content_disposition: input.content_disposition,
+            content_language: input.content_language,
+            cache_control: input.cache_control,
+            expires_ms: input.expires.map(millis),
+            website_redirect_location: input.website_redirect_location,
+            storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
+            metadata: input.metadata.unwrap_or_default().into_iter().collect(),
+        };
+        let upload_id = self
+            .store
+            .create_upload(&input.bucket, &input.key, attributes, tags)
+            .map_err(map_error)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let input = req.input;
+        if !(1..=10_000).contains(&input.part_number) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Part number must be an integer between 1 and 10000"
+            ));
+        }
+        let body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
+        let etag = self
+            .store
+            .put_part(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                input.part_number,
+                body,
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let input = req.input;
+        if !(1..=10_000).contains(&input.part_number) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Part number must be an integer between 1 and 10000"
+            ));
+        }
+        let (source_bucket, source_key) = copy_source(&input.copy_source)?;
+        if archived(
+            &self
+                .store
+                .head(&source_bucket, &source_key)
+                .map_err(map_error)?,
+        ) {
+            return Err(archived_error());
+        }
+        let range = input
+            .copy_source_range
+            .as_deref()
+            .map(parse_copy_range)
+            .transpose()?;
+        let store = Arc::clone(&self.store);
+        let matcher = condition(input.copy_source_if_match);
+        let target = (
+            input.bucket.clone(),
+            input.key.clone(),
+            input.upload_id.clone(),
+            input.part_number,
+        );
+        let etag = tokio::task::spawn_blocking(move || {
+            store.copy_part(
+                (&source_bucket, &source_key),
+                matcher.as_ref(),
+                range,
+                (&target.0, &target.1, &target.2, target.3),
+            )
+        })
+        .await
+        .map_err(|err| s3_error!(err, InternalError))?
+        .map_err(map_error)?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(etag)),
+                last_modified: Some(timestamp(crate::s3::store::now_ms())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let input = req.input;
+        let parts: Vec<(i32, String)> = input
+            .multipart_upload
+            .and_then(|upload| upload.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|part| {
+                (
+                    part.part_number.unwrap_or(0),
+                    part.e_tag.map(ETag::into_value).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let store = Arc::clone(&self.store);
+        let (bucket, key, upload_id) = (
+            input.bucket.clone(),
+            input.key.clone(),
+            input.upload_id.clone(),
+        );
+        let meta = tokio::task::spawn_blocking(move || {
+            store.complete_upload(&bucket, &key, &upload_id, &parts)
+        })
+        .await
+        .map_err(|err| s3_error!(err, InternalError))?
+        .map_err(map_error)?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: Some(etag(&meta)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let input = req.input;
+        self.store
+            .abort_upload(&input.bucket, &input.key, &input.upload_id)
+            .map_err(map_error)?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+}

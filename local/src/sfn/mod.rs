@@ -1,0 +1,7 @@
+//! The local Step Functions: an interpreter for the Amazon States Language and its API.
+
+pub mod choice;
+pub mod engine;
+pub mod intrinsics;
+pub mod machine;
+pub mod paths;
