@@ -2,6 +2,14 @@
 //! on loopback, speaking the real wire protocols, running the unmodified handlers and the real
 //! state machine.
 
+pub mod approval;
 pub mod clock;
+pub mod deployment;
+pub mod faults;
+pub mod lambdas;
+pub mod macie;
+pub mod router;
 pub mod s3;
 pub mod sfn;
+pub mod sns;
+pub mod stack;

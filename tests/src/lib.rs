@@ -1,1 +1,276 @@
-//! End-to-end tests live in tests/.
+//! The end-to-end harness: a local stack on a free port with a fresh data directory, SDK clients
+//! pointed at it, and helpers to upload, run, decide and look at where every object ended up.
+
+pub mod http;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
+use aws_sdk_sfn::types::ExecutionStatus;
+use macie_pipeline_local::sns::{Delivered, delivered_in};
+use macie_pipeline_local::stack::{LocalStack, StackConfig};
+use serde_json::Value;
+
+pub use macie_pipeline_local;
+
+/// Buckets by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Raw,
+    ScanStage,
+    ManualReview,
+    ScannedData,
+    Manifests,
+}
+
+impl Bucket {
+    pub fn logical_id(self) -> &'static str {
+        match self {
+            Self::Raw => "DataPipelineRawBucket",
+            Self::ScanStage => "DataPipelineScanStageBucket",
+            Self::ManualReview => "DataPipelineManualReviewBucket",
+            Self::ScannedData => "DataPipelineScannedDataBucket",
+            Self::Manifests => "DataPipelineManifestBucket",
+        }
+    }
+}
+
+/// A local stack with clients, in a temporary directory removed when dropped.
+pub struct Gate {
+    pub stack: LocalStack,
+    pub s3: aws_sdk_s3::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub macie: aws_sdk_macie2::Client,
+    pub dir: tempfile::TempDir,
+}
+
+/// Settings for tests: a thousandth of real time, so a 60 s poll takes 60 ms.
+pub fn test_config(dir: &std::path::Path) -> StackConfig {
+    let mut config = StackConfig::new(dir);
+    config.time_scale = 0.001;
+    config.macie_delay_seconds = 30.0;
+    config
+}
+
+impl Gate {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a stack after `adjust` has changed the test settings.
+    pub async fn start_with(adjust: impl FnOnce(&mut StackConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        let stack = LocalStack::start(config)
+            .await
+            .expect("the local stack starts");
+        let aws = stack.sdk_config().await;
+        Self {
+            s3: aws_sdk_s3::Client::new(&aws),
+            sfn: aws_sdk_sfn::Client::new(&aws),
+            macie: aws_sdk_macie2::Client::new(&aws),
+            stack,
+            dir,
+        }
+    }
+
+    pub fn bucket(&self, bucket: Bucket) -> String {
+        self.stack
+            .deployment()
+            .bucket(bucket.logical_id())
+            .to_owned()
+    }
+
+    /// Uploads an object to the raw bucket.
+    pub async fn upload(
+        &self,
+        key: &str,
+        body: impl Into<Vec<u8>>,
+        tags: &[(&str, &str)],
+        metadata: &[(&str, &str)],
+    ) {
+        let mut request = self
+            .s3
+            .put_object()
+            .bucket(self.bucket(Bucket::Raw))
+            .key(key)
+            .body(ByteStream::from(body.into()));
+        if !tags.is_empty() {
+            let tagging: Vec<(String, String)> = tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let tag_set: Vec<macie_pipeline::tags::Tag> = tagging
+                .iter()
+                .map(|(k, v)| macie_pipeline::tags::Tag::new(k.clone(), v.clone()))
+                .collect();
+            request = request.tagging(macie_pipeline::tags::encode(&tag_set));
+        }
+        for (name, value) in metadata {
+            request = request.metadata(*name, *value);
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("upload {key}: {err:?}"));
+    }
+
+    /// Starts an execution with `input`; returns its ARN.
+    pub async fn start_run(&self, name: &str, input: Value) -> String {
+        self.sfn
+            .start_execution()
+            .state_machine_arn(self.stack.state_machine_arn())
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .expect("StartExecution")
+            .execution_arn
+    }
+
+    pub async fn describe(&self, arn: &str) -> DescribeExecutionOutput {
+        self.sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .expect("DescribeExecution")
+    }
+
+    /// Waits until the execution is no longer running.
+    pub async fn finished(&self, arn: &str) -> DescribeExecutionOutput {
+        self.finished_within(arn, Duration::from_secs(60)).await
+    }
+
+    pub async fn finished_within(&self, arn: &str, limit: Duration) -> DescribeExecutionOutput {
+        let start = Instant::now();
+        loop {
+            let described = self.describe(arn).await;
+            if described.status != ExecutionStatus::Running {
+                return described;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{arn} still running after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The state the execution is in, if it is waiting in one.
+    pub async fn current_state(&self, arn: &str) -> Option<String> {
+        let record = self.stack.engine().describe(arn)?;
+        record.position.map(|p| p.state)
+    }
+
+    /// Waits until the execution waits in `state`.
+    pub async fn reaches(&self, arn: &str, state: &str) {
+        let start = Instant::now();
+        loop {
+            if self.current_state(arn).await.as_deref() == Some(state) {
+                return;
+            }
+            let status = self.describe(arn).await.status;
+            assert_eq!(
+                status,
+                ExecutionStatus::Running,
+                "{arn} ended before reaching {state}"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{arn} never reached {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Every key of a bucket.
+    pub async fn keys(&self, bucket: Bucket) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(self.bucket(bucket))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            keys.extend(
+                page.expect("ListObjectsV2")
+                    .contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        keys
+    }
+
+    pub async fn tags(&self, bucket: Bucket, key: &str) -> BTreeMap<String, String> {
+        self.s3
+            .get_object_tagging()
+            .bucket(self.bucket(bucket))
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("tags of {key}: {err:?}"))
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect()
+    }
+
+    pub async fn body(&self, bucket: Bucket, key: &str) -> Vec<u8> {
+        self.s3
+            .get_object()
+            .bucket(self.bucket(bucket))
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("get {key}: {err:?}"))
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .to_vec()
+    }
+
+    /// Every message the topic delivered, oldest first.
+    pub fn emails(&self) -> Vec<Delivered> {
+        delivered_in(self.stack.outbox())
+    }
+
+    /// Waits for the approval request email and returns it.
+    pub async fn approval_email(&self) -> Delivered {
+        let start = Instant::now();
+        loop {
+            if let Some(email) = self.emails().into_iter().find(|e| {
+                e.subject
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with("Review needed"))
+            }) {
+                return email;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no approval email"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The link after `label` in an email body.
+pub fn link_after(body: &str, label: &str) -> String {
+    let start = body
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in the email"));
+    body[start..]
+        .lines()
+        .find(|line| line.starts_with("http"))
+        .expect("a link")
+        .trim()
+        .to_owned()
+}

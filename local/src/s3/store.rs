@@ -83,6 +83,22 @@ pub struct ObjectMeta {
     data: String,
 }
 
+#[cfg(test)]
+impl ObjectMeta {
+    /// A record for tests of code that reads records.
+    pub fn for_test(key: &str, size: u64, attributes: Attributes) -> Self {
+        Self {
+            key: key.to_owned(),
+            etag: "0".into(),
+            size,
+            last_modified_ms: 0,
+            attributes,
+            tags: Vec::new(),
+            data: String::new(),
+        }
+    }
+}
+
 /// A condition on an object's ETag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {

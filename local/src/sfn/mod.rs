@@ -1,5 +1,6 @@
 //! The local Step Functions: an interpreter for the Amazon States Language and its API.
 
+pub mod api;
 pub mod choice;
 pub mod engine;
 pub mod intrinsics;

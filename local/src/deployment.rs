@@ -1,0 +1,509 @@
+//! The deployment as the local stack runs it: the real `template.yaml`, resolved for loopback.
+//! Each function gets the environment the template sets for it (same names, same values), the
+//! state machine gets the template's definition substitutions, and the schedule is the
+//! template's. The one value replaced is `APPROVAL_API_URL`, which points at the local API.
+
+use std::collections::BTreeMap;
+
+use serde_norway::Value as Yaml;
+
+use crate::sfn::engine::{ACCOUNT, REGION};
+
+/// The template and state machine this build was made from.
+pub const TEMPLATE: &str = include_str!("../../template.yaml");
+pub const DEFINITION: &str = include_str!("../../statemachine/macie_pipeline_scan.asl.json");
+/// The stack name resources are named after locally.
+pub const STACK: &str = "macie-pipeline-local";
+
+/// Values for the template's parameters that have no default.
+const LOCAL_DEFAULTS: &[(&str, &str)] = &[
+    ("BucketNamePrefix", "local"),
+    ("ApprovalEmailDestination", "reviewer@example.com"),
+];
+
+/// A function as the local stack runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFunction {
+    pub environment: BTreeMap<String, String>,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub parameters: BTreeMap<String, String>,
+    /// Bucket names by logical id.
+    pub buckets: BTreeMap<String, String>,
+    pub functions: BTreeMap<String, LocalFunction>,
+    pub topic_arn: String,
+    pub topic_display_name: String,
+    pub subscriber: String,
+    pub state_machine_name: String,
+    pub substitutions: BTreeMap<String, String>,
+    pub schedule: String,
+}
+
+struct Resolver<'a> {
+    template: &'a Yaml,
+    parameters: BTreeMap<String, String>,
+    conditions: BTreeMap<String, bool>,
+}
+
+fn tagged(value: &Yaml) -> Option<(String, &Yaml)> {
+    match value {
+        Yaml::Tagged(tagged) => Some((
+            tagged.tag.to_string().trim_start_matches('!').to_owned(),
+            &tagged.value,
+        )),
+        _ => None,
+    }
+}
+
+fn scalar(value: &Yaml) -> Option<String> {
+    match value {
+        Yaml::String(text) => Some(text.clone()),
+        Yaml::Number(number) => Some(number.to_string()),
+        Yaml::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+impl Resolver<'_> {
+    fn resource(&self, id: &str) -> Result<&Yaml, String> {
+        let resource = &self.template["Resources"][id];
+        if resource.is_null() {
+            return Err(format!("the template has no resource or parameter {id}"));
+        }
+        Ok(resource)
+    }
+
+    /// `!Ref name`: a parameter, a pseudo parameter or a resource.
+    fn reference(&self, name: &str) -> Result<String, String> {
+        if let Some(value) = self.parameters.get(name) {
+            return Ok(value.clone());
+        }
+        match name {
+            "AWS::AccountId" => return Ok(ACCOUNT.into()),
+            "AWS::Region" => return Ok(REGION.into()),
+            "AWS::Partition" => return Ok("aws".into()),
+            "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
+            "AWS::StackName" => return Ok(STACK.into()),
+            "AWS::NoValue" => return Err("AWS::NoValue has no value".into()),
+            _ => {}
+        }
+        let resource = self.resource(name)?;
+        match resource["Type"].as_str().unwrap_or_default() {
+            "AWS::S3::Bucket" => self.value(&resource["Properties"]["BucketName"]),
+            "AWS::SNS::Topic" => Ok(format!("arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{name}")),
+            "AWS::Serverless::Function" => Ok(name.to_owned()),
+            "AWS::Serverless::Api" => Ok("local".to_owned()),
+            "AWS::Serverless::StateMachine" => Ok(format!(
+                "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
+                self.value(&resource["Properties"]["Name"])?
+            )),
+            "AWS::Logs::LogGroup" => Ok(format!("/local/{name}")),
+            other => Err(format!(
+                "the local stack cannot resolve a reference to {name} ({other})"
+            )),
+        }
+    }
+
+    /// `!GetAtt resource.attribute`.
+    fn attribute(&self, id: &str, attribute: &str) -> Result<String, String> {
+        let resource = self.resource(id)?;
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        match (kind, attribute) {
+            ("AWS::S3::Bucket", "Arn") => Ok(format!("arn:aws:s3:::{}", self.reference(id)?)),
+            ("AWS::SNS::Topic", "TopicName") => Ok(format!("{STACK}-{id}")),
+            ("AWS::SNS::Topic", "TopicArn") => self.reference(id),
+            ("AWS::Serverless::Function", "Arn") => {
+                Ok(format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{id}"))
+            }
+            ("AWS::Logs::LogGroup", "Arn") => Ok(format!(
+                "arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/local/{id}"
+            )),
+            _ => Err(format!("the local stack cannot resolve {id}.{attribute}")),
+        }
+    }
+
+    fn substitute(&self, text: &str) -> Result<String, String> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..]
+                .find('}')
+                .ok_or("an unterminated ${ in !Sub")?
+                + start;
+            let name = &rest[start + 2..end];
+            let value = match name.split_once('.') {
+                Some((id, attribute)) if !name.starts_with("AWS::") => {
+                    self.attribute(id, attribute)?
+                }
+                _ => self.reference(name)?,
+            };
+            out.push_str(&value);
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn condition(&self, value: &Yaml) -> Result<bool, String> {
+        if let Some(name) = value.as_str().or_else(|| value["Condition"].as_str()) {
+            return self
+                .conditions
+                .get(name)
+                .copied()
+                .ok_or_else(|| format!("unknown condition {name}"));
+        }
+        let (tag, inner) = tagged(value).ok_or_else(|| format!("not a condition: {value:?}"))?;
+        let items = inner.as_sequence().cloned().unwrap_or_default();
+        match tag.as_str() {
+            "Equals" if items.len() == 2 => Ok(self.value(&items[0])? == self.value(&items[1])?),
+            "Not" if items.len() == 1 => Ok(!self.condition(&items[0])?),
+            "And" => items
+                .iter()
+                .try_fold(true, |all, item| Ok(all && self.condition(item)?)),
+            "Or" => items
+                .iter()
+                .try_fold(false, |any, item| Ok(any || self.condition(item)?)),
+            _ => Err(format!("unsupported condition !{tag}")),
+        }
+    }
+
+    /// A scalar value with its intrinsic functions resolved.
+    fn value(&self, value: &Yaml) -> Result<String, String> {
+        if let Some(text) = scalar(value) {
+            return Ok(text);
+        }
+        let (tag, inner) =
+            tagged(value).ok_or_else(|| format!("cannot resolve {value:?} to a value"))?;
+        match tag.as_str() {
+            "Ref" => self.reference(inner.as_str().unwrap_or_default()),
+            "Sub" => match inner {
+                Yaml::String(text) => self.substitute(text),
+                _ => Err("the list form of !Sub is not supported locally".into()),
+            },
+            "GetAtt" => {
+                let text = inner.as_str().unwrap_or_default();
+                let (id, attribute) = text
+                    .split_once('.')
+                    .ok_or_else(|| format!("!GetAtt {text} names no attribute"))?;
+                self.attribute(id, attribute)
+            }
+            "If" => {
+                let items = inner.as_sequence().ok_or("!If takes a list")?;
+                let chosen = if self.condition(&items[0])? {
+                    &items[1]
+                } else {
+                    &items[2]
+                };
+                self.value(chosen)
+            }
+            "Join" => {
+                let items = inner.as_sequence().ok_or("!Join takes a list")?;
+                let separator = items[0].as_str().unwrap_or_default();
+                let parts = items[1].as_sequence().ok_or("!Join joins a list")?;
+                Ok(parts
+                    .iter()
+                    .map(|p| self.value(p))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(separator))
+            }
+            other => Err(format!("the local stack cannot resolve !{other}")),
+        }
+    }
+}
+
+/// Checks an override against the parameter's declared constraints.
+fn check_parameter(name: &str, declared: &Yaml, value: &str) -> Result<(), String> {
+    if let Some(allowed) = declared["AllowedValues"].as_sequence() {
+        let allowed: Vec<String> = allowed.iter().filter_map(scalar).collect();
+        if !allowed.iter().any(|a| a == value) {
+            return Err(format!(
+                "{name}={value:?} is not one of {}",
+                allowed.join(", ")
+            ));
+        }
+    }
+    if let Some(pattern) = declared["AllowedPattern"].as_str() {
+        let anchored =
+            regex::Regex::new(pattern).map_err(|err| format!("{name}'s pattern: {err}"))?;
+        if !anchored.is_match(value) {
+            return Err(format!("{name}={value:?} does not match {pattern}"));
+        }
+    }
+    if declared["Type"].as_str() == Some("Number") {
+        let number: f64 = value
+            .parse()
+            .map_err(|_| format!("{name}={value:?} is not a number"))?;
+        if declared["MinValue"]
+            .as_f64()
+            .is_some_and(|min| number < min)
+            || declared["MaxValue"]
+                .as_f64()
+                .is_some_and(|max| number > max)
+        {
+            return Err(format!("{name}={value} is outside its allowed range"));
+        }
+    }
+    Ok(())
+}
+
+impl Deployment {
+    /// Resolves `template` with parameter `overrides`; `api_url` is the local approval API.
+    pub fn resolve(
+        template: &str,
+        overrides: &BTreeMap<String, String>,
+        api_url: &str,
+    ) -> Result<Self, String> {
+        let template: Yaml =
+            serde_norway::from_str(template).map_err(|err| format!("template.yaml: {err}"))?;
+        let declared = template["Parameters"]
+            .as_mapping()
+            .ok_or("the template has no Parameters")?;
+        let mut parameters = BTreeMap::new();
+        for (name, spec) in declared {
+            let name = name.as_str().unwrap_or_default().to_owned();
+            let value = overrides
+                .get(&name)
+                .cloned()
+                .or_else(|| scalar(&spec["Default"]))
+                .or_else(|| {
+                    LOCAL_DEFAULTS
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, v)| (*v).to_owned())
+                })
+                .ok_or_else(|| format!("parameter {name} needs a value"))?;
+            check_parameter(&name, spec, &value)?;
+            parameters.insert(name, value);
+        }
+        for name in overrides.keys() {
+            if !parameters.contains_key(name) {
+                return Err(format!("the template has no parameter {name}"));
+            }
+        }
+        let mut resolver = Resolver {
+            template: &template,
+            parameters,
+            conditions: BTreeMap::new(),
+        };
+        if let Some(conditions) = template["Conditions"].as_mapping() {
+            for (name, condition) in conditions {
+                let value = resolver.condition(condition)?;
+                resolver
+                    .conditions
+                    .insert(name.as_str().unwrap_or_default().to_owned(), value);
+            }
+        }
+
+        let resources = template["Resources"]
+            .as_mapping()
+            .ok_or("the template has no Resources")?;
+        let mut buckets = BTreeMap::new();
+        let mut functions = BTreeMap::new();
+        let mut machine = None;
+        let mut topic = None;
+        let global_timeout = template["Globals"]["Function"]["Timeout"]
+            .as_u64()
+            .unwrap_or(3);
+        for (id, resource) in resources {
+            let id = id.as_str().unwrap_or_default();
+            let properties = &resource["Properties"];
+            match resource["Type"].as_str().unwrap_or_default() {
+                "AWS::S3::Bucket" => {
+                    buckets.insert(id.to_owned(), resolver.reference(id)?);
+                }
+                "AWS::Serverless::Function" => {
+                    let mut environment = BTreeMap::new();
+                    if let Some(variables) = properties["Environment"]["Variables"].as_mapping() {
+                        for (name, value) in variables {
+                            environment.insert(
+                                name.as_str().unwrap_or_default().to_owned(),
+                                resolver.value(value)?,
+                            );
+                        }
+                    }
+                    if environment.contains_key("APPROVAL_API_URL") {
+                        environment.insert(
+                            "APPROVAL_API_URL".into(),
+                            api_url.trim_end_matches('/').to_owned(),
+                        );
+                    }
+                    functions.insert(
+                        id.to_owned(),
+                        LocalFunction {
+                            environment,
+                            timeout_seconds: properties["Timeout"]
+                                .as_u64()
+                                .unwrap_or(global_timeout),
+                        },
+                    );
+                }
+                "AWS::SNS::Topic" => {
+                    let subscriber = properties["Subscription"][0]["Endpoint"].clone();
+                    topic = Some((
+                        resolver.reference(id)?,
+                        resolver
+                            .value(&properties["DisplayName"])
+                            .unwrap_or_else(|_| "AWS Notifications".into()),
+                        resolver.value(&subscriber)?,
+                    ));
+                }
+                "AWS::Serverless::StateMachine" => {
+                    let mut substitutions = BTreeMap::new();
+                    for (name, value) in properties["DefinitionSubstitutions"]
+                        .as_mapping()
+                        .into_iter()
+                        .flatten()
+                    {
+                        substitutions.insert(
+                            name.as_str().unwrap_or_default().to_owned(),
+                            resolver.value(value)?,
+                        );
+                    }
+                    let schedule = properties["Events"]
+                        .as_mapping()
+                        .and_then(|events| {
+                            events
+                                .values()
+                                .find(|e| e["Type"].as_str() == Some("Schedule"))
+                        })
+                        .map(|event| resolver.value(&event["Properties"]["Schedule"]))
+                        .transpose()?
+                        .unwrap_or_default();
+                    machine = Some((
+                        resolver.value(&properties["Name"])?,
+                        substitutions,
+                        schedule,
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let (topic_arn, topic_display_name, subscriber) =
+            topic.ok_or("the template has no SNS topic")?;
+        let (state_machine_name, substitutions, schedule) =
+            machine.ok_or("the template has no state machine")?;
+        Ok(Self {
+            parameters: resolver.parameters,
+            buckets,
+            functions,
+            topic_arn,
+            topic_display_name,
+            subscriber,
+            state_machine_name,
+            substitutions,
+            schedule,
+        })
+    }
+
+    /// A bucket's name by its logical id.
+    pub fn bucket(&self, logical_id: &str) -> &str {
+        self.buckets.get(logical_id).map_or("", String::as_str)
+    }
+}
+
+/// Parses a schedule expression `rate(N unit)` into seconds; `cron(...)` is not supported locally.
+pub fn rate_seconds(expression: &str) -> Result<u64, String> {
+    let inner = expression
+        .strip_prefix("rate(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .ok_or_else(|| {
+            format!("the local scheduler runs rate(...) expressions, not {expression:?}")
+        })?;
+    let (count, unit) = inner
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| format!("{expression:?} has no unit"))?;
+    let count: u64 = count
+        .parse()
+        .map_err(|_| format!("{expression:?}: {count:?} is not a number"))?;
+    let unit_seconds = match unit.trim() {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        other => return Err(format!("{expression:?}: unknown unit {other}")),
+    };
+    Ok(count * unit_seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use macie_pipeline::deployment::functions;
+
+    fn local() -> Deployment {
+        Deployment::resolve(TEMPLATE, &BTreeMap::new(), "http://127.0.0.1:4566/").unwrap()
+    }
+
+    #[test]
+    fn every_function_gets_every_variable_it_reads() {
+        let deployment = local();
+        for function in functions() {
+            let local = &deployment.functions[function.logical_id];
+            for variable in &function.variables {
+                assert!(
+                    local.environment.contains_key(*variable),
+                    "{} lacks {variable}",
+                    function.logical_id
+                );
+            }
+        }
+        let trigger = &deployment.functions["TriggerMacieScan"].environment;
+        assert_eq!(trigger["RAW_BUCKET"], "local-data-pipeline-raw");
+        assert_eq!(trigger["ACCOUNT_ID"], ACCOUNT);
+        assert_eq!(
+            deployment.functions["TriggerManualApproval"].environment["APPROVAL_API_URL"],
+            "http://127.0.0.1:4566"
+        );
+        assert_eq!(
+            deployment.functions["ReceiveApprovalDecision"].timeout_seconds,
+            29
+        );
+        assert_eq!(
+            deployment.functions["TriggerMacieScan"].timeout_seconds,
+            900
+        );
+    }
+
+    #[test]
+    fn substitutions_cover_the_definition() {
+        let deployment = local();
+        crate::sfn::machine::substitute(DEFINITION, &deployment.substitutions).unwrap();
+        assert_eq!(
+            deployment.substitutions["TriggerMacieScan"],
+            format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:TriggerMacieScan")
+        );
+        assert_eq!(deployment.substitutions["ApprovalTimeoutAction"], "hold");
+        assert_eq!(deployment.schedule, "rate(6 hours)");
+        assert_eq!(deployment.subscriber, "reviewer@example.com");
+    }
+
+    #[test]
+    fn overrides_are_checked_against_the_template() {
+        let bad = BTreeMap::from([("ApprovalTimeoutAction".to_owned(), "shrug".to_owned())]);
+        assert!(
+            Deployment::resolve(TEMPLATE, &bad, "http://x")
+                .unwrap_err()
+                .contains("not one of hold, deny")
+        );
+        let unknown = BTreeMap::from([("Nope".to_owned(), "1".to_owned())]);
+        assert!(Deployment::resolve(TEMPLATE, &unknown, "http://x").is_err());
+        let deny = BTreeMap::from([("ApprovalTimeoutAction".to_owned(), "deny".to_owned())]);
+        assert_eq!(
+            Deployment::resolve(TEMPLATE, &deny, "http://x")
+                .unwrap()
+                .substitutions["ApprovalTimeoutAction"],
+            "deny"
+        );
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(rate_seconds("rate(6 hours)").unwrap(), 21_600);
+        assert_eq!(rate_seconds("rate(1 minute)").unwrap(), 60);
+        assert!(rate_seconds("cron(0 * * * ? *)").is_err());
+    }
+}

@@ -1,0 +1,1183 @@
+//! The local Macie: classification jobs that run asynchronously over the local S3 (RUNNING,
+//! then COMPLETE after a start-up delay), findings in Macie's shape with ListFindings criteria and
+//! pagination, custom data identifiers, allow lists, the session, and status changes through
+//! UpdateClassificationJob (cancel, pause, resume). State lives in the data directory.
+
+pub mod api;
+pub mod classify;
+pub mod finding;
+pub mod scope;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::clock::{Clock, now_ms, rfc3339_ms};
+use crate::macie::classify::{CustomIdentifier, MANAGED};
+use crate::s3::store::Store;
+use crate::sfn::engine::{ACCOUNT, REGION};
+
+/// Objects larger than this are not classified by the local Macie.
+pub const MAX_CLASSIFIED_BYTES: u64 = 20 * 1024 * 1024;
+
+/// A Macie error: its exception name, HTTP status and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacieError {
+    pub code: &'static str,
+    pub status: u16,
+    pub message: String,
+}
+
+impl MacieError {
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self {
+            code: "ValidationException",
+            status: 400,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            code: "ResourceNotFoundException",
+            status: 404,
+            message: message.into(),
+        }
+    }
+
+    fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            code: "ConflictException",
+            status: 409,
+            message: message.into(),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, MacieError>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Job {
+    id: String,
+    request: Value,
+    status: String,
+    created_ms: i64,
+    last_run_ms: Option<i64>,
+    /// (bucket, key) of every object in scope when the job was created.
+    objects: Vec<(String, String)>,
+    processed: usize,
+    /// Macie could not reach a bucket or its objects: `lastRunErrorStatus` ERROR.
+    run_error: bool,
+    paused_ms: Option<i64>,
+    finding_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Settings {
+    session_status: String,
+    session_created_ms: i64,
+    client_tokens: BTreeMap<String, String>,
+    custom_identifiers: BTreeMap<String, Value>,
+    allow_lists: BTreeMap<String, Value>,
+    allow_list_tokens: BTreeMap<String, String>,
+    export_configuration: Option<Value>,
+}
+
+struct State {
+    settings: Settings,
+    jobs: BTreeMap<String, Job>,
+    findings: BTreeMap<String, Value>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    s3: Arc<Store>,
+    clock: Clock,
+    startup_delay_seconds: f64,
+    state: Mutex<State>,
+}
+
+/// The Macie emulator.
+#[derive(Clone)]
+pub struct Macie {
+    inner: Arc<Inner>,
+}
+
+fn write_json<T: Serialize>(path: &std::path::Path, value: &T) {
+    let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+    let written = serde_json::to_vec(value)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&temporary, bytes))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(err) = written {
+        warn!(?path, %err, "could not save Macie state");
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &std::path::Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn job_arn(id: &str) -> String {
+    format!("arn:aws:macie2:{REGION}:{ACCOUNT}:classification-job/{id}")
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Rejects what Macie's regex dialect does not support: lookaround and backreferences.
+fn check_regex(pattern: &str) -> Result<Regex> {
+    if pattern.is_empty() || pattern.chars().count() > 512 {
+        return Err(MacieError::validation("regex must be 1 to 512 characters"));
+    }
+    for unsupported in ["(?=", "(?!", "(?<=", "(?<!"] {
+        if pattern.contains(unsupported) {
+            return Err(MacieError::validation(
+                "lookahead and lookbehind are not supported in regex",
+            ));
+        }
+    }
+    if Regex::new(r"\\[1-9]").expect("valid").is_match(pattern) {
+        return Err(MacieError::validation(
+            "backreferences are not supported in regex",
+        ));
+    }
+    Regex::new(pattern).map_err(|err| MacieError::validation(format!("regex is not valid: {err}")))
+}
+
+impl Macie {
+    /// Opens the Macie state under `dir`; jobs that were running resume.
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        s3: Arc<Store>,
+        clock: Clock,
+        startup_delay_seconds: f64,
+    ) -> std::io::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(dir.join("jobs"))?;
+        std::fs::create_dir_all(dir.join("findings"))?;
+        let settings =
+            read_json::<Settings>(&dir.join("settings.json")).unwrap_or_else(|| Settings {
+                session_status: "ENABLED".into(),
+                session_created_ms: now_ms(),
+                ..Settings::default()
+            });
+        let mut jobs = BTreeMap::new();
+        let mut findings = BTreeMap::new();
+        for entry in std::fs::read_dir(dir.join("jobs"))? {
+            if let Some(job) = read_json::<Job>(&entry?.path()) {
+                jobs.insert(job.id.clone(), job);
+            }
+        }
+        for entry in std::fs::read_dir(dir.join("findings"))? {
+            for finding in read_json::<Vec<Value>>(&entry?.path()).unwrap_or_default() {
+                findings.insert(
+                    finding["id"].as_str().unwrap_or_default().to_owned(),
+                    finding,
+                );
+            }
+        }
+        let macie = Self {
+            inner: Arc::new(Inner {
+                dir,
+                s3,
+                clock,
+                startup_delay_seconds,
+                state: Mutex::new(State {
+                    settings,
+                    jobs,
+                    findings,
+                }),
+            }),
+        };
+        let unfinished: Vec<String> = macie
+            .state()
+            .jobs
+            .values()
+            .filter(|job| matches!(job.status.as_str(), "RUNNING" | "USER_PAUSED"))
+            .map(|job| job.id.clone())
+            .collect();
+        for id in unfinished {
+            tokio::spawn(Arc::clone(&macie.inner).run(id));
+        }
+        Ok(macie)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn save_settings(&self, state: &State) {
+        write_json(&self.inner.dir.join("settings.json"), &state.settings);
+    }
+
+    /// Fails every operation but EnableMacie while Macie is not enabled.
+    fn enabled(&self) -> Result<()> {
+        if self.state().settings.session_status == "ENABLED" {
+            Ok(())
+        } else {
+            Err(MacieError {
+                code: "AccessDeniedException",
+                status: 403,
+                message: "Macie is not enabled".into(),
+            })
+        }
+    }
+
+    pub fn create_job(&self, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let token = body["clientToken"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if let Some(id) = self.state().settings.client_tokens.get(&token) {
+            return Ok(json!({"jobId": id, "jobArn": job_arn(id)}));
+        }
+        let name = body["name"].as_str().unwrap_or_default();
+        if name.is_empty() || name.chars().count() > 500 {
+            return Err(MacieError::validation(
+                "name is required and must be at most 500 characters",
+            ));
+        }
+        if body["description"]
+            .as_str()
+            .is_some_and(|d| d.chars().count() > 200)
+        {
+            return Err(MacieError::validation(
+                "description must be at most 200 characters",
+            ));
+        }
+        match body["jobType"].as_str() {
+            Some("ONE_TIME") if body.get("scheduleFrequency").is_some_and(|s| !s.is_null()) => {
+                return Err(MacieError::validation(
+                    "a ONE_TIME job cannot have a scheduleFrequency",
+                ));
+            }
+            Some("ONE_TIME") => {}
+            Some("SCHEDULED") => {
+                return Err(MacieError::validation(
+                    "the local Macie runs ONE_TIME jobs only",
+                ));
+            }
+            _ => {
+                return Err(MacieError::validation(
+                    "jobType must be ONE_TIME or SCHEDULED",
+                ));
+            }
+        }
+        if let Some(sampling) = body.get("samplingPercentage").and_then(Value::as_i64)
+            && !(1..=100).contains(&sampling)
+        {
+            return Err(MacieError::validation(
+                "samplingPercentage must be between 1 and 100",
+            ));
+        }
+        let selector = body["managedDataIdentifierSelector"]
+            .as_str()
+            .unwrap_or("RECOMMENDED");
+        let managed_ids = strings(&body["managedDataIdentifierIds"]);
+        let custom_ids = strings(&body["customDataIdentifierIds"]);
+        match selector {
+            "ALL" | "RECOMMENDED" | "NONE" if !managed_ids.is_empty() => {
+                return Err(MacieError::validation(format!(
+                    "managedDataIdentifierIds must be empty for {selector}"
+                )));
+            }
+            "INCLUDE" | "EXCLUDE" if managed_ids.is_empty() => {
+                return Err(MacieError::validation(format!(
+                    "{selector} needs managedDataIdentifierIds"
+                )));
+            }
+            "NONE" if custom_ids.is_empty() => {
+                return Err(MacieError::validation(
+                    "NONE needs at least one customDataIdentifierIds",
+                ));
+            }
+            "ALL" | "RECOMMENDED" | "NONE" | "INCLUDE" | "EXCLUDE" => {}
+            other => {
+                return Err(MacieError::validation(format!(
+                    "{other} is not a managedDataIdentifierSelector"
+                )));
+            }
+        }
+        {
+            let state = self.state();
+            for id in &custom_ids {
+                if !state.settings.custom_identifiers.contains_key(id) {
+                    return Err(MacieError::not_found(format!(
+                        "custom data identifier {id} does not exist"
+                    )));
+                }
+            }
+            for id in strings(&body["allowListIds"]) {
+                if !state.settings.allow_lists.contains_key(&id) {
+                    return Err(MacieError::not_found(format!(
+                        "allow list {id} does not exist"
+                    )));
+                }
+            }
+        }
+        let definition = &body["s3JobDefinition"];
+        let (buckets, run_error) = self.job_buckets(definition)?;
+        let scoping = definition.get("scoping").cloned().unwrap_or(Value::Null);
+        scope::validate(&scoping).map_err(MacieError::validation)?;
+        let mut objects = Vec::new();
+        for bucket in &buckets {
+            let mut after: Option<String> = None;
+            while let Ok(page) = self.inner.s3.list(bucket, "", after.as_deref(), None, 1000) {
+                for meta in &page.objects {
+                    if scoping.is_null() || scope::in_scope(&scoping, meta) {
+                        objects.push((bucket.clone(), meta.key.clone()));
+                    }
+                }
+                if !page.truncated {
+                    break;
+                }
+                after = page.last;
+            }
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut request = body.clone();
+        if let Some(fields) = request.as_object_mut() {
+            fields.remove("clientToken");
+        }
+        let job = Job {
+            id: id.clone(),
+            request,
+            status: "RUNNING".into(),
+            created_ms: now_ms(),
+            last_run_ms: None,
+            objects,
+            processed: 0,
+            run_error,
+            paused_ms: None,
+            finding_ids: Vec::new(),
+        };
+        info!(
+            job_id = id,
+            objects = job.objects.len(),
+            "Macie job created"
+        );
+        {
+            let mut state = self.state();
+            state.settings.client_tokens.insert(token, id.clone());
+            self.save_settings(&state);
+            write_json(
+                &self.inner.dir.join("jobs").join(format!("{id}.json")),
+                &job,
+            );
+            state.jobs.insert(id.clone(), job);
+        }
+        tokio::spawn(Arc::clone(&self.inner).run(id.clone()));
+        Ok(json!({"jobId": id, "jobArn": job_arn(&id)}))
+    }
+
+    /// The buckets a job definition names, and whether one of them is unreachable.
+    fn job_buckets(&self, definition: &Value) -> Result<(Vec<String>, bool)> {
+        let existing: Vec<String> = self
+            .inner
+            .s3
+            .buckets()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        match (
+            definition.get("bucketDefinitions"),
+            definition.get("bucketCriteria"),
+        ) {
+            (Some(definitions), None) => {
+                let mut buckets = Vec::new();
+                let mut missing = false;
+                for entry in definitions.as_array().into_iter().flatten() {
+                    if entry["accountId"].as_str() != Some(ACCOUNT) {
+                        missing = true;
+                        continue;
+                    }
+                    for bucket in strings(&entry["buckets"]) {
+                        if existing.contains(&bucket) {
+                            buckets.push(bucket);
+                        } else {
+                            missing = true;
+                        }
+                    }
+                }
+                if buckets.is_empty() && !missing {
+                    return Err(MacieError::validation("bucketDefinitions names no buckets"));
+                }
+                Ok((buckets, missing))
+            }
+            (None, Some(criteria)) => {
+                let mut buckets = existing;
+                for term in criteria["includes"]["and"].as_array().into_iter().flatten() {
+                    let simple = &term["simpleCriterion"];
+                    if simple["key"].as_str() != Some("S3_BUCKET_NAME") {
+                        return Err(MacieError::validation(
+                            "the local Macie supports bucketCriteria on S3_BUCKET_NAME only",
+                        ));
+                    }
+                    let values = strings(&simple["values"]);
+                    let equal = simple["comparator"].as_str() != Some("NE");
+                    buckets.retain(|b| values.contains(b) == equal);
+                }
+                Ok((buckets, false))
+            }
+            _ => Err(MacieError::validation(
+                "s3JobDefinition needs exactly one of bucketDefinitions and bucketCriteria",
+            )),
+        }
+    }
+
+    fn describe_value(job: &Job) -> Value {
+        let mut described = job.request.clone();
+        let fields = described.as_object_mut().expect("requests are objects");
+        let selector = job.request["managedDataIdentifierSelector"]
+            .as_str()
+            .unwrap_or("RECOMMENDED");
+        fields.insert("managedDataIdentifierSelector".into(), json!(selector));
+        if matches!(selector, "ALL" | "NONE" | "RECOMMENDED") {
+            fields.remove("managedDataIdentifierIds");
+        }
+        fields.insert("jobId".into(), json!(job.id));
+        fields.insert("jobArn".into(), json!(job_arn(&job.id)));
+        fields.insert("jobStatus".into(), json!(job.status));
+        fields.insert("createdAt".into(), json!(rfc3339_ms(job.created_ms)));
+        fields.insert("initialRun".into(), json!(false));
+        if let Some(at) = job.last_run_ms {
+            fields.insert("lastRunTime".into(), json!(rfc3339_ms(at)));
+        }
+        fields.insert(
+            "lastRunErrorStatus".into(),
+            json!({"code": if job.run_error { "ERROR" } else { "NONE" }}),
+        );
+        let remaining = job.objects.len().saturating_sub(job.processed);
+        fields.insert(
+            "statistics".into(),
+            json!({"approximateNumberOfObjectsToProcess": remaining as f64, "numberOfRuns": if job.status == "COMPLETE" { 1.0 } else { 0.0 }}),
+        );
+        if let (Some(paused), "USER_PAUSED") = (job.paused_ms, job.status.as_str()) {
+            fields.insert(
+                "userPausedDetails".into(),
+                json!({"jobPausedAt": rfc3339_ms(paused), "jobExpiresAt": rfc3339_ms(paused + 30 * 86_400_000)}),
+            );
+        }
+        described
+    }
+
+    pub fn describe_job(&self, id: &str) -> Result<Value> {
+        self.enabled()?;
+        let state = self.state();
+        let job = state
+            .jobs
+            .get(id)
+            .ok_or_else(|| MacieError::not_found(format!("job {id} does not exist")))?;
+        Ok(Self::describe_value(job))
+    }
+
+    /// UpdateClassificationJob: CANCELLED, USER_PAUSED, or RUNNING to resume.
+    pub fn update_job(&self, id: &str, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let wanted = body["jobStatus"].as_str().unwrap_or_default();
+        let mut state = self.state();
+        let job = state
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| MacieError::not_found(format!("job {id} does not exist")))?;
+        let allowed = match (job.status.as_str(), wanted) {
+            ("RUNNING" | "IDLE" | "PAUSED" | "USER_PAUSED", "CANCELLED") => true,
+            ("RUNNING" | "IDLE", "USER_PAUSED") => true,
+            ("USER_PAUSED", "RUNNING") => true,
+            (_, "CANCELLED" | "USER_PAUSED" | "RUNNING") => false,
+            _ => {
+                return Err(MacieError::validation(format!(
+                    "jobStatus {wanted:?} is not CANCELLED, USER_PAUSED or RUNNING"
+                )));
+            }
+        };
+        if !allowed {
+            return Err(MacieError::conflict(format!(
+                "a {} job cannot become {wanted}",
+                job.status
+            )));
+        }
+        job.status = wanted.to_owned();
+        job.paused_ms = (wanted == "USER_PAUSED").then(now_ms);
+        write_json(&self.inner.dir.join("jobs").join(format!("{id}.json")), job);
+        Ok(json!({}))
+    }
+
+    pub fn list_jobs(&self, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let state = self.state();
+        let mut jobs: Vec<&Job> = state.jobs.values().collect();
+        let term_matches = |job: &Job, term: &Value| {
+            let values = strings(&term["values"]);
+            let actual = match term["key"].as_str() {
+                Some("jobStatus") => job.status.clone(),
+                Some("jobType") => job.request["jobType"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                Some("name") => job.request["name"].as_str().unwrap_or_default().to_owned(),
+                _ => return true,
+            };
+            let hit = match term["comparator"].as_str() {
+                Some("CONTAINS") => values.iter().any(|v| actual.contains(v.as_str())),
+                _ => values.contains(&actual),
+            };
+            if term["comparator"].as_str() == Some("NE") {
+                !hit
+            } else {
+                hit
+            }
+        };
+        let criteria = &body["filterCriteria"];
+        jobs.retain(|job| {
+            criteria["includes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|t| term_matches(job, t))
+                && !criteria["excludes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| term_matches(job, t))
+        });
+        jobs.sort_by_key(|job| std::cmp::Reverse(job.created_ms));
+        if body["sortCriteria"]["orderBy"].as_str() == Some("ASC") {
+            jobs.reverse();
+        }
+        let (page, next) = paginate(&jobs, body, 100)?;
+        let items: Vec<Value> = page
+            .iter()
+            .map(|job| {
+                json!({"jobId": job.id, "jobType": job.request["jobType"], "jobStatus": job.status,
+                       "name": job.request["name"], "createdAt": rfc3339_ms(job.created_ms),
+                       "bucketDefinitions": job.request["s3JobDefinition"]["bucketDefinitions"],
+                       "lastRunErrorStatus": {"code": if job.run_error { "ERROR" } else { "NONE" }}})
+            })
+            .collect();
+        Ok(json!({"items": items, "nextToken": next}))
+    }
+
+    pub fn list_findings(&self, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let criteria = &body["findingCriteria"];
+        finding::validate_criteria(criteria).map_err(MacieError::validation)?;
+        let state = self.state();
+        let mut findings: Vec<&Value> = state
+            .findings
+            .values()
+            .filter(|f| finding::matches(f, criteria))
+            .collect();
+        sort_findings(&mut findings, &body["sortCriteria"]);
+        let maximum = body["maxResults"].as_u64().map_or(50, |n| n.clamp(1, 50));
+        let (page, next) = paginate(
+            &findings,
+            &json!({"maxResults": maximum, "nextToken": body["nextToken"]}),
+            50,
+        )?;
+        Ok(
+            json!({"findingIds": page.iter().map(|f| f["id"].clone()).collect::<Vec<_>>(), "nextToken": next}),
+        )
+    }
+
+    pub fn get_findings(&self, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let ids = strings(&body["findingIds"]);
+        if ids.len() > 50 {
+            return Err(MacieError::validation("findingIds can have at most 50 ids"));
+        }
+        let state = self.state();
+        let mut findings: Vec<&Value> =
+            ids.iter().filter_map(|id| state.findings.get(id)).collect();
+        if !body["sortCriteria"].is_null() {
+            sort_findings(&mut findings, &body["sortCriteria"]);
+        }
+        Ok(json!({"findings": findings}))
+    }
+
+    pub fn finding_statistics(&self, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let group_by = body["groupBy"].as_str().unwrap_or_default();
+        if ![
+            "resourcesAffected.s3Bucket.name",
+            "type",
+            "classificationDetails.jobId",
+            "severity.description",
+        ]
+        .contains(&group_by)
+        {
+            return Err(MacieError::validation(format!(
+                "groupBy {group_by:?} is not valid"
+            )));
+        }
+        finding::validate_criteria(&body["findingCriteria"]).map_err(MacieError::validation)?;
+        let state = self.state();
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for f in state
+            .findings
+            .values()
+            .filter(|f| finding::matches(f, &body["findingCriteria"]))
+        {
+            let mut node: &Value = f;
+            for part in group_by.split('.') {
+                node = &node[part];
+            }
+            *counts
+                .entry(node.as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+        Ok(
+            json!({"countsByGroup": counts.into_iter().map(|(k, n)| json!({"groupKey": k, "count": n})).collect::<Vec<_>>()}),
+        )
+    }
+
+    pub fn create_custom_identifier(&self, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let name = body["name"].as_str().unwrap_or_default();
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(MacieError::validation(
+                "name is required and must be at most 128 characters",
+            ));
+        }
+        check_regex(body["regex"].as_str().unwrap_or_default())?;
+        let keywords = strings(&body["keywords"]);
+        if keywords.len() > 50
+            || keywords
+                .iter()
+                .any(|k| !(3..=90).contains(&k.chars().count()))
+        {
+            return Err(MacieError::validation(
+                "keywords: at most 50, each 3 to 90 characters",
+            ));
+        }
+        let ignore_words = strings(&body["ignoreWords"]);
+        if ignore_words.len() > 10
+            || ignore_words
+                .iter()
+                .any(|w| !(4..=90).contains(&w.chars().count()))
+        {
+            return Err(MacieError::validation(
+                "ignoreWords: at most 10, each 4 to 90 characters",
+            ));
+        }
+        if let Some(distance) = body["maximumMatchDistance"].as_i64()
+            && !(1..=300).contains(&distance)
+        {
+            return Err(MacieError::validation(
+                "maximumMatchDistance must be between 1 and 300",
+            ));
+        }
+        let levels = body["severityLevels"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if levels.len() > 3 {
+            return Err(MacieError::validation(
+                "severityLevels has at most 3 entries",
+            ));
+        }
+        let mut previous = -1i64;
+        for level in &levels {
+            let threshold = level["occurrencesThreshold"].as_i64().unwrap_or(-1);
+            if threshold <= previous
+                || !matches!(level["severity"].as_str(), Some("LOW" | "MEDIUM" | "HIGH"))
+            {
+                return Err(MacieError::validation(
+                    "severityLevels need ascending thresholds and LOW, MEDIUM or HIGH",
+                ));
+            }
+            previous = threshold;
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut stored = body.clone();
+        let fields = stored
+            .as_object_mut()
+            .ok_or_else(|| MacieError::validation("the body must be an object"))?;
+        fields.remove("clientToken");
+        fields.insert("id".into(), json!(id));
+        fields.insert(
+            "arn".into(),
+            json!(format!(
+                "arn:aws:macie2:{REGION}:{ACCOUNT}:custom-data-identifier/{id}"
+            )),
+        );
+        fields.insert("createdAt".into(), json!(rfc3339_ms(now_ms())));
+        fields.insert("deleted".into(), json!(false));
+        fields.entry("maximumMatchDistance").or_insert(json!(50));
+        let mut state = self.state();
+        state.settings.custom_identifiers.insert(id.clone(), stored);
+        self.save_settings(&state);
+        Ok(json!({"customDataIdentifierId": id}))
+    }
+
+    pub fn get_custom_identifier(&self, id: &str) -> Result<Value> {
+        self.enabled()?;
+        self.state()
+            .settings
+            .custom_identifiers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| {
+                MacieError::not_found(format!("custom data identifier {id} does not exist"))
+            })
+    }
+
+    pub fn batch_get_custom_identifiers(&self, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let state = self.state();
+        let (mut found, mut missing) = (Vec::new(), Vec::new());
+        for id in strings(&body["ids"]) {
+            match state.settings.custom_identifiers.get(&id) {
+                Some(c) => found.push(json!({"arn": c["arn"], "createdAt": c["createdAt"], "deleted": c["deleted"],
+                                             "description": c["description"], "id": c["id"], "name": c["name"]})),
+                None => missing.push(id),
+            }
+        }
+        Ok(json!({"customDataIdentifiers": found, "notFoundIdentifierIds": missing}))
+    }
+
+    pub fn list_custom_identifiers(&self) -> Result<Value> {
+        self.enabled()?;
+        let state = self.state();
+        let items: Vec<Value> = state
+            .settings
+            .custom_identifiers
+            .values()
+            .map(|c| json!({"arn": c["arn"], "createdAt": c["createdAt"], "description": c["description"], "id": c["id"], "name": c["name"]}))
+            .collect();
+        Ok(json!({"items": items}))
+    }
+
+    pub fn create_allow_list(&self, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let token = body["clientToken"].as_str().unwrap_or_default().to_owned();
+        if let Some(id) = self.state().settings.allow_list_tokens.get(&token) {
+            let id = id.clone();
+            return Ok(
+                json!({"id": id, "arn": format!("arn:aws:macie2:{REGION}:{ACCOUNT}:allow-list/{id}")}),
+            );
+        }
+        let name = body["name"].as_str().unwrap_or_default();
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(MacieError::validation("name must be 1 to 128 characters"));
+        }
+        let criteria = &body["criteria"];
+        match (criteria.get("regex"), criteria.get("s3WordsList")) {
+            (Some(regex), None) => {
+                check_regex(regex.as_str().unwrap_or_default())?;
+            }
+            (None, Some(list)) => {
+                if list["bucketName"].as_str().is_none() || list["objectKey"].as_str().is_none() {
+                    return Err(MacieError::validation(
+                        "s3WordsList needs bucketName and objectKey",
+                    ));
+                }
+            }
+            _ => {
+                return Err(MacieError::validation(
+                    "criteria needs exactly one of regex and s3WordsList",
+                ));
+            }
+        }
+        let id: String = uuid::Uuid::new_v4().simple().to_string()[..22].to_owned();
+        let arn = format!("arn:aws:macie2:{REGION}:{ACCOUNT}:allow-list/{id}");
+        let now = rfc3339_ms(now_ms());
+        let stored = json!({"arn": arn, "id": id, "name": name, "description": body["description"],
+            "criteria": criteria, "tags": body["tags"], "createdAt": now, "updatedAt": now});
+        let mut state = self.state();
+        state.settings.allow_lists.insert(id.clone(), stored);
+        state.settings.allow_list_tokens.insert(token, id.clone());
+        self.save_settings(&state);
+        Ok(json!({"id": id, "arn": arn}))
+    }
+
+    pub fn get_allow_list(&self, id: &str) -> Result<Value> {
+        self.enabled()?;
+        let mut list = self
+            .state()
+            .settings
+            .allow_lists
+            .get(id)
+            .cloned()
+            .ok_or_else(|| MacieError::not_found(format!("allow list {id} does not exist")))?;
+        let status = match list["criteria"].get("s3WordsList") {
+            Some(words) => match self.inner.s3.head(
+                words["bucketName"].as_str().unwrap_or_default(),
+                words["objectKey"].as_str().unwrap_or_default(),
+            ) {
+                Ok(meta) if meta.size == 0 => "S3_OBJECT_EMPTY",
+                Ok(_) => "OK",
+                Err(_) => "S3_OBJECT_NOT_FOUND",
+            },
+            None => "OK",
+        };
+        list["status"] = json!({"code": status});
+        Ok(list)
+    }
+
+    pub fn session(&self) -> Value {
+        let state = self.state();
+        json!({"createdAt": rfc3339_ms(state.settings.session_created_ms), "updatedAt": rfc3339_ms(state.settings.session_created_ms),
+               "findingPublishingFrequency": "FIFTEEN_MINUTES", "status": state.settings.session_status,
+               "serviceRole": format!("arn:aws:iam::{ACCOUNT}:role/aws-service-role/macie.amazonaws.com/AWSServiceRoleForAmazonMacie")})
+    }
+
+    /// EnableMacie; also turns a disabled Macie back on.
+    pub fn enable(&self, body: &Value) -> Result<Value> {
+        let mut state = self.state();
+        state.settings.session_status = body["status"].as_str().unwrap_or("ENABLED").to_owned();
+        self.save_settings(&state);
+        Ok(json!({}))
+    }
+
+    /// Turns Macie off: every operation then fails with AccessDeniedException.
+    pub fn disable(&self) {
+        let mut state = self.state();
+        state.settings.session_status = "PAUSED".into();
+        self.save_settings(&state);
+    }
+
+    pub fn managed_identifiers(&self) -> Value {
+        json!({"items": MANAGED.iter().map(|(id, category)| json!({"id": id, "category": category})).collect::<Vec<_>>()})
+    }
+
+    pub fn put_export_configuration(&self, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let destination = &body["configuration"]["s3Destination"];
+        if destination["bucketName"].as_str().is_none()
+            || destination["kmsKeyArn"].as_str().is_none()
+        {
+            return Err(MacieError::validation(
+                "s3Destination needs bucketName and kmsKeyArn",
+            ));
+        }
+        let mut state = self.state();
+        state.settings.export_configuration = Some(body["configuration"].clone());
+        self.save_settings(&state);
+        Ok(json!({"configuration": body["configuration"]}))
+    }
+
+    pub fn get_export_configuration(&self) -> Result<Value> {
+        self.enabled()?;
+        Ok(json!({"configuration": self.state().settings.export_configuration}))
+    }
+}
+
+fn sort_findings(findings: &mut [&Value], sort: &Value) {
+    let attribute = sort["attributeName"].as_str().unwrap_or("createdAt");
+    let ascending = sort["orderBy"].as_str() == Some("ASC");
+    findings.sort_by(|a, b| {
+        let ordering = if attribute.starts_with("severity") {
+            finding::severity_of(a).cmp(&finding::severity_of(b))
+        } else {
+            let field = |f: &Value| {
+                let mut node = f;
+                for part in attribute.split('.') {
+                    node = &node[part];
+                }
+                node.to_string()
+            };
+            field(a).cmp(&field(b))
+        };
+        let ordering = ordering.then_with(|| a["id"].as_str().cmp(&b["id"].as_str()));
+        if ascending {
+            ordering
+        } else {
+            ordering.reverse()
+        }
+    });
+}
+
+/// A page of `items` by the request's `maxResults` and opaque `nextToken`.
+fn paginate<'a, T>(
+    items: &'a [T],
+    body: &Value,
+    default: u64,
+) -> Result<(&'a [T], Option<String>)> {
+    let size = usize::try_from(body["maxResults"].as_u64().unwrap_or(default).max(1))
+        .unwrap_or(usize::MAX);
+    let start = match body["nextToken"].as_str() {
+        None | Some("") => 0,
+        Some(token) => token
+            .strip_prefix("page-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= items.len())
+            .ok_or_else(|| MacieError::validation("nextToken is not valid"))?,
+    };
+    let end = start.saturating_add(size).min(items.len());
+    let next = (end < items.len()).then(|| format!("page-{end}"));
+    Ok((&items[start..end], next))
+}
+
+fn mime_type(key: &str) -> &'static str {
+    match key
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("csv") => "text/csv",
+        Some("tsv") => "text/tab-separated-values",
+        Some("json" | "jsonl") => "application/json",
+        Some("html" | "htm") => "text/html",
+        Some("xml") => "application/xml",
+        _ => "text/plain",
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.lock()
+            .jobs
+            .get(id)
+            .map(|j| j.status.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits while the job is paused; false if it was cancelled.
+    async fn proceed(&self, id: &str) -> bool {
+        loop {
+            match self.status(id).as_str() {
+                "USER_PAUSED" => tokio::time::sleep(Duration::from_millis(20)).await,
+                "CANCELLED" | "" => return false,
+                _ => return true,
+            }
+        }
+    }
+
+    /// Runs a job: waits out the start-up delay, classifies each object in scope, records the
+    /// findings and completes. Pauses and cancellations are honoured between objects.
+    async fn run(self: Arc<Self>, id: String) {
+        self.clock.sleep(self.startup_delay_seconds).await;
+        let Some(job) = self.lock().jobs.get(&id).cloned() else {
+            return;
+        };
+        let (custom, managed, allow, words) = self.job_identifiers(&job);
+        let mut findings = Vec::new();
+        for (index, (bucket, key)) in job.objects.iter().enumerate().skip(job.processed) {
+            if !self.proceed(&id).await {
+                return;
+            }
+            match self.classify_object(&job.id, bucket, key, &custom, &managed, &allow, &words) {
+                Ok(Some(found)) => findings.push(found),
+                Ok(None) => {}
+                Err(err) => warn!(job_id = id, bucket, key, %err, "object not classified"),
+            }
+            if let Some(running) = self.lock().jobs.get_mut(&id) {
+                running.processed = index + 1;
+            }
+        }
+        if !self.proceed(&id).await {
+            return;
+        }
+        write_json(
+            &self.dir.join("findings").join(format!("{id}.json")),
+            &findings,
+        );
+        let mut state = self.lock();
+        for found in findings {
+            let finding_id = found["id"].as_str().unwrap_or_default().to_owned();
+            if let Some(job) = state.jobs.get_mut(&id) {
+                job.finding_ids.push(finding_id.clone());
+            }
+            state.findings.insert(finding_id, found);
+        }
+        if let Some(job) = state.jobs.get_mut(&id) {
+            job.status = "COMPLETE".into();
+            job.last_run_ms = Some(now_ms());
+            write_json(&self.dir.join("jobs").join(format!("{id}.json")), job);
+            info!(
+                job_id = id,
+                findings = job.finding_ids.len(),
+                "Macie job complete"
+            );
+        }
+    }
+
+    /// The job's custom identifiers, managed-identifier filter, allow-list regexes and words.
+    fn job_identifiers(
+        &self,
+        job: &Job,
+    ) -> (
+        Vec<CustomIdentifier>,
+        ManagedFilter,
+        Vec<Regex>,
+        Vec<String>,
+    ) {
+        let state = self.lock();
+        let custom = strings(&job.request["customDataIdentifierIds"])
+            .iter()
+            .filter_map(|id| state.settings.custom_identifiers.get(id))
+            .filter_map(|c| {
+                Some(CustomIdentifier {
+                    id: c["id"].as_str()?.to_owned(),
+                    arn: c["arn"].as_str()?.to_owned(),
+                    name: c["name"].as_str()?.to_owned(),
+                    regex: Regex::new(c["regex"].as_str()?).ok()?,
+                    keywords: strings(&c["keywords"]),
+                    ignore_words: strings(&c["ignoreWords"]),
+                    maximum_match_distance: usize::try_from(
+                        c["maximumMatchDistance"].as_u64().unwrap_or(50),
+                    )
+                    .unwrap_or(50),
+                    severity_levels: c["severityLevels"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|l| {
+                            (
+                                l["occurrencesThreshold"].as_u64().unwrap_or(1),
+                                l["severity"].as_str().unwrap_or("MEDIUM").to_owned(),
+                            )
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        let managed = ManagedFilter {
+            selector: job.request["managedDataIdentifierSelector"]
+                .as_str()
+                .unwrap_or("RECOMMENDED")
+                .to_owned(),
+            ids: strings(&job.request["managedDataIdentifierIds"]),
+        };
+        let mut allow = Vec::new();
+        let mut words = Vec::new();
+        for id in strings(&job.request["allowListIds"]) {
+            let Some(list) = state.settings.allow_lists.get(&id) else {
+                continue;
+            };
+            if let Some(regex) = list["criteria"]["regex"]
+                .as_str()
+                .and_then(|r| Regex::new(r).ok())
+            {
+                allow.push(regex);
+            } else if let Some(source) = list["criteria"].get("s3WordsList")
+                && let Ok((_, mut file)) = self.s3.open_object(
+                    source["bucketName"].as_str().unwrap_or_default(),
+                    source["objectKey"].as_str().unwrap_or_default(),
+                )
+            {
+                let mut text = String::new();
+                if file.read_to_string(&mut text).is_ok() {
+                    words.extend(
+                        text.lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(str::to_owned),
+                    );
+                }
+            }
+        }
+        (custom, managed, allow, words)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn classify_object(
+        &self,
+        job_id: &str,
+        bucket: &str,
+        key: &str,
+        custom: &[CustomIdentifier],
+        managed: &ManagedFilter,
+        allow: &[Regex],
+        words: &[String],
+    ) -> std::result::Result<Option<Value>, String> {
+        let (meta, file) = self
+            .s3
+            .open_object(bucket, key)
+            .map_err(|err| err.to_string())?;
+        if meta.size > MAX_CLASSIFIED_BYTES {
+            return Err(format!("{} bytes is over the local limit", meta.size));
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_CLASSIFIED_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|err| err.to_string())?;
+        if bytes.iter().take(8192).any(|b| *b == 0) {
+            return Err("binary content".into());
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let mut detections =
+            classify::classify(&text, managed.selector != "NONE", custom, allow, words);
+        detections.managed.retain(|id, _| managed.includes(id));
+        Ok(finding::build(
+            job_id,
+            bucket,
+            &meta,
+            &detections,
+            custom,
+            mime_type(key),
+        ))
+    }
+}
+
+/// Which managed identifiers a job uses.
+struct ManagedFilter {
+    selector: String,
+    ids: Vec<String>,
+}
+
+impl ManagedFilter {
+    fn includes(&self, id: &str) -> bool {
+        match self.selector.as_str() {
+            "NONE" => false,
+            "INCLUDE" => self.ids.iter().any(|i| i == id),
+            "EXCLUDE" => !self.ids.iter().any(|i| i == id),
+            _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regexes_with_lookaround_or_backreferences_are_refused() {
+        assert!(check_regex("(?=a)b").is_err());
+        assert!(check_regex(r"(a)\1").is_err());
+        assert!(check_regex("P-[A-Z]{2}[0-9]{4}").is_ok());
+    }
+
+    #[test]
+    fn pagination_tokens_are_opaque_and_checked() {
+        let items: Vec<u32> = (0..120).collect();
+        let (page, next) = paginate(&items, &json!({"maxResults": 50}), 50).unwrap();
+        assert_eq!((page.len(), next.as_deref()), (50, Some("page-50")));
+        let (page, next) = paginate(
+            &items,
+            &json!({"maxResults": 50, "nextToken": "page-100"}),
+            50,
+        )
+        .unwrap();
+        assert_eq!((page.len(), next), (20, None));
+        assert!(paginate(&items, &json!({"nextToken": "junk"}), 50).is_err());
+    }
+}

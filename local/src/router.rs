@@ -1,0 +1,406 @@
+//! One port for every service, routed by request shape as the AWS protocols allow: a signed
+//! request names its service in the SigV4 credential scope (`.../us-east-1/s3/aws4_request`);
+//! the unsigned ones are the approval API (`/allow`, `/deny`) and the stack's own controls
+//! (`/_local/...`). Credentials are not checked: any key signs a valid local request.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use macie_pipeline::handlers::receive_approval_decision::ReceiveApprovalDecision;
+
+use crate::approval;
+use crate::faults::{FaultError, FaultRule, Faults};
+use crate::macie::{Macie, api as macie_api};
+use crate::sfn::api as sfn_api;
+use crate::sfn::engine::Engine;
+use crate::sns::{self, Sns, SnsError};
+
+/// Everything the router dispatches to.
+pub struct Services {
+    pub s3: s3s::service::S3Service,
+    pub macie: Macie,
+    pub sns: Arc<Sns>,
+    pub engine: Engine,
+    pub approval: Arc<ReceiveApprovalDecision>,
+    pub faults: Arc<Faults>,
+}
+
+type Reply = Response<s3s::Body>;
+
+fn reply(status: u16, headers: &[(&str, String)], body: impl Into<Bytes>) -> Reply {
+    let mut builder = Response::builder().status(status);
+    builder = builder.header("x-amzn-RequestId", uuid::Uuid::new_v4().to_string());
+    for (name, value) in headers {
+        builder = builder.header(*name, value);
+    }
+    builder
+        .body(s3s::Body::from(body.into()))
+        .expect("valid response")
+}
+
+fn json_reply(status: u16, content_type: &str, body: &Value, error: Option<&str>) -> Reply {
+    let mut headers = vec![("content-type", content_type.to_owned())];
+    if let Some(code) = error {
+        headers.push(("x-amzn-ErrorType", code.to_owned()));
+    }
+    reply(status, &headers, body.to_string())
+}
+
+/// The service a signed request is for, from its credential scope.
+fn signing_service(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    let scope = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .map(|rest| rest.split([',', ' ']).next().unwrap_or_default().to_owned())
+        .or_else(|| {
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .find(|(name, _)| name == "X-Amz-Credential")
+                .map(|(_, value)| value.into_owned())
+        })?;
+    scope.split('/').nth(3).map(str::to_owned)
+}
+
+/// The S3 operation a request is, for fault rules.
+pub fn s3_operation(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> &'static str {
+    let params: Vec<String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(name, _)| name.into_owned())
+        .collect();
+    let has = |name: &str| params.iter().any(|p| p == name);
+    let has_key = path.trim_start_matches('/').contains('/');
+    let copy = headers.contains_key("x-amz-copy-source");
+    match *method {
+        Method::GET if path == "/" => "ListBuckets",
+        Method::GET if has("tagging") => "GetObjectTagging",
+        Method::GET if has_key => "GetObject",
+        Method::GET if has("list-type") => "ListObjectsV2",
+        Method::GET if has("location") => "GetBucketLocation",
+        Method::GET => "ListObjects",
+        Method::HEAD if has_key => "HeadObject",
+        Method::HEAD => "HeadBucket",
+        Method::PUT if has("tagging") => "PutObjectTagging",
+        Method::PUT if has("partNumber") && copy => "UploadPartCopy",
+        Method::PUT if has("partNumber") => "UploadPart",
+        Method::PUT if copy => "CopyObject",
+        Method::PUT if has_key => "PutObject",
+        Method::PUT => "CreateBucket",
+        Method::POST if has("uploads") => "CreateMultipartUpload",
+        Method::POST if has("uploadId") => "CompleteMultipartUpload",
+        Method::POST if has("delete") => "DeleteObjects",
+        Method::DELETE if has("tagging") => "DeleteObjectTagging",
+        Method::DELETE if has("uploadId") => "AbortMultipartUpload",
+        Method::DELETE if has_key => "DeleteObject",
+        Method::DELETE => "DeleteBucket",
+        _ => "Unknown",
+    }
+}
+
+/// The Macie operation a request is, for fault rules.
+fn macie_operation(method: &Method, path: &str) -> String {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let name = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["jobs"]) => "CreateClassificationJob",
+        ("POST", ["jobs", "list"]) => "ListClassificationJobs",
+        ("GET", ["jobs", _]) => "DescribeClassificationJob",
+        ("PATCH", ["jobs", _]) => "UpdateClassificationJob",
+        ("POST", ["findings"]) => "ListFindings",
+        ("POST", ["findings", "describe"]) => "GetFindings",
+        ("POST", ["findings", "statistics"]) => "GetFindingStatistics",
+        _ => return format!("{method} {path}"),
+    };
+    name.to_owned()
+}
+
+/// The error a fault rule injects, in the service's protocol.
+fn fault_reply(service: &str, error: FaultError) -> Reply {
+    let (status, code) = match (service, error) {
+        ("s3", FaultError::InternalError) => (500, "InternalError"),
+        ("s3", _) => (503, "SlowDown"),
+        ("macie2", FaultError::Throttling) => (429, "ThrottlingException"),
+        ("macie2", _) => (500, "InternalServerException"),
+        ("sns", FaultError::Throttling) => (429, "Throttled"),
+        ("sns", _) => (500, "InternalError"),
+        ("states", FaultError::Throttling) => (400, "ThrottlingException"),
+        (_, _) => (500, "ServiceUnavailable"),
+    };
+    match service {
+        "s3" => reply(
+            status,
+            &[("content-type", "application/xml".into())],
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>Injected fault: please reduce your request rate.</Message></Error>"
+            ),
+        ),
+        "sns" => reply(
+            status,
+            &[("content-type", "text/xml".into())],
+            sns::error_xml(
+                &SnsError {
+                    code: if code == "Throttled" {
+                        "Throttled"
+                    } else {
+                        "InternalError"
+                    },
+                    status,
+                    message: "Injected fault".into(),
+                },
+                "local",
+            ),
+        ),
+        _ => json_reply(
+            status,
+            "application/json",
+            &json!({"__type": code, "message": "Injected fault"}),
+            Some(code),
+        ),
+    }
+}
+
+async fn read_body(body: Incoming) -> Result<Bytes, Reply> {
+    body.collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|err| reply(400, &[], format!("could not read the request body: {err}")))
+}
+
+/// Serves one request.
+pub async fn dispatch(
+    services: Arc<Services>,
+    request: Request<Incoming>,
+) -> Result<Reply, Infallible> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
+    let service = signing_service(&parts.headers, query.as_deref());
+
+    if service.is_none() {
+        let body = match read_body(body).await {
+            Ok(body) => body,
+            Err(reply) => return Ok(reply),
+        };
+        return Ok(unsigned(
+            &services,
+            &parts.method,
+            &path,
+            query.as_deref(),
+            &parts.headers,
+            &body,
+        )
+        .await);
+    }
+    let service = service.unwrap_or_default();
+    if service == "s3" {
+        let operation = s3_operation(&parts.method, &path, query.as_deref(), &parts.headers);
+        if let Some(fault) = injected(&services.faults, "s3", operation).await {
+            return Ok(fault);
+        }
+        let request = Request::from_parts(parts, s3s::Body::from(body));
+        return Ok(match services.s3.call(request).await {
+            Ok(response) => response,
+            Err(err) => reply(500, &[], format!("S3 request failed: {err:?}")),
+        });
+    }
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(reply) => return Ok(reply),
+    };
+    Ok(match service.as_str() {
+        "states" => {
+            let target = parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let operation = target.trim_start_matches("AWSStepFunctions.").to_owned();
+            if let Some(fault) = injected(&services.faults, "states", &operation).await {
+                return Ok(fault);
+            }
+            let result = sfn_api::handle(&services.engine, &target, &body);
+            json_reply(
+                result.status,
+                "application/x-amz-json-1.0",
+                &result.body,
+                result.error,
+            )
+        }
+        "sns" => {
+            if let Some(fault) = injected(&services.faults, "sns", "Publish").await {
+                return Ok(fault);
+            }
+            let request_id = uuid::Uuid::new_v4().to_string();
+            match sns::parse_form(&body).and_then(|request| services.sns.publish(request)) {
+                Ok(id) => reply(
+                    200,
+                    &[("content-type", "text/xml".into())],
+                    sns::success_xml(&id, &request_id),
+                ),
+                Err(err) => reply(
+                    err.status,
+                    &[("content-type", "text/xml".into())],
+                    sns::error_xml(&err, &request_id),
+                ),
+            }
+        }
+        "macie2" => {
+            if let Some(fault) = injected(
+                &services.faults,
+                "macie2",
+                &macie_operation(&parts.method, &path),
+            )
+            .await
+            {
+                return Ok(fault);
+            }
+            match macie_api::route(&services.macie, &parts.method, &path, &body) {
+                Ok(value) => json_reply(200, "application/json", &value, None),
+                Err(err) => json_reply(
+                    err.status,
+                    "application/json",
+                    &json!({"message": err.message}),
+                    Some(err.code),
+                ),
+            }
+        }
+        other => reply(
+            400,
+            &[],
+            format!("the local stack does not serve the {other} service"),
+        ),
+    })
+}
+
+async fn injected(faults: &Faults, service: &str, operation: &str) -> Option<Reply> {
+    let decision = faults.decide(service, operation);
+    if decision.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(decision.latency_ms)).await;
+    }
+    decision
+        .error
+        .filter(|e| *e != FaultError::None)
+        .map(|error| fault_reply(service, error))
+}
+
+/// The approval API and the stack's controls.
+async fn unsigned(
+    services: &Services,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Reply {
+    match path {
+        "/allow" | "/deny" => {
+            let response =
+                approval::serve(&services.approval, method, path, query, headers, body).await;
+            let (parts, body) = response.into_parts();
+            Response::from_parts(parts, s3s::Body::from(body))
+        }
+        "/_local/health" => json_reply(200, "application/json", &json!({"status": "ok"}), None),
+        "/_local/faults" => match *method {
+            Method::GET => json_reply(
+                200,
+                "application/json",
+                &json!({"rules": services.faults.rules(), "injected": services.faults.injected()}),
+                None,
+            ),
+            Method::DELETE => {
+                services.faults.clear();
+                json_reply(200, "application/json", &json!({"rules": []}), None)
+            }
+            Method::POST => match serde_json::from_slice::<FaultRule>(body)
+                .map_err(|err| err.to_string())
+                .and_then(|rule| services.faults.add(rule))
+            {
+                Ok(()) => json_reply(
+                    200,
+                    "application/json",
+                    &json!({"rules": services.faults.rules()}),
+                    None,
+                ),
+                Err(err) => json_reply(400, "application/json", &json!({"message": err}), None),
+            },
+            _ => reply(
+                StatusCode::METHOD_NOT_ALLOWED.as_u16(),
+                &[],
+                "use GET, POST or DELETE",
+            ),
+        },
+        "/" => reply(
+            200,
+            &[("content-type", "text/plain; charset=utf-8".into())],
+            "macie-pipeline-local: S3, Macie2, SNS and Step Functions for signed requests; /allow and /deny for reviewers.\n",
+        ),
+        _ => reply(
+            403,
+            &[("content-type", "text/plain; charset=utf-8".into())],
+            "unsigned request: sign it with any AWS credentials (the local stack does not check them)\n",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credential_scope_names_the_service() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=local/20261128/us-east-1/macie2/aws4_request, SignedHeaders=host, Signature=x"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(signing_service(&headers, None).as_deref(), Some("macie2"));
+        assert_eq!(
+            signing_service(
+                &HeaderMap::new(),
+                Some("X-Amz-Credential=local%2F20261128%2Fus-east-1%2Fs3%2Faws4_request")
+            )
+            .as_deref(),
+            Some("s3")
+        );
+        assert_eq!(signing_service(&HeaderMap::new(), None), None);
+    }
+
+    #[test]
+    fn s3_operations_are_recognised() {
+        let none = HeaderMap::new();
+        let mut copy = HeaderMap::new();
+        copy.insert("x-amz-copy-source", "b/k".parse().unwrap());
+        assert_eq!(
+            s3_operation(&Method::PUT, "/b/k", None, &copy),
+            "CopyObject"
+        );
+        assert_eq!(
+            s3_operation(&Method::PUT, "/b/k", Some("partNumber=1&uploadId=u"), &copy),
+            "UploadPartCopy"
+        );
+        assert_eq!(
+            s3_operation(&Method::GET, "/b", Some("list-type=2"), &none),
+            "ListObjectsV2"
+        );
+        assert_eq!(
+            s3_operation(&Method::GET, "/b/k", Some("tagging"), &none),
+            "GetObjectTagging"
+        );
+        assert_eq!(
+            s3_operation(&Method::DELETE, "/b/k", None, &none),
+            "DeleteObject"
+        );
+    }
+}

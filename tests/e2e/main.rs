@@ -1,0 +1,4 @@
+//! End-to-end: the real state machine and the unmodified handlers on the local stack, over the
+//! real wire protocols, for every path a run can take.
+
+mod smoke;
