@@ -1,6 +1,8 @@
-//! The local stack's sense of time. Waits (Wait states, retry intervals, task timeouts, the
-//! approval timeout, Macie's start-up delay) are scaled, so a 60 s poll or a 5-day approval
-//! timeout runs in milliseconds; timestamps stay real.
+//! The local stack's sense of time. Waiting for the world is scaled: Wait states, retry
+//! intervals, a callback task's timeout (the reviewer's 5 days), Macie's start-up delay. So a
+//! 60 s poll or a 5-day approval timeout runs in milliseconds. Work is not scaled: a Lambda
+//! function runs in real time, so its deadline and its task's `TimeoutSeconds` are real seconds.
+//! Timestamps are always real.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

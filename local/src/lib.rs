@@ -3,7 +3,9 @@
 //! state machine.
 
 pub mod approval;
+pub mod client;
 pub mod clock;
+pub mod demo;
 pub mod deployment;
 pub mod faults;
 pub mod lambdas;

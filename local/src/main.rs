@@ -1,1 +1,636 @@
-fn main() {}
+//! `macie-pipeline-local`: the sensitive-data gate on one machine, no AWS account needed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use macie_pipeline_local::client;
+use macie_pipeline_local::demo;
+use macie_pipeline_local::faults::{FaultError, FaultRule};
+use macie_pipeline_local::lambdas::FunctionOverrides;
+use macie_pipeline_local::s3::SECRET_ACCESS_KEY;
+use macie_pipeline_local::sfn::engine::{HistoryEvent, Observer};
+use macie_pipeline_local::sfn::machine;
+use macie_pipeline_local::sns::{Delivered, OnPublish};
+use macie_pipeline_local::stack::{LocalStack, StackConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "macie-pipeline-local",
+    version,
+    about = "The sensitive-data gate on one machine: S3, Macie, SNS, Step Functions and the approval API on loopback."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gate once on sample data, end to end, and show where every object ends up.
+    Demo(DemoArgs),
+    /// Serve the local stack until stopped (Ctrl-C).
+    Serve(ServeArgs),
+    /// Work with state machine definitions.
+    States {
+        #[command(subcommand)]
+        command: StatesCommand,
+    },
+    /// Add, list or clear fault rules of a running stack.
+    Fault {
+        #[command(subcommand)]
+        command: FaultCommand,
+    },
+}
+
+#[derive(Args, Clone)]
+struct StackArgs {
+    /// Where buckets, jobs, executions and emails are kept (kept between runs).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// 0 picks a free port.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Multiplies every workflow wait: 0.01 turns the 60 s poll into 0.6 s.
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// Macie's job start-up delay, in workflow seconds.
+    #[arg(long, default_value_t = 120.0)]
+    macie_delay_seconds: f64,
+    /// A template parameter, NAME=VALUE (repeatable), e.g. ApprovalTimeoutAction=deny.
+    #[arg(long = "parameter", value_name = "NAME=VALUE")]
+    parameters: Vec<String>,
+    /// Overrides every function's timeout (the deadline handlers see).
+    #[arg(long)]
+    function_timeout_seconds: Option<f64>,
+    /// Overrides a function environment variable, NAME=VALUE (repeatable).
+    #[arg(long = "function-env", value_name = "NAME=VALUE")]
+    function_env: Vec<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Decide as the reviewer instead of waiting for a click in a browser.
+    #[arg(long, value_enum)]
+    decide: Option<DecideArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DecideArg {
+    Allow,
+    Deny,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Start runs on the template's schedule (scaled by --time-scale).
+    #[arg(long)]
+    schedule: bool,
+}
+
+#[derive(Subcommand)]
+enum StatesCommand {
+    /// Run a definition (e.g. a changed statemachine/macie_pipeline_scan.asl.json) on the local handlers.
+    Run {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The ASL file; its ${Name} substitutions get the template's values.
+        #[arg(long)]
+        definition: PathBuf,
+        /// The execution input (JSON).
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// An extra or replaced substitution, NAME=VALUE (repeatable).
+        #[arg(long = "substitution", value_name = "NAME=VALUE")]
+        substitutions: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaultCommand {
+    /// Make matching requests fail.
+    Add {
+        #[arg(long, default_value = "http://127.0.0.1:4566")]
+        endpoint: String,
+        /// s3, macie2, sns, states or *.
+        #[arg(long)]
+        service: String,
+        /// e.g. CopyObject, CreateClassificationJob, Publish; all if absent.
+        #[arg(long)]
+        operation: Option<String>,
+        #[arg(long, value_enum, default_value = "slow-down")]
+        error: ErrorArg,
+        /// Fail only the next N matching requests.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Fail each matching request with this probability.
+        #[arg(long)]
+        probability: Option<f64>,
+        /// Delay matching requests.
+        #[arg(long)]
+        latency_ms: Option<u64>,
+    },
+    /// Show the rules and how many errors were injected.
+    List {
+        #[arg(long, default_value = "http://127.0.0.1:4566")]
+        endpoint: String,
+    },
+    /// Remove every rule.
+    Clear {
+        #[arg(long, default_value = "http://127.0.0.1:4566")]
+        endpoint: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ErrorArg {
+    InternalError,
+    SlowDown,
+    Throttling,
+    None,
+}
+
+fn pairs(values: &[String], what: &str) -> Result<BTreeMap<String, String>, String> {
+    values
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| format!("{what} {pair:?} is not NAME=VALUE"))
+        })
+        .collect()
+}
+
+/// The stack settings from the command line; `temp` holds a temporary data directory.
+fn stack_config(
+    args: &StackArgs,
+    default_scale: f64,
+    default_port: u16,
+    temp: &mut Option<tempfile::TempDir>,
+) -> Result<StackConfig, String> {
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("macie-pipeline-local-")
+                .tempdir()
+                .map_err(|err| format!("temporary directory: {err}"))?;
+            let path = dir.path().to_owned();
+            *temp = Some(dir);
+            path
+        }
+    };
+    let mut config = StackConfig::new(data_dir);
+    config.host = args.host;
+    config.port = args.port.unwrap_or(default_port);
+    config.time_scale = args.time_scale.unwrap_or(default_scale);
+    config.macie_delay_seconds = args.macie_delay_seconds;
+    config.parameters = pairs(&args.parameters, "--parameter")?;
+    config.functions = FunctionOverrides {
+        timeout: args.function_timeout_seconds.map(Duration::from_secs_f64),
+        environment: pairs(&args.function_env, "--function-env")?,
+    };
+    Ok(config)
+}
+
+/// Prints each state an execution enters (all executions when `only` is None).
+fn state_printer(start: Instant) -> Observer {
+    Arc::new(move |_arn: &str, event: &HistoryEvent| {
+        if event.kind.ends_with("StateEntered") {
+            let name = event.details["stateEnteredEventDetails"]["name"]
+                .as_str()
+                .unwrap_or_default();
+            println!("   {:>6.2}s  {name}", start.elapsed().as_secs_f64());
+        }
+        if let Some(error) = event.details["taskFailedEventDetails"]["error"].as_str() {
+            println!("           task failed: {error} (retried or caught by the state machine)");
+        }
+    })
+}
+
+fn email_printer() -> OnPublish {
+    Arc::new(|delivered: &Delivered, _eml: &str| {
+        println!();
+        println!("   ---- email to {} ----", delivered.recipients.join(", "));
+        println!(
+            "   Subject: {}",
+            delivered
+                .subject
+                .as_deref()
+                .unwrap_or("AWS Notification Message")
+        );
+        println!();
+        for line in delivered.message.lines() {
+            println!("   {line}");
+        }
+        println!(
+            "   ---- ({}) ----",
+            delivered
+                .files
+                .first()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default()
+        );
+        println!();
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info,s3s=warn,aws=warn,hyper=warn",
+        _ => "warn,s3s=error",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let outcome = match cli.command {
+        Command::Demo(args) => run_demo(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::States {
+            command:
+                StatesCommand::Run {
+                    stack,
+                    definition,
+                    input,
+                    substitutions,
+                },
+        } => run_definition(stack, definition, input, substitutions).await,
+        Command::Fault { command } => fault(command).await,
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_demo(args: DemoArgs) -> Result<ExitCode, String> {
+    let mut temp = None;
+    let mut config = stack_config(&args.stack, 0.01, 0, &mut temp)?;
+    let start = Instant::now();
+    config.observer = Some(state_printer(start));
+    config.on_publish = Some(email_printer());
+    let stack = LocalStack::start(config).await?;
+    let aws = stack.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::new(&aws);
+    let sfn = aws_sdk_sfn::Client::new(&aws);
+    let deployment = stack.deployment();
+    let raw = deployment.bucket("DataPipelineRawBucket").to_owned();
+    println!("Sensitive-data gate, local demo");
+    println!(
+        "   endpoint {}   data {}",
+        stack.endpoint(),
+        stack.data_dir().display()
+    );
+    println!();
+
+    let samples = demo::samples();
+    println!("1. Uploading {} objects to s3://{raw}", samples.len());
+    for sample in &samples {
+        println!("   {:<32} {}", sample.key, sample.about);
+    }
+    demo::upload(&s3, &raw, &samples).await?;
+
+    let name = format!("demo-{}", uuid::Uuid::new_v4().simple());
+    println!();
+    println!("2. Starting execution {name} (each state as it is entered):");
+    let arn = sfn
+        .start_execution()
+        .state_machine_arn(stack.state_machine_arn())
+        .name(&name)
+        .input(serde_json::json!({"id": name}).to_string())
+        .send()
+        .await
+        .map_err(|err| format!("StartExecution: {err}"))?
+        .execution_arn;
+
+    // The approval request arrives in the outbox; then someone has to decide.
+    let outbox = stack.outbox().to_owned();
+    let decided = tokio::spawn(async move {
+        let email = loop {
+            let review = macie_pipeline_local::sns::delivered_in(&outbox)
+                .into_iter()
+                .find(|e| {
+                    e.subject
+                        .as_deref()
+                        .is_some_and(|s| s.starts_with("Review needed"))
+                });
+            if let Some(email) = review {
+                break email;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let (label, button) = match args.decide {
+            Some(DecideArg::Allow) => ("Approve", "approve"),
+            Some(DecideArg::Deny) => ("Deny", "deny"),
+            None => {
+                let link = link_after(&email.message, "Approve").unwrap_or_default();
+                println!(
+                    "3. Waiting for the reviewer. Open one of the links above in a browser, e.g."
+                );
+                println!("   {link}");
+                println!("   (the page asks you to confirm; Ctrl-C stops the demo)");
+                return;
+            }
+        };
+        let Some(link) = link_after(&email.message, label) else {
+            return;
+        };
+        println!("3. The reviewer opens the {label} link and presses the button:");
+        let page = client::get(&link).await;
+        println!(
+            "   GET  {} -> {} \"{}\" (nothing decided yet)",
+            path_of(&link),
+            page.status(),
+            title_of(page.body())
+        );
+        let token = client::form_token(page.body());
+        let action = link.split('?').next().unwrap_or_default().to_owned();
+        let form = format!(
+            "token={}",
+            percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let result = client::post_form(&action, &form).await;
+        println!(
+            "   POST {} -> {} \"{}\" ({button})",
+            path_of(&action),
+            result.status(),
+            title_of(result.body())
+        );
+    });
+
+    let described = demo::wait_for_end(&sfn, &arn, Duration::from_secs(24 * 3600)).await?;
+    decided.abort();
+    println!();
+    println!(
+        "4. Run {} after {:.1} s{}",
+        described.status.as_str(),
+        start.elapsed().as_secs_f64(),
+        described
+            .error()
+            .map(|e| format!(": {e} ({})", described.cause().unwrap_or_default()))
+            .unwrap_or_default()
+    );
+    let roles = [
+        ("raw", deployment.bucket("DataPipelineRawBucket").to_owned()),
+        (
+            "scan-stage",
+            deployment.bucket("DataPipelineScanStageBucket").to_owned(),
+        ),
+        (
+            "manual-review",
+            deployment
+                .bucket("DataPipelineManualReviewBucket")
+                .to_owned(),
+        ),
+        (
+            "scanned-data",
+            deployment
+                .bucket("DataPipelineScannedDataBucket")
+                .to_owned(),
+        ),
+    ];
+    println!();
+    println!("Where every object is:");
+    let placement = demo::placement(&s3, &roles).await?;
+    for sample in &samples {
+        match placement.iter().find(|(_, key, _)| key == sample.key) {
+            Some((role, key, tags)) => {
+                let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!("   {role:<14} {key:<32} {}", tags.join(" "));
+            }
+            None => println!("   {:<14} {}", "deleted", sample.key),
+        }
+    }
+    if temp.is_some() {
+        println!();
+        println!("(The demo's data was in a temporary directory; pass --data-dir to keep it.)");
+    }
+    stack.shutdown().await;
+    Ok(if described.status.as_str() == "SUCCEEDED" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn link_after(body: &str, label: &str) -> Option<String> {
+    let start = body.find(label)?;
+    body[start..]
+        .lines()
+        .find(|l| l.starts_with("http"))
+        .map(|l| l.trim().to_owned())
+}
+
+fn path_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_owned()))
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn title_of(page: &str) -> String {
+    page.split("<title>")
+        .nth(1)
+        .and_then(|rest| rest.split("</title>").next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+    let mut temp = None;
+    let mut stack_args = args.stack.clone();
+    if stack_args.data_dir.is_none() {
+        stack_args.data_dir = Some(PathBuf::from(".macie-pipeline-local"));
+    }
+    let mut config = stack_config(&stack_args, 1.0, 4566, &mut temp)?;
+    config.schedule = args.schedule;
+    config.on_publish = Some(email_printer());
+    let stack = LocalStack::start(config).await?;
+    let deployment = stack.deployment();
+    let endpoint = stack.endpoint();
+    println!(
+        "macie-pipeline-local serving {endpoint} (data in {})",
+        stack.data_dir().display()
+    );
+    println!("State machine: {}", stack.state_machine_arn());
+    println!(
+        "Buckets:       {}",
+        deployment
+            .buckets
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "Emails:        printed here and written to {}",
+        stack.outbox().display()
+    );
+    if args.schedule {
+        println!(
+            "Schedule:      {} (scaled by --time-scale)",
+            deployment.schedule
+        );
+    }
+    let raw = deployment.bucket("DataPipelineRawBucket");
+    let scanned = deployment.bucket("DataPipelineScannedDataBucket");
+    println!();
+    println!("Use the AWS CLI against it (any access key; this secret):");
+    println!(
+        "  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY={SECRET_ACCESS_KEY} AWS_DEFAULT_REGION=us-east-1"
+    );
+    println!("  aws --endpoint-url {endpoint} s3 cp ./data.csv s3://{raw}/incoming/data.csv");
+    println!(
+        "  aws --endpoint-url {endpoint} stepfunctions start-execution --state-machine-arn {} --input '{{\"id\":\"manual-1\"}}'",
+        stack.state_machine_arn()
+    );
+    println!(
+        "  aws --endpoint-url {endpoint} stepfunctions describe-execution --execution-arn <arn from above>"
+    );
+    println!("  aws --endpoint-url {endpoint} s3 ls s3://{scanned}/ --recursive");
+    println!(
+        "  aws --endpoint-url {endpoint} s3api get-object-tagging --bucket {scanned} --key incoming/data.csv"
+    );
+    println!();
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|err| err.to_string())?;
+    println!("stopping");
+    stack.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_definition(
+    args: StackArgs,
+    definition: PathBuf,
+    input: String,
+    substitutions: Vec<String>,
+) -> Result<ExitCode, String> {
+    let text = std::fs::read_to_string(&definition)
+        .map_err(|err| format!("{}: {err}", definition.display()))?;
+    let input: Value =
+        serde_json::from_str(&input).map_err(|err| format!("--input is not JSON: {err}"))?;
+    let mut temp = None;
+    let mut config = stack_config(&args, 0.01, 0, &mut temp)?;
+    let start = Instant::now();
+    config.observer = Some(state_printer(start));
+    config.on_publish = Some(email_printer());
+    let stack = LocalStack::start(config).await?;
+    let mut values = stack.deployment().substitutions.clone();
+    values.extend(pairs(&substitutions, "--substitution")?);
+    let substituted = machine::substitute(&text, &values)?;
+    let arn = stack.engine().register(
+        "custom",
+        &substituted,
+        "arn:aws:iam::000000000000:role/local",
+    )?;
+    println!("Running {} on the local handlers:", definition.display());
+    let (execution, _) = stack
+        .engine()
+        .start(&arn, Some("run"), Some(&input.to_string()))
+        .map_err(|err| format!("{err:?}"))?;
+    let record = loop {
+        let record = stack
+            .engine()
+            .describe(&execution)
+            .ok_or("the execution disappeared")?;
+        if record.status != "RUNNING" {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!();
+    println!(
+        "{} after {:.2} s",
+        record.status,
+        start.elapsed().as_secs_f64()
+    );
+    if let Some(output) = &record.output {
+        println!(
+            "output: {}",
+            serde_json::to_string_pretty(output).unwrap_or_default()
+        );
+    }
+    if let Some(error) = &record.error {
+        println!(
+            "error:  {error}\ncause:  {}",
+            record.cause.as_deref().unwrap_or_default()
+        );
+    }
+    stack.shutdown().await;
+    Ok(if record.status == "SUCCEEDED" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn fault(command: FaultCommand) -> Result<ExitCode, String> {
+    let response = match command {
+        FaultCommand::Add {
+            endpoint,
+            service,
+            operation,
+            error,
+            count,
+            probability,
+            latency_ms,
+        } => {
+            let rule = FaultRule {
+                service,
+                operation,
+                error: match error {
+                    ErrorArg::InternalError => FaultError::InternalError,
+                    ErrorArg::SlowDown => FaultError::SlowDown,
+                    ErrorArg::Throttling => FaultError::Throttling,
+                    ErrorArg::None => FaultError::None,
+                },
+                count,
+                probability,
+                latency_ms,
+            };
+            let body = serde_json::to_string(&rule).map_err(|err| err.to_string())?;
+            client::post_json(
+                &format!("{}/_local/faults", endpoint.trim_end_matches('/')),
+                &body,
+            )
+            .await
+        }
+        FaultCommand::List { endpoint } => {
+            client::get(&format!("{}/_local/faults", endpoint.trim_end_matches('/'))).await
+        }
+        FaultCommand::Clear { endpoint } => {
+            client::delete(&format!("{}/_local/faults", endpoint.trim_end_matches('/'))).await
+        }
+    };
+    println!("{}", response.body());
+    Ok(if response.status().is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

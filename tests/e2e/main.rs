@@ -1,4 +1,8 @@
 //! End-to-end: the real state machine and the unmodified handlers on the local stack, over the
 //! real wire protocols, for every path a run can take.
 
-mod smoke;
+mod aws_cli;
+mod failures;
+mod paths;
+mod restart;
+mod scale;

@@ -1,8 +1,6 @@
 //! The end-to-end harness: a local stack on a free port with a fresh data directory, SDK clients
 //! pointed at it, and helpers to upload, run, decide and look at where every object ended up.
 
-pub mod http;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -14,6 +12,7 @@ use macie_pipeline_local::stack::{LocalStack, StackConfig};
 use serde_json::Value;
 
 pub use macie_pipeline_local;
+pub use macie_pipeline_local::client as http;
 
 /// Buckets by role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +159,58 @@ impl Gate {
         }
     }
 
+    /// Every failed task of an execution, with its error and cause: for assertion messages.
+    pub fn explain(&self, arn: &str) -> String {
+        let Some(record) = self.stack.engine().describe(arn) else {
+            return format!("{arn} does not exist");
+        };
+        let mut lines = vec![format!(
+            "{} {:?} {:?}",
+            record.status, record.error, record.cause
+        )];
+        for event in &record.history {
+            let failed = &event.details["taskFailedEventDetails"];
+            if !failed.is_null() {
+                lines.push(format!(
+                    "  task failed: {} {}",
+                    failed["error"], failed["cause"]
+                ));
+            }
+            let entered = &event.details["stateEnteredEventDetails"];
+            if !entered.is_null() {
+                let input: Value =
+                    serde_json::from_str(entered["input"].as_str().unwrap_or("null"))
+                        .unwrap_or(Value::Null);
+                let error = &input["error"];
+                let suffix = if error.is_null() {
+                    String::new()
+                } else {
+                    format!(" with error {error}")
+                };
+                lines.push(format!("  entered {}{suffix}", entered["name"]));
+            }
+        }
+        lines.join("\n")
+    }
+
+    /// Seconds from the start of the execution at which each state was entered.
+    pub fn timings(&self, arn: &str) -> Vec<(String, f64)> {
+        let Some(record) = self.stack.engine().describe(arn) else {
+            return Vec::new();
+        };
+        record
+            .history
+            .iter()
+            .filter_map(|e| {
+                let name = e.details["stateEnteredEventDetails"]["name"].as_str()?;
+                Some((
+                    name.to_owned(),
+                    (e.timestamp_ms - record.start_ms) as f64 / 1000.0,
+                ))
+            })
+            .collect()
+    }
+
     /// The state the execution is in, if it is waiting in one.
     pub async fn current_state(&self, arn: &str) -> Option<String> {
         let record = self.stack.engine().describe(arn)?;
@@ -244,6 +295,10 @@ impl Gate {
 
     /// Waits for the approval request email and returns it.
     pub async fn approval_email(&self) -> Delivered {
+        self.approval_email_within(Duration::from_secs(60)).await
+    }
+
+    pub async fn approval_email_within(&self, limit: Duration) -> Delivered {
         let start = Instant::now();
         loop {
             if let Some(email) = self.emails().into_iter().find(|e| {
@@ -253,10 +308,7 @@ impl Gate {
             }) {
                 return email;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no approval email"
-            );
+            assert!(start.elapsed() < limit, "no approval email after {limit:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

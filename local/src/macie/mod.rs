@@ -884,29 +884,35 @@ impl Macie {
     }
 }
 
-fn sort_findings(findings: &mut [&Value], sort: &Value) {
+fn sort_findings(findings: &mut Vec<&Value>, sort: &Value) {
     let attribute = sort["attributeName"].as_str().unwrap_or("createdAt");
     let ascending = sort["orderBy"].as_str() == Some("ASC");
-    findings.sort_by(|a, b| {
-        let ordering = if attribute.starts_with("severity") {
-            finding::severity_of(a).cmp(&finding::severity_of(b))
+    // Keys computed once per finding: a sort compares each finding many times.
+    let key = |f: &Value| -> (String, String) {
+        let primary = if attribute.starts_with("severity") {
+            finding::severity_of(f).to_string()
         } else {
-            let field = |f: &Value| {
-                let mut node = f;
-                for part in attribute.split('.') {
-                    node = &node[part];
-                }
-                node.to_string()
-            };
-            field(a).cmp(&field(b))
+            let mut node = f;
+            for part in attribute.split('.') {
+                node = &node[part];
+            }
+            match node {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            }
         };
-        let ordering = ordering.then_with(|| a["id"].as_str().cmp(&b["id"].as_str()));
+        (primary, f["id"].as_str().unwrap_or_default().to_owned())
+    };
+    let mut keyed: Vec<((String, String), &Value)> =
+        findings.iter().map(|f| (key(f), *f)).collect();
+    keyed.sort_by(|a, b| {
         if ascending {
-            ordering
+            a.0.cmp(&b.0)
         } else {
-            ordering.reverse()
+            b.0.cmp(&a.0)
         }
     });
+    *findings = keyed.into_iter().map(|(_, f)| f).collect();
 }
 
 /// A page of `items` by the request's `maxResults` and opaque `nextToken`.

@@ -1101,7 +1101,15 @@ impl Inner {
                     );
                     self.event(&context.arn, "TaskStarted", json!({"taskStartedEventDetails": {"resourceType": resource_type, "resource": action}}));
                 }
-                let timeout_at_ms = timeout.map(|seconds| self.clock.after_ms(seconds));
+                // A callback task waits for the world (a reviewer), which is workflow time and
+                // scaled; any other task times the work it does, which runs in real time.
+                let timeout_at_ms = timeout.map(|seconds| {
+                    if callback {
+                        self.clock.after_ms(seconds)
+                    } else {
+                        now_ms().saturating_add((seconds * 1000.0) as i64)
+                    }
+                });
                 let work = async {
                     match &token {
                         Some(token) => {
@@ -1406,7 +1414,7 @@ mod tests {
                     )),
                     "flaky" => Ok(json!({"calls": flaky + 1})),
                     "slow" => {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        tokio::time::sleep(Duration::from_secs(3)).await;
                         Ok(json!("late"))
                     }
                     _ => Err(StatesError::new(
@@ -1528,11 +1536,12 @@ mod tests {
 
     #[tokio::test]
     async fn task_timeouts_are_states_timeout() {
+        // Real seconds: a task's own work is not scaled, so this waits a second.
         let catch =
             json!([{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.e", "Next": "late"}]);
         let record = run(
             json!({"StartAt": "t", "States": {
-                "t": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "TimeoutSeconds": 10,
+                "t": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "TimeoutSeconds": 1,
                       "Parameters": {"FunctionName": "slow", "Payload": {}}, "Catch": catch, "End": true},
                 "late": {"Type": "Pass", "End": true}}}),
             json!({}),

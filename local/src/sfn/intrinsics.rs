@@ -98,8 +98,14 @@ impl<'a> Parser<'a> {
         let mut chars = self.rest().char_indices();
         while let Some((offset, c)) = chars.next() {
             match c {
+                // Only these escapes exist; anything else is an error, as in Step Functions.
                 '\\' => match chars.next() {
-                    Some((_, escaped)) => value.push(escaped),
+                    Some((_, escaped @ ('\'' | '{' | '}' | '\\'))) => value.push(escaped),
+                    Some((_, other)) => {
+                        return Err(format!(
+                            "\\{other} is not a valid escape in an intrinsic literal"
+                        ));
+                    }
                     None => return Err("a literal ends with a dangling backslash".into()),
                 },
                 '\'' => {
@@ -554,6 +560,18 @@ mod tests {
         assert!(eval("States.Nope(1)", json!({})).is_err());
         assert!(eval("States.Format('unterminated", json!({})).is_err());
         assert!(eval("States.Format('x') trailing", json!({})).is_err());
+        assert!(
+            eval("States.Format('line\\nbreak')", json!({})).is_err(),
+            "\\n is not an escape"
+        );
+        assert_eq!(
+            eval("States.Format('it\\'s')", json!({})).unwrap(),
+            json!("it's")
+        );
+        assert!(
+            eval("States.Format('it's')", json!({})).is_err(),
+            "an unescaped quote ends the literal"
+        );
         assert!(eval("States.ArrayGetItem($.a, 5)", json!({"a": []})).is_err());
     }
 }

@@ -254,4 +254,57 @@ mod tests {
         let machine = Machine::parse(&substitute(text, &values).unwrap()).unwrap();
         assert_eq!(machine.start_at, "startRun");
     }
+
+    /// Every intrinsic function in the project's state machine parses and evaluates on a state
+    /// shaped like the one it meets (a broken notification message would otherwise fail only when
+    /// the run it announces fails).
+    #[test]
+    fn every_intrinsic_of_the_project_state_machine_evaluates() {
+        let text = include_str!("../../../statemachine/macie_pipeline_scan.asl.json");
+        let definition: Value = serde_json::from_str(text).unwrap();
+        let state = json!({
+            "config": {"pollIntervalSeconds": 60, "approvalTimeoutSeconds": 432000, "approvalTimeoutAction": "hold"},
+            "scan": {"Payload": {"status": "JOB_STARTED", "workflowId": "wf-1", "jobId": "j",
+                     "tally": {"rejected": 2, "rejections": [{"key": "k", "reason": "r"}]}}},
+            "job": {"Payload": {"status": "STOPPED", "jobStatus": "CANCELLED", "reason": "cancelled"}},
+            "error": {"Error": "AwsRequestFailed", "Cause": "{\"errorType\":\"AwsRequestFailed\"}"},
+        });
+        let context = json!({"Execution": {"Name": "run", "Id": "arn:aws:states:us-east-1:0:execution:m:run"}});
+        fn intrinsics(value: &Value, out: &mut Vec<(String, String)>) {
+            for (key, nested) in value.as_object().into_iter().flatten() {
+                match nested.as_str() {
+                    Some(expression)
+                        if key.ends_with(".$") && expression.starts_with("States.") =>
+                    {
+                        out.push((key.clone(), expression.to_owned()));
+                    }
+                    _ => intrinsics(nested, out),
+                }
+            }
+        }
+        let mut checked = 0;
+        for (name, state_definition) in definition["States"].as_object().unwrap() {
+            let mut found = Vec::new();
+            intrinsics(&state_definition["Parameters"], &mut found);
+            for (key, expression) in found {
+                {
+                    let expression = substitute(
+                        &expression,
+                        &BTreeMap::from([
+                            ("PollIntervalSeconds".to_owned(), "60".to_owned()),
+                            ("ApprovalTimeoutSeconds".to_owned(), "432000".to_owned()),
+                            ("ScanStageBucket".to_owned(), "scan".to_owned()),
+                            ("ManualReviewBucket".to_owned(), "review".to_owned()),
+                            ("RawBucket".to_owned(), "raw".to_owned()),
+                        ]),
+                    )
+                    .unwrap();
+                    let result = crate::sfn::intrinsics::evaluate(&expression, &state, &context);
+                    assert!(result.is_ok(), "{name}.{key}: {}", result.unwrap_err());
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 7, "only {checked} intrinsics found");
+    }
 }

@@ -1,4 +1,5 @@
-//! A minimal HTTP client for the approval pages, as a browser would use them.
+//! A minimal HTTP client: the demo and the tests use the approval pages as a browser would
+//! (open the link, press the button), and the CLI talks to a running stack's controls.
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -33,6 +34,27 @@ pub async fn send(request: Request<Full<Bytes>>) -> Response<String> {
 pub async fn get(url: &str) -> Response<String> {
     send(
         Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .expect("request"),
+    )
+    .await
+}
+
+/// POST JSON to a URL.
+pub async fn post_json(url: &str, body: &str) -> Response<String> {
+    send(
+        Request::post(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request"),
+    )
+    .await
+}
+
+/// DELETE a URL.
+pub async fn delete(url: &str) -> Response<String> {
+    send(
+        Request::delete(url)
             .body(Full::new(Bytes::new()))
             .expect("request"),
     )

@@ -1,0 +1,173 @@
+//! The AWS CLI works against the local stack unmodified: the commands the README shows.
+//! CI installs the CLI and sets MACIE_PIPELINE_REQUIRE_AWS_CLI=1, so there a missing CLI fails
+//! the test; elsewhere the test says it was skipped.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use e2e::macie_pipeline_local::s3::SECRET_ACCESS_KEY;
+use e2e::{Bucket, Gate};
+use serde_json::Value;
+
+fn aws_cli() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("MACIE_PIPELINE_AWS_CLI") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("aws"))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+async fn aws(cli: &PathBuf, gate: &Gate, args: &[&str]) -> String {
+    let empty = gate.dir.path().join("no-aws-config");
+    let output = tokio::process::Command::new(cli)
+        .arg("--endpoint-url")
+        .arg(gate.stack.endpoint())
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .output()
+        .await
+        .expect("the AWS CLI runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "aws {}: {}\n{stdout}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_aws_cli_drives_the_gate_unmodified() {
+    let Some(cli) = aws_cli() else {
+        assert!(
+            std::env::var("MACIE_PIPELINE_REQUIRE_AWS_CLI").is_err(),
+            "the AWS CLI is required here but was not found (set MACIE_PIPELINE_AWS_CLI or put aws on PATH)"
+        );
+        eprintln!("skipped: no AWS CLI found");
+        return;
+    };
+    let gate = Gate::start().await;
+    let raw = gate.bucket(Bucket::Raw);
+    let scanned = gate.bucket(Bucket::ScannedData);
+    let file = gate.dir.path().join("upload.csv");
+    std::fs::write(&file, "region,units\nnorth,1\n").unwrap();
+    let key = "incoming/2026 11/data+1%.csv";
+
+    aws(
+        &cli,
+        &gate,
+        &[
+            "s3",
+            "cp",
+            file.to_str().unwrap(),
+            &format!("s3://{raw}/{key}"),
+        ],
+    )
+    .await;
+    let listing = aws(
+        &cli,
+        &gate,
+        &["s3", "ls", &format!("s3://{raw}/"), "--recursive"],
+    )
+    .await;
+    assert!(listing.contains(key), "{listing}");
+
+    let started = aws(
+        &cli,
+        &gate,
+        &[
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            gate.stack.state_machine_arn(),
+            "--name",
+            "cli-run",
+            "--input",
+            r#"{"id":"cli-run"}"#,
+        ],
+    )
+    .await;
+    let arn = serde_json::from_str::<Value>(&started).unwrap()["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start = Instant::now();
+    loop {
+        let described: Value = serde_json::from_str(
+            &aws(
+                &cli,
+                &gate,
+                &[
+                    "stepfunctions",
+                    "describe-execution",
+                    "--execution-arn",
+                    &arn,
+                ],
+            )
+            .await,
+        )
+        .unwrap();
+        if described["status"] != "RUNNING" {
+            assert_eq!(described["status"], "SUCCEEDED", "{described}");
+            assert!(described["startDate"].is_string() || described["startDate"].is_number());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let listing = aws(
+        &cli,
+        &gate,
+        &["s3", "ls", &format!("s3://{scanned}/"), "--recursive"],
+    )
+    .await;
+    assert!(listing.contains(key), "{listing}");
+    let tagging: Value = serde_json::from_str(
+        &aws(
+            &cli,
+            &gate,
+            &[
+                "s3api",
+                "get-object-tagging",
+                "--bucket",
+                &scanned,
+                "--key",
+                key,
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        tagging["TagSet"][0],
+        serde_json::json!({"Key": "WorkflowId", "Value": "cli-run"})
+    );
+    let downloaded = gate.dir.path().join("download.csv");
+    aws(
+        &cli,
+        &gate,
+        &[
+            "s3",
+            "cp",
+            &format!("s3://{scanned}/{key}"),
+            downloaded.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(downloaded).unwrap(),
+        "region,units\nnorth,1\n"
+    );
+}

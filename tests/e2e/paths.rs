@@ -1,0 +1,329 @@
+//! The paths a run can take, each checked by where every object ends up and what was emailed.
+
+use std::collections::BTreeMap;
+
+use e2e::{Bucket, Gate, http, link_after};
+use serde_json::json;
+
+/// Keys that break naive encodings.
+const AWKWARD_KEYS: &[&str] = &[
+    "a b/c d.txt",
+    "plus+sign.csv",
+    "per%cent.json",
+    "ünïcödé/日本.txt",
+    "q?uery#frag.txt",
+];
+
+async fn sorted(gate: &Gate, bucket: Bucket) -> Vec<String> {
+    let mut keys = gate.keys(bucket).await;
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_empty_raw_bucket_is_nothing_to_scan() {
+    let gate = Gate::start().await;
+    let arn = gate.start_run("empty", json!({"id": "wf-empty"})).await;
+    let described = gate.finished(&arn).await;
+    assert_eq!(described.status.as_str(), "SUCCEEDED");
+    let history = gate.stack.engine().describe(&arn).unwrap().history;
+    assert!(
+        history
+            .iter()
+            .any(|e| e.details["stateEnteredEventDetails"]["name"] == "noNewKeysInRawBucket")
+    );
+    let jobs = gate.macie.list_classification_jobs().send().await.unwrap();
+    assert!(jobs.items().is_empty(), "no Macie job for an empty run");
+    assert!(gate.emails().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clean_objects_pass_with_keys_tags_and_metadata_intact() {
+    let gate = Gate::start().await;
+    for key in AWKWARD_KEYS {
+        gate.upload(
+            key,
+            format!("harmless {key}"),
+            &[("team", "data eng"), ("origin", "sftp:/in")],
+            &[("source", "upstream")],
+        )
+        .await;
+    }
+    let arn = gate.start_run("clean", json!({"id": "wf-clean"})).await;
+    let described = gate.finished(&arn).await;
+    assert_eq!(
+        described.status.as_str(),
+        "SUCCEEDED",
+        "{:?}",
+        described.cause
+    );
+    let mut expected: Vec<String> = AWKWARD_KEYS.iter().map(|k| (*k).to_owned()).collect();
+    expected.sort();
+    assert_eq!(sorted(&gate, Bucket::ScannedData).await, expected);
+    for bucket in [Bucket::Raw, Bucket::ScanStage, Bucket::ManualReview] {
+        assert!(
+            gate.keys(bucket).await.is_empty(),
+            "{bucket:?} is not empty"
+        );
+    }
+    for key in AWKWARD_KEYS {
+        assert_eq!(
+            gate.body(Bucket::ScannedData, key).await,
+            format!("harmless {key}").into_bytes()
+        );
+        let tags = gate.tags(Bucket::ScannedData, key).await;
+        assert_eq!(
+            tags,
+            BTreeMap::from([
+                ("WorkflowId".to_owned(), "wf-clean".to_owned()),
+                ("origin".to_owned(), "sftp:/in".to_owned()),
+                ("team".to_owned(), "data eng".to_owned()),
+            ])
+        );
+        let head = gate
+            .s3
+            .head_object()
+            .bucket(gate.bucket(Bucket::ScannedData))
+            .key(*key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.metadata()
+                .and_then(|m| m.get("source"))
+                .map(String::as_str),
+            Some("upstream")
+        );
+    }
+    assert!(gate.emails().is_empty(), "a clean run sends no email");
+}
+
+/// Uploads one flagged object and one clean one, and starts a run.
+async fn start_flagged(gate: &Gate, name: &str) -> String {
+    gate.upload(
+        "cards.csv",
+        "customer,card\nAda,card 4111 1111 1111 1111\n",
+        &[("team", "billing")],
+        &[],
+    )
+    .await;
+    gate.upload("readme.txt", "nothing sensitive", &[], &[])
+        .await;
+    gate.start_run(name, json!({"id": name})).await
+}
+
+/// A flagged run waiting for its reviewer, with the approval email.
+async fn flagged_run(
+    gate: &Gate,
+    name: &str,
+) -> (String, e2e::macie_pipeline_local::sns::Delivered) {
+    let arn = start_flagged(gate, name).await;
+    let email = gate.approval_email().await;
+    gate.reaches(&arn, "triggerManualApproval").await;
+    (arn, email)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flagged_objects_wait_in_review_and_an_approval_releases_them_tagged() {
+    let gate = Gate::start().await;
+    let (arn, email) = flagged_run(&gate, "approve").await;
+    assert_eq!(gate.keys(Bucket::ManualReview).await, vec!["cards.csv"]);
+    assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["readme.txt"]);
+    assert!(
+        email.message.contains("CREDIT_CARD_NUMBER x1"),
+        "{}",
+        email.message
+    );
+    assert!(
+        !email.message.contains("4111"),
+        "the email must not carry the values"
+    );
+
+    let response = http::decide(&link_after(&email.message, "Approve")).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.body().contains("Approved"));
+    assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
+    assert_eq!(
+        sorted(&gate, Bucket::ScannedData).await,
+        vec!["cards.csv", "readme.txt"]
+    );
+    assert!(gate.keys(Bucket::ManualReview).await.is_empty());
+    let tags = gate.tags(Bucket::ScannedData, "cards.csv").await;
+    assert_eq!(tags["SensitiveDataFound"], "true");
+    assert_eq!(tags["team"], "billing");
+    assert!(
+        !gate
+            .tags(Bucket::ScannedData, "readme.txt")
+            .await
+            .contains_key("SensitiveDataFound")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_denial_deletes_the_flagged_objects_only() {
+    let gate = Gate::start().await;
+    let (arn, email) = flagged_run(&gate, "deny").await;
+    let response = http::decide(&link_after(&email.message, "Deny")).await;
+    assert!(response.body().contains("Denied"));
+    assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
+    assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["readme.txt"]);
+    assert!(gate.keys(Bucket::ManualReview).await.is_empty());
+    assert!(gate.keys(Bucket::ScanStage).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opening_a_link_decides_nothing_and_a_second_click_is_already_decided() {
+    let gate = Gate::start().await;
+    let (arn, email) = flagged_run(&gate, "clicks").await;
+    let approve = link_after(&email.message, "Approve");
+    // What a mail scanner does: fetch the link.
+    for _ in 0..3 {
+        assert_eq!(http::get(&approve).await.status(), 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        gate.current_state(&arn).await.as_deref(),
+        Some("triggerManualApproval")
+    );
+    assert_eq!(gate.keys(Bucket::ManualReview).await, vec!["cards.csv"]);
+
+    assert_eq!(http::decide(&approve).await.status(), 200);
+    let again = http::decide(&approve).await;
+    assert_eq!(again.status(), 410);
+    assert!(again.body().contains("Already decided or expired"));
+    let deny_after = http::decide(&link_after(&email.message, "Deny")).await;
+    assert_eq!(
+        deny_after.status(),
+        410,
+        "a deny after the approval must not delete anything"
+    );
+    assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
+    assert_eq!(
+        sorted(&gate, Bucket::ScannedData).await,
+        vec!["cards.csv", "readme.txt"]
+    );
+}
+
+async fn timeout_gate(action: &str) -> Gate {
+    let action = action.to_owned();
+    Gate::start_with(move |config| {
+        config
+            .parameters
+            .insert("ApprovalTimeoutSeconds".into(), "300".into());
+        config
+            .parameters
+            .insert("ApprovalTimeoutAction".into(), action);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_approval_holds_the_objects_by_default_and_says_so() {
+    let gate = timeout_gate("hold").await;
+    let arn = start_flagged(&gate, "timeout-hold").await;
+    let described = gate.finished(&arn).await;
+    assert_eq!(described.status.as_str(), "FAILED");
+    assert_eq!(described.error(), Some("ApprovalTimedOut"));
+    assert_eq!(gate.keys(Bucket::ManualReview).await, vec!["cards.csv"]);
+    let notices: Vec<_> = gate
+        .emails()
+        .into_iter()
+        .filter(|e| {
+            e.subject
+                .as_deref()
+                .is_some_and(|s| s.contains("approval expired"))
+        })
+        .collect();
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0].message.contains("ApprovalTimeoutAction=hold"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_approval_deletes_with_the_deny_default_and_says_so() {
+    let gate = timeout_gate("deny").await;
+    let arn = start_flagged(&gate, "timeout-deny").await;
+    assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
+    assert!(gate.keys(Bucket::ManualReview).await.is_empty());
+    assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["readme.txt"]);
+    let notices: Vec<_> = gate
+        .emails()
+        .into_iter()
+        .filter(|e| {
+            e.subject
+                .as_deref()
+                .is_some_and(|s| s.contains("objects deleted"))
+        })
+        .collect();
+    assert_eq!(notices.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn objects_below_the_minimum_severity_pass_tagged_without_review() {
+    let gate = Gate::start_with(|config| {
+        config
+            .parameters
+            .insert("MinimumSeverity".into(), "High".into());
+    })
+    .await;
+    gate.upload("ssn.txt", "ssn 123-45-6789", &[], &[]).await;
+    let arn = gate
+        .start_run("threshold", json!({"id": "wf-threshold"}))
+        .await;
+    assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
+    assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["ssn.txt"]);
+    assert_eq!(
+        gate.tags(Bucket::ScannedData, "ssn.txt").await["SensitiveDataFound"],
+        "true"
+    );
+    assert!(gate.emails().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overlapping_runs_each_take_every_object_exactly_once() {
+    let gate = Gate::start().await;
+    for i in 0..60 {
+        gate.upload(&format!("batch/{i:03}.txt"), format!("row {i}"), &[], &[])
+            .await;
+    }
+    let first = gate.start_run("overlap-1", json!({"id": "wf-a"})).await;
+    let second = gate.start_run("overlap-2", json!({"id": "wf-b"})).await;
+    assert_eq!(gate.finished(&first).await.status.as_str(), "SUCCEEDED");
+    assert_eq!(gate.finished(&second).await.status.as_str(), "SUCCEEDED");
+    let keys = sorted(&gate, Bucket::ScannedData).await;
+    assert_eq!(keys.len(), 60);
+    for key in &keys {
+        let workflow = &gate.tags(Bucket::ScannedData, key).await["WorkflowId"];
+        assert!(workflow == "wf-a" || workflow == "wf-b");
+    }
+    for bucket in [Bucket::Raw, Bucket::ScanStage, Bucket::ManualReview] {
+        assert!(gate.keys(bucket).await.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_object_with_too_many_tags_stays_in_raw_and_the_run_says_so() {
+    let gate = Gate::start().await;
+    let nine: Vec<(String, String)> = (0..9).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+    let tags: Vec<(&str, &str)> = nine.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    gate.upload("crowded.txt", "fine", &tags, &[]).await;
+    gate.upload("plain.txt", "fine", &[], &[]).await;
+    let arn = gate.start_run("rejects", json!({"id": "wf-rejects"})).await;
+    let described = gate.finished(&arn).await;
+    assert_eq!(described.status.as_str(), "FAILED");
+    assert_eq!(described.error(), Some("ObjectsRejected"));
+    assert_eq!(gate.keys(Bucket::Raw).await, vec!["crowded.txt"]);
+    assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["plain.txt"]);
+    let notices: Vec<_> = gate
+        .emails()
+        .into_iter()
+        .filter(|e| {
+            e.subject
+                .as_deref()
+                .is_some_and(|s| s.contains("left in the raw bucket"))
+        })
+        .collect();
+    assert_eq!(notices.len(), 1);
+    assert!(
+        notices[0].message.contains("crowded.txt") && notices[0].message.contains("S3 allows 10")
+    );
+}

@@ -1,0 +1,141 @@
+//! Runs larger than one invocation or one state payload can hold.
+
+use std::time::Duration;
+
+use e2e::{Bucket, Gate, http, link_after};
+use serde_json::json;
+
+async fn upload_many(gate: &Gate, count: usize, body: impl Fn(usize) -> String) {
+    let mut uploads = tokio::task::JoinSet::new();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(50) {
+        let s3 = gate.s3.clone();
+        let bucket = gate.bucket(Bucket::Raw);
+        let items: Vec<(String, String)> = chunk
+            .iter()
+            .map(|i| (format!("many/{i:05}.txt"), body(*i)))
+            .collect();
+        uploads.spawn(async move {
+            for (key, body) in items {
+                s3.put_object()
+                    .bucket(&bucket)
+                    .key(key)
+                    .body(body.into_bytes().into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = uploads.join_next().await {
+        done.unwrap();
+    }
+}
+
+fn entries(gate: &Gate, arn: &str, state: &str) -> usize {
+    gate.stack
+        .engine()
+        .describe(arn)
+        .unwrap()
+        .history
+        .iter()
+        .filter(|e| e.details["stateEnteredEventDetails"]["name"] == state)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_objects_move_through_deadline_continuations() {
+    let gate = Gate::start_with(|config| {
+        // Each invocation gets a fifth of a second before it must hand back a continuation.
+        config.functions.timeout = Some(Duration::from_millis(1200));
+        config
+            .functions
+            .environment
+            .insert("DEADLINE_MARGIN_SECONDS".into(), "1".into());
+        config
+            .functions
+            .environment
+            .insert("MOVE_CONCURRENCY".into(), "4".into());
+    })
+    .await;
+    upload_many(&gate, 1000, |i| format!("row {i}")).await;
+    let arn = gate
+        .start_run("thousand", json!({"id": "wf-thousand"}))
+        .await;
+    let described = gate.finished_within(&arn, Duration::from_secs(300)).await;
+    assert_eq!(
+        described.status.as_str(),
+        "SUCCEEDED",
+        "{:?}",
+        described.cause
+    );
+    assert_eq!(gate.keys(Bucket::ScannedData).await.len(), 1000);
+    assert!(gate.keys(Bucket::Raw).await.is_empty());
+    let triggers = entries(&gate, &arn, "triggerMacieScan");
+    assert!(
+        triggers > 3,
+        "expected continuations, triggerMacieScan ran {triggers} times"
+    );
+    assert!(
+        entries(&gate, &arn, "moveAllScanStageS3Files") > 1,
+        "the final move loops too"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_thousand_flagged_objects_travel_by_manifest_and_are_all_released() {
+    let gate = Gate::start().await;
+    upload_many(&gate, 5000, |i| {
+        format!("customer {i} card 4111 1111 1111 1111")
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let arn = gate
+        .start_run("many-flagged", json!({"id": "wf-many"}))
+        .await;
+    let email = gate.approval_email_within(Duration::from_secs(600)).await;
+    eprintln!(
+        "approval email after {:?}: {:?}",
+        started.elapsed(),
+        gate.timings(&arn)
+    );
+    assert!(
+        email.message.contains("5000 object(s)"),
+        "{}",
+        &email.message[..200]
+    );
+    assert!(email.message.contains("... and 4975 more"));
+    assert!(
+        email.message.len() < 16_384,
+        "the email stays short: {} bytes",
+        email.message.len()
+    );
+    let manifests = gate.keys(Bucket::Manifests).await;
+    assert_eq!(manifests.len(), 1);
+    let manifest = gate.body(Bucket::Manifests, &manifests[0]).await;
+    assert!(
+        manifest.len() > 262_144,
+        "the manifest ({} bytes) is past the state payload limit",
+        manifest.len()
+    );
+    assert_eq!(gate.keys(Bucket::ManualReview).await.len(), 5000);
+
+    let response = http::decide(&link_after(&email.message, "Approve")).await;
+    assert_eq!(response.status(), 200);
+    let described = gate.finished_within(&arn, Duration::from_secs(300)).await;
+    assert_eq!(
+        described.status.as_str(),
+        "SUCCEEDED",
+        "{:?}",
+        described.cause
+    );
+    assert_eq!(gate.keys(Bucket::ScannedData).await.len(), 5000);
+    assert!(gate.keys(Bucket::ManualReview).await.is_empty());
+    let record = gate.stack.engine().describe(&arn).unwrap();
+    let largest = record
+        .history
+        .iter()
+        .map(|e| e.details.to_string().len())
+        .max()
+        .unwrap();
+    assert!(largest < 262_144, "a state payload reached {largest} bytes");
+}
