@@ -3,6 +3,7 @@
 //! state machine.
 
 pub mod approval;
+pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod demo;

@@ -106,11 +106,6 @@ impl PipelineError {
         }
     }
 
-    /// Whether the state machine retries this error.
-    pub fn is_retryable(&self) -> bool {
-        Self::RETRYABLE_NAMES.contains(&self.name())
-    }
-
     /// Wraps an SDK error from `operation`, deciding whether it is transient.
     pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where

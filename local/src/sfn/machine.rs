@@ -118,10 +118,6 @@ impl Machine {
     pub fn processor(&self, name: &str) -> Option<&Machine> {
         self.processors.get(name)
     }
-
-    pub fn state_names(&self) -> impl Iterator<Item = &String> {
-        self.states.keys()
-    }
 }
 
 fn check_task(name: &str, state: &Value) -> Result<(), String> {

@@ -5,7 +5,7 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, MetadataDirective, Tag as S3Tag, TaggingDirective,
+    CompletedMultipartUpload, CompletedPart, MetadataDirective, TaggingDirective,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -368,19 +368,6 @@ fn is_no_such_key<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> b
         // HEAD responses have no body, so only the status tells.
         None => http_status(err) == Some(404),
     }
-}
-
-/// Tags as the SDK's type, for requests that take a structured tag set.
-pub fn to_s3_tags(tags: &[Tag]) -> Vec<S3Tag> {
-    tags.iter()
-        .map(|tag| {
-            S3Tag::builder()
-                .key(&tag.key)
-                .value(&tag.value)
-                .build()
-                .expect("key and value are set")
-        })
-        .collect()
 }
 
 #[cfg(test)]
