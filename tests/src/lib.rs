@@ -14,27 +14,7 @@ use serde_json::Value;
 pub use macie_pipeline_local;
 pub use macie_pipeline_local::client as http;
 
-/// Buckets by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bucket {
-    Raw,
-    ScanStage,
-    ManualReview,
-    ScannedData,
-    Manifests,
-}
-
-impl Bucket {
-    pub fn logical_id(self) -> &'static str {
-        match self {
-            Self::Raw => "DataPipelineRawBucket",
-            Self::ScanStage => "DataPipelineScanStageBucket",
-            Self::ManualReview => "DataPipelineManualReviewBucket",
-            Self::ScannedData => "DataPipelineScannedDataBucket",
-            Self::Manifests => "DataPipelineManifestBucket",
-        }
-    }
-}
+pub use macie_pipeline::deployment::Bucket;
 
 /// A local stack with clients, in a temporary directory removed when dropped.
 pub struct Gate {

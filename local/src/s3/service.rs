@@ -14,7 +14,7 @@ use tokio_util::io::ReaderStream;
 
 use macie_pipeline::tags::{self, MAX_KEY_CHARS, MAX_TAGS, Tag as GateTag};
 
-use crate::s3::store::{Attributes, Match, ObjectMeta, Store, StoreError};
+use crate::s3::store::{Attributes, Listing, Match, ObjectMeta, Store, StoreError};
 
 /// The S3 service over a store.
 #[derive(Clone)]
@@ -167,6 +167,23 @@ fn listed_object(meta: &ObjectMeta, encoder: &Encoder) -> Object {
         )),
         ..Default::default()
     }
+}
+
+/// The objects and common prefixes of a listing page, encoded as the request asked.
+fn listed(listing: &Listing, encoder: &Encoder) -> (Vec<Object>, Vec<CommonPrefix>) {
+    let objects = listing
+        .objects
+        .iter()
+        .map(|m| listed_object(m, encoder))
+        .collect();
+    let prefixes = listing
+        .common_prefixes
+        .iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(encoder.apply(p.clone())),
+        })
+        .collect();
+    (objects, prefixes)
 }
 
 fn token_for(key: &str) -> String {
@@ -582,6 +599,7 @@ impl S3 for LocalS3 {
             )
             .map_err(map_error)?;
         let key_count = listing.objects.len() + listing.common_prefixes.len();
+        let (contents, common_prefixes) = listed(&listing, &encoder);
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: Some(encoder.apply(prefix)),
@@ -596,22 +614,8 @@ impl S3 for LocalS3 {
                 .flatten(),
             start_after: input.start_after.map(|s| encoder.apply(s)),
             encoding_type: input.encoding_type,
-            contents: Some(
-                listing
-                    .objects
-                    .iter()
-                    .map(|m| listed_object(m, &encoder))
-                    .collect(),
-            ),
-            common_prefixes: Some(
-                listing
-                    .common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(encoder.apply(p)),
-                    })
-                    .collect(),
-            ),
+            contents: Some(contents),
+            common_prefixes: Some(common_prefixes),
             ..Default::default()
         }))
     }
@@ -639,6 +643,7 @@ impl S3 for LocalS3 {
                 usize::try_from(max_keys).unwrap_or(0),
             )
             .map_err(map_error)?;
+        let (contents, common_prefixes) = listed(&listing, &encoder);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(encoder.apply(prefix)),
@@ -650,22 +655,8 @@ impl S3 for LocalS3 {
                 .then(|| listing.last.clone())
                 .flatten(),
             encoding_type: input.encoding_type,
-            contents: Some(
-                listing
-                    .objects
-                    .iter()
-                    .map(|m| listed_object(m, &encoder))
-                    .collect(),
-            ),
-            common_prefixes: Some(
-                listing
-                    .common_prefixes
-                    .into_iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(encoder.apply(p)),
-                    })
-                    .collect(),
-            ),
+            contents: Some(contents),
+            common_prefixes: Some(common_prefixes),
             ..Default::default()
         }))
     }

@@ -11,7 +11,6 @@ use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -21,6 +20,8 @@ use sha2::Sha256;
 use tracing::warn;
 
 use macie_pipeline::tags::Tag;
+
+pub use crate::clock::now_ms;
 
 /// S3's smallest part, except for the last one.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -161,16 +162,6 @@ struct BucketState {
 pub struct Store {
     root: PathBuf,
     state: Mutex<BTreeMap<String, BucketState>>,
-}
-
-pub fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis(),
-    )
-    .unwrap_or(i64::MAX)
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
