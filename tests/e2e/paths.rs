@@ -327,3 +327,54 @@ async fn an_object_with_too_many_tags_stays_in_raw_and_the_run_says_so() {
         notices[0].message.contains("crowded.txt") && notices[0].message.contains("S3 allows 10")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_approval_releases_only_what_its_request_showed_even_when_an_id_is_reused() {
+    let gate = Gate::start().await;
+    gate.upload("first.csv", "card 4111 1111 1111 1111", &[], &[])
+        .await;
+    let first = gate.start_run("reused-1", json!({"id": "wf-reused"})).await;
+    gate.approval_email().await;
+    gate.reaches(&first, "triggerManualApproval").await;
+    gate.sfn
+        .stop_execution()
+        .execution_arn(&first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gate.keys(Bucket::ManualReview).await, vec!["first.csv"]);
+
+    // A second run with the same id holds another object, and the reviewer approves it.
+    gate.upload("second.csv", "card 5555 5555 5555 4444", &[], &[])
+        .await;
+    let second = gate.start_run("reused-2", json!({"id": "wf-reused"})).await;
+    let waiting = std::time::Instant::now();
+    let email = loop {
+        assert!(
+            waiting.elapsed() < std::time::Duration::from_secs(60),
+            "no second approval request"
+        );
+        let mut requests: Vec<_> = gate
+            .emails()
+            .into_iter()
+            .filter(|e| {
+                e.subject
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with("Review needed"))
+            })
+            .collect();
+        if requests.len() == 2 {
+            break requests.pop().unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(email.message.contains("second.csv") && !email.message.contains("first.csv"));
+    http::decide(&link_after(&email.message, "Approve")).await;
+    assert_eq!(gate.finished(&second).await.status.as_str(), "SUCCEEDED");
+    assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["second.csv"]);
+    assert_eq!(
+        gate.keys(Bucket::ManualReview).await,
+        vec!["first.csv"],
+        "the unseen object stays held"
+    );
+}

@@ -201,13 +201,21 @@ pub fn functions() -> Vec<FunctionSpec> {
             logical_id: "MoveAllScanStageS3Files",
             crate_dir: "move_all_scan_stage_files",
             variables: RouteConfig::variable_names(),
-            calls: [moves(ScanStage, &[ScannedData]), vec![read_manifest]].concat(),
+            calls: [
+                moves(ScanStage, &[ScannedData]),
+                vec![read_manifest.clone()],
+            ]
+            .concat(),
         },
         FunctionSpec {
             logical_id: "MoveToScannedDataS3Files",
             crate_dir: "move_to_scanned_data_files",
             variables: ReleaseConfig::variable_names(),
-            calls: moves(ManualReview, &[ScannedData]),
+            calls: [
+                moves(ManualReview, &[ScannedData]),
+                vec![read_manifest.clone()],
+            ]
+            .concat(),
         },
         FunctionSpec {
             logical_id: "DeleteManualReviewS3Files",
@@ -226,6 +234,7 @@ pub fn functions() -> Vec<FunctionSpec> {
                         ("s3:GetObject", O(ManualReview)),
                     ],
                 ),
+                read_manifest,
             ],
         },
     ]

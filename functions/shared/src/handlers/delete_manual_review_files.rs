@@ -1,5 +1,5 @@
 //! deleteManualReviewS3Files: the reviewer denied (or the approval timed out with the `deny`
-//! default). Deletes this workflow's objects from manual-review.
+//! default). Deletes the objects the approval request showed from manual-review.
 
 use aws_types::SdkConfig;
 use tracing::{info, instrument};
@@ -10,6 +10,7 @@ use crate::error::PipelineError;
 use crate::handlers::move_to_scanned_data_files::HeldInput;
 use crate::handlers::steps::{PassContext, StepProgress, delete_held};
 use crate::lambda::Handler;
+use crate::manifest;
 
 pub struct DeleteManualReviewFiles {
     pub s3: aws_sdk_s3::Client,
@@ -36,6 +37,7 @@ impl Handler for DeleteManualReviewFiles {
         input: HeldInput,
         deadline: Deadline,
     ) -> Result<StepProgress, PipelineError> {
+        let manifest = manifest::read(&self.s3, &input.manifest, &input.workflow_id).await?;
         let context = PassContext {
             s3: &self.s3,
             settings: &self.config.moves,
@@ -45,6 +47,7 @@ impl Handler for DeleteManualReviewFiles {
         let progress = delete_held(
             &context,
             &self.config.manual_review_bucket,
+            &manifest,
             input.progress,
             Self::NAME,
         )

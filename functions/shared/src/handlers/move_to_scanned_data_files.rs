@@ -1,5 +1,5 @@
-//! moveToScannedDataS3Files: the reviewer approved. Releases this workflow's objects from
-//! manual-review to scanned-data, their `SensitiveDataFound=true` tag kept.
+//! moveToScannedDataS3Files: the reviewer approved. Releases the objects the approval request
+//! showed from manual-review to scanned-data, their `SensitiveDataFound=true` tag kept.
 
 use aws_types::SdkConfig;
 use serde::Deserialize;
@@ -10,6 +10,7 @@ use crate::deadline::Deadline;
 use crate::error::PipelineError;
 use crate::handlers::steps::{PassContext, StepProgress, release_held};
 use crate::lambda::Handler;
+use crate::manifest::{self, ManifestRef};
 use crate::workflow::WorkflowId;
 
 /// Input of the steps that act on the held objects.
@@ -17,6 +18,8 @@ use crate::workflow::WorkflowId;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeldInput {
     pub workflow_id: WorkflowId,
+    /// The run's manifest: only the objects it held for review are acted on.
+    pub manifest: ManifestRef,
     pub progress: Option<StepProgress>,
 }
 
@@ -45,6 +48,7 @@ impl Handler for MoveToScannedDataFiles {
         input: HeldInput,
         deadline: Deadline,
     ) -> Result<StepProgress, PipelineError> {
+        let manifest = manifest::read(&self.s3, &input.manifest, &input.workflow_id).await?;
         let context = PassContext {
             s3: &self.s3,
             settings: &self.config.moves,
@@ -55,6 +59,7 @@ impl Handler for MoveToScannedDataFiles {
             &context,
             &self.config.manual_review_bucket,
             &self.config.scanned_data_bucket,
+            &manifest,
             input.progress,
             Self::NAME,
         )

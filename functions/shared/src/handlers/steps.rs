@@ -2,7 +2,7 @@
 //! scan-stage objects by the manifest, releasing approved objects, deleting denied ones. Each is
 //! a loop like triggerMacieScan's: `MORE` with a cursor until a pass completes, then `DONE`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -172,15 +172,27 @@ async fn route_one(
     settle(moved, targets.scan_stage, object, review)
 }
 
-/// Releases this workflow's objects from manual-review to scanned-data, tags kept.
+/// The keys a reviewer was shown: the manifest's objects held for review. Release and delete
+/// act on these only, so objects held by an earlier run that reused the workflow id stay held.
+fn shown(manifest: &Manifest) -> HashSet<&str> {
+    manifest
+        .review()
+        .map(|object| object.key.as_str())
+        .collect()
+}
+
+/// Releases this workflow's reviewed objects from manual-review to scanned-data, tags kept.
 pub async fn release_held(
     context: &PassContext<'_>,
     manual_review: &str,
     scanned_data: &str,
+    manifest: &Manifest,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
+    let shown = shown(manifest);
+    let shown = &shown;
     let end = visit_bucket(
         context.s3,
         manual_review,
@@ -189,6 +201,9 @@ pub async fn release_held(
         context.deadline,
         &mut tally,
         |object| async move {
+            if !shown.contains(object.key.as_str()) {
+                return Ok(Outcome::NotOurs);
+            }
             let tags = match context.our_tags(manual_review, &object).await? {
                 Ok(tags) => tags,
                 Err(outcome) => return Ok(outcome),
@@ -204,14 +219,17 @@ pub async fn release_held(
     Ok(StepProgress::from_pass(end, tally))
 }
 
-/// Deletes this workflow's objects from manual-review.
+/// Deletes this workflow's reviewed objects from manual-review.
 pub async fn delete_held(
     context: &PassContext<'_>,
     manual_review: &str,
+    manifest: &Manifest,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
+    let shown = shown(manifest);
+    let shown = &shown;
     let end = visit_bucket(
         context.s3,
         manual_review,
@@ -220,6 +238,9 @@ pub async fn delete_held(
         context.deadline,
         &mut tally,
         |object| async move {
+            if !shown.contains(object.key.as_str()) {
+                return Ok(Outcome::NotOurs);
+            }
             if let Err(outcome) = context.our_tags(manual_review, &object).await? {
                 return Ok(outcome);
             }

@@ -274,7 +274,17 @@ const HELD: &[(&str, &str)] = &[("WorkflowId", "wf-1"), ("SensitiveDataFound", "
 
 #[tokio::test]
 async fn approval_releases_only_this_runs_held_objects_with_their_tags() {
-    let review = bucket(&[("flag.csv", HELD), ("older.csv", THEIRS)], "wf-1", None);
+    // stale.csv carries the same workflow id but was held by an earlier run that reused the id:
+    // the reviewer never saw it in this request, so this approval must not release it.
+    let review = bucket(
+        &[
+            ("flag.csv", HELD),
+            ("older.csv", THEIRS),
+            ("stale.csv", HELD),
+        ],
+        "wf-1",
+        None,
+    );
     let handler = MoveToScannedDataFiles {
         s3: review.s3.clone(),
         config: ReleaseConfig {
@@ -285,7 +295,7 @@ async fn approval_releases_only_this_runs_held_objects_with_their_tags() {
     };
     let value = invoke(
         &handler,
-        json!({"workflowId": "wf-1", "progress": null}),
+        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
         later(),
     )
     .await
@@ -316,10 +326,18 @@ fn deleter(s3: aws_sdk_s3::Client) -> DeleteManualReviewFiles {
 
 #[tokio::test]
 async fn denial_deletes_only_this_runs_held_objects_and_only_the_listed_version() {
-    let review = bucket(&[("flag.csv", HELD), ("older.csv", THEIRS)], "wf-1", None);
+    let review = bucket(
+        &[
+            ("flag.csv", HELD),
+            ("older.csv", THEIRS),
+            ("stale.csv", HELD),
+        ],
+        "wf-1",
+        None,
+    );
     let value = invoke(
         &deleter(review.s3.clone()),
-        json!({"workflowId": "wf-1", "progress": null}),
+        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
         later(),
     )
     .await
@@ -341,7 +359,7 @@ async fn a_held_object_replaced_before_its_delete_fails_the_step_for_a_retry() {
     let review = bucket(&[("flag.csv", HELD)], "wf-1", Some(412));
     let err = invoke(
         &deleter(review.s3.clone()),
-        json!({"workflowId": "wf-1", "progress": null}),
+        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
         later(),
     )
     .await
