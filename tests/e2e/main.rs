@@ -3,6 +3,7 @@
 
 mod aws_cli;
 mod failures;
+mod macie;
 mod paths;
 mod restart;
 mod scale;
