@@ -7,3 +7,4 @@ mod macie;
 mod paths;
 mod restart;
 mod scale;
+mod stepfunctions;
