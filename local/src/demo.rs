@@ -12,15 +12,15 @@ use aws_sdk_sfn::types::ExecutionStatus;
 /// A sample object.
 pub struct Sample {
     pub key: &'static str,
-    pub body: String,
+    pub body: Vec<u8>,
     pub tags: &'static [(&'static str, &'static str)],
     pub metadata: &'static [(&'static str, &'static str)],
     /// What it holds, for the printout.
     pub about: &'static str,
 }
 
-/// The demo's files: clean ones, personal and financial data, credentials, and keys with
-/// spaces, `+`, `%` and non-ASCII characters.
+/// The demo's files: clean ones, personal and financial data, credentials, an image Macie
+/// cannot analyse, and keys with spaces, `+`, `%` and non-ASCII characters.
 pub fn samples() -> Vec<Sample> {
     vec![
         Sample {
@@ -66,6 +66,14 @@ pub fn samples() -> Vec<Sample> {
             about: "clean, + and % in the key",
         },
         Sample {
+            key: "scans/passport-0042.png",
+            // A PNG header: Macie does not analyse images, so this cannot count as clean.
+            body: b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0".to_vec(),
+            tags: &[("team", "kyc")],
+            metadata: &[],
+            about: "an image: Macie cannot analyse it",
+        },
+        Sample {
             key: "logs/app.jsonl",
             body: "{\"level\":\"info\",\"msg\":\"started\"}\n{\"level\":\"warn\",\"msg\":\"slow query\"}\n".into(),
             tags: &[],
@@ -91,7 +99,7 @@ pub async fn upload(
             .put_object()
             .bucket(bucket)
             .key(sample.key)
-            .body(ByteStream::from(sample.body.clone().into_bytes()));
+            .body(ByteStream::from(sample.body.clone()));
         if !tags.is_empty() {
             request = request.tagging(macie_pipeline::tags::encode(&tags));
         }

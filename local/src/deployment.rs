@@ -40,6 +40,8 @@ pub struct Deployment {
     pub state_machine_name: String,
     pub substitutions: BTreeMap<String, String>,
     pub schedule: String,
+    /// Where the deployment reads Macie's discovery results: (bucket, KMS key ARN).
+    pub discovery_results: (String, String),
 }
 
 struct Resolver<'a> {
@@ -101,6 +103,7 @@ impl Resolver<'_> {
                 self.value(&resource["Properties"]["Name"])?
             )),
             "AWS::Logs::LogGroup" => Ok(format!("/local/{name}")),
+            "AWS::KMS::Key" => Ok(key_id(name)),
             other => Err(format!(
                 "the local stack cannot resolve a reference to {name} ({other})"
             )),
@@ -121,11 +124,18 @@ impl Resolver<'_> {
             ("AWS::Logs::LogGroup", "Arn") => Ok(format!(
                 "arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/local/{id}"
             )),
+            ("AWS::KMS::Key", "Arn") => {
+                Ok(format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{}", key_id(id)))
+            }
             _ => Err(format!("the local stack cannot resolve {id}.{attribute}")),
         }
     }
 
-    fn substitute(&self, text: &str) -> Result<String, String> {
+    fn substitute(
+        &self,
+        text: &str,
+        variables: &BTreeMap<String, String>,
+    ) -> Result<String, String> {
         let mut out = String::new();
         let mut rest = text;
         while let Some(start) = rest.find("${") {
@@ -136,6 +146,7 @@ impl Resolver<'_> {
                 + start;
             let name = &rest[start + 2..end];
             let value = match name.split_once('.') {
+                _ if variables.contains_key(name) => variables[name].clone(),
                 Some((id, attribute)) if !name.starts_with("AWS::") => {
                     self.attribute(id, attribute)?
                 }
@@ -181,8 +192,21 @@ impl Resolver<'_> {
         match tag.as_str() {
             "Ref" => self.reference(inner.as_str().unwrap_or_default()),
             "Sub" => match inner {
-                Yaml::String(text) => self.substitute(text),
-                _ => Err("the list form of !Sub is not supported locally".into()),
+                Yaml::String(text) => self.substitute(text, &BTreeMap::new()),
+                Yaml::Sequence(items) if items.len() == 2 => {
+                    let text = items[0]
+                        .as_str()
+                        .ok_or("!Sub's first item is not a string")?;
+                    let mut variables = BTreeMap::new();
+                    for (name, value) in items[1].as_mapping().ok_or("!Sub's variables")? {
+                        variables.insert(
+                            name.as_str().unwrap_or_default().to_owned(),
+                            self.value(value)?,
+                        );
+                    }
+                    self.substitute(text, &variables)
+                }
+                _ => Err("!Sub takes a string or a [string, variables] list".into()),
             },
             "GetAtt" => {
                 let text = inner.as_str().unwrap_or_default();
@@ -213,6 +237,11 @@ impl Resolver<'_> {
             other => Err(format!("the local stack cannot resolve !{other}")),
         }
     }
+}
+
+/// A stable key id for a KMS key resource, so ARNs stay the same across restarts.
+fn key_id(logical_id: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, logical_id.as_bytes()).to_string()
 }
 
 /// Checks an override against the parameter's declared constraints.
@@ -298,6 +327,19 @@ impl Deployment {
             }
         }
 
+        // The template's Rules hold across parameters, as CloudFormation checks them.
+        for (name, rule) in template["Rules"].as_mapping().into_iter().flatten() {
+            for assertion in rule["Assertions"].as_sequence().into_iter().flatten() {
+                if !resolver.condition(&assertion["Assert"])? {
+                    return Err(format!(
+                        "rule {}: {}",
+                        name.as_str().unwrap_or_default(),
+                        assertion["AssertDescription"].as_str().unwrap_or("not met")
+                    ));
+                }
+            }
+        }
+
         let resources = template["Resources"]
             .as_mapping()
             .ok_or("the template has no Resources")?;
@@ -310,6 +352,11 @@ impl Deployment {
             .unwrap_or(3);
         for (id, resource) in resources {
             let id = id.as_str().unwrap_or_default();
+            if let Some(condition) = resource["Condition"].as_str()
+                && !resolver.condition(&Yaml::String(condition.to_owned()))?
+            {
+                continue;
+            }
             let properties = &resource["Properties"];
             match resource["Type"].as_str().unwrap_or_default() {
                 "AWS::S3::Bucket" => {
@@ -386,6 +433,14 @@ impl Deployment {
             topic.ok_or("the template has no SNS topic")?;
         let (state_machine_name, substitutions, schedule) =
             machine.ok_or("the template has no state machine")?;
+        let findings = &functions
+            .get("GetFindingsCount")
+            .ok_or("the template has no GetFindingsCount function")?
+            .environment;
+        let discovery_results = (
+            findings["DISCOVERY_RESULTS_BUCKET"].clone(),
+            findings["DISCOVERY_RESULTS_KMS_KEY_ARN"].clone(),
+        );
         Ok(Self {
             parameters: resolver.parameters,
             buckets,
@@ -396,6 +451,7 @@ impl Deployment {
             state_machine_name,
             substitutions,
             schedule,
+            discovery_results,
         })
     }
 
@@ -497,6 +553,48 @@ mod tests {
                 .unwrap()
                 .substitutions["ApprovalTimeoutAction"],
             "deny"
+        );
+    }
+
+    #[test]
+    fn discovery_results_are_created_unless_an_existing_location_is_given() {
+        let created = local();
+        let key = format!(
+            "arn:aws:kms:{REGION}:{ACCOUNT}:key/{}",
+            key_id("DiscoveryResultsKey")
+        );
+        assert_eq!(
+            created.discovery_results,
+            ("local-macie-discovery-results".to_owned(), key)
+        );
+        assert_eq!(
+            created.bucket("DiscoveryResultsBucket"),
+            "local-macie-discovery-results"
+        );
+        let existing = BTreeMap::from([
+            (
+                "DiscoveryResultsBucketName".to_owned(),
+                "audit-results".to_owned(),
+            ),
+            (
+                "DiscoveryResultsKmsKeyArn".to_owned(),
+                format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/abc-123"),
+            ),
+        ]);
+        let given = Deployment::resolve(TEMPLATE, &existing, "http://x").unwrap();
+        assert_eq!(given.discovery_results.0, "audit-results");
+        assert!(
+            !given.buckets.contains_key("DiscoveryResultsBucket"),
+            "a conditional resource is not created"
+        );
+        let half = BTreeMap::from([(
+            "DiscoveryResultsBucketName".to_owned(),
+            "audit-results".to_owned(),
+        )]);
+        let err = Deployment::resolve(TEMPLATE, &half, "http://x").unwrap_err();
+        assert!(
+            err.contains("DiscoveryResultsBucketAndKeyTogether"),
+            "{err}"
         );
     }
 

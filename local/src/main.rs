@@ -13,6 +13,7 @@ use macie_pipeline_local::client;
 use macie_pipeline_local::demo;
 use macie_pipeline_local::faults::{FaultError, FaultRule};
 use macie_pipeline_local::lambdas::FunctionOverrides;
+use macie_pipeline_local::macie::MacieOptions;
 use macie_pipeline_local::s3::SECRET_ACCESS_KEY;
 use macie_pipeline_local::sfn::engine::{HistoryEvent, Observer};
 use macie_pipeline_local::sfn::machine;
@@ -66,6 +67,17 @@ struct StackArgs {
     /// Macie's job start-up delay, in workflow seconds.
     #[arg(long, default_value_t = 120.0)]
     macie_delay_seconds: f64,
+    /// Objects larger than this (after gzip) are skipped by the local Macie with
+    /// FILE_EXCEEDS_SIZE_LIMIT, and so held for review.
+    #[arg(long, default_value_t = 20 * 1024 * 1024)]
+    macie_size_limit_bytes: u64,
+    /// Seconds (workflow time) after a job completes before its discovery results appear.
+    #[arg(long, default_value_t = 0.0)]
+    macie_results_delay_seconds: f64,
+    /// Do not set Macie's discovery results location at start-up (runs then fail closed until
+    /// it is set, e.g. with aws macie2 put-classification-export-configuration).
+    #[arg(long)]
+    no_discovery_results: bool,
     /// A template parameter, NAME=VALUE (repeatable), e.g. ApprovalTimeoutAction=deny.
     #[arg(long = "parameter", value_name = "NAME=VALUE")]
     parameters: Vec<String>,
@@ -212,7 +224,12 @@ fn stack_config(
     config.host = args.host;
     config.port = args.port.unwrap_or(default_port);
     config.time_scale = args.time_scale.unwrap_or(default_scale);
-    config.macie_delay_seconds = args.macie_delay_seconds;
+    config.macie = MacieOptions {
+        startup_delay_seconds: args.macie_delay_seconds,
+        size_limit_bytes: args.macie_size_limit_bytes,
+        results_delay_seconds: args.macie_results_delay_seconds,
+    };
+    config.configure_discovery_results = !args.no_discovery_results;
     config.parameters = pairs(&args.parameters, "--parameter")?;
     config.functions = FunctionOverrides {
         timeout: args.function_timeout_seconds.map(Duration::from_secs_f64),

@@ -23,7 +23,7 @@ use crate::clock::{Clock, now_ms, rfc3339_ms};
 use crate::deployment::{self, DEFINITION, Deployment, TEMPLATE};
 use crate::faults::Faults;
 use crate::lambdas::{FunctionOverrides, Lambdas};
-use crate::macie::Macie;
+use crate::macie::{Macie, MacieOptions};
 use crate::router::{self, Services};
 use crate::s3::Store;
 use crate::sfn::engine::{ACCOUNT, Engine, Integrations, Observer, REGION};
@@ -40,8 +40,12 @@ pub struct StackConfig {
     pub port: u16,
     /// Multiplies every workflow wait (1.0 is real time).
     pub time_scale: f64,
-    /// Macie's job start-up delay, in workflow seconds.
-    pub macie_delay_seconds: f64,
+    /// How the local Macie behaves (start-up delay, size limit, results delay).
+    pub macie: MacieOptions,
+    /// Point Macie's discovery results at the deployment's results bucket when the account has
+    /// no location yet, as the documented set-up step does. Off, runs fail closed until one is
+    /// set (for example with the AWS CLI).
+    pub configure_discovery_results: bool,
     /// Template parameter values.
     pub parameters: BTreeMap<String, String>,
     pub functions: FunctionOverrides,
@@ -58,7 +62,8 @@ impl StackConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             time_scale: 1.0,
-            macie_delay_seconds: 120.0,
+            macie: MacieOptions::default(),
+            configure_discovery_results: true,
             parameters: BTreeMap::new(),
             functions: FunctionOverrides::default(),
             schedule: false,
@@ -170,9 +175,19 @@ impl LocalStack {
             data_dir.join("macie"),
             Arc::clone(&store),
             clock,
-            config.macie_delay_seconds,
+            config.macie.clone(),
         )
         .map_err(|err| format!("Macie data: {err}"))?;
+        let (results_bucket, results_key) = &deployment.discovery_results;
+        if !store.bucket_exists(results_bucket) {
+            // An existing location named by parameter: locally it is made on the spot.
+            store
+                .create_bucket(results_bucket)
+                .map_err(|err| format!("bucket {results_bucket}: {err}"))?;
+        }
+        if config.configure_discovery_results {
+            configure_discovery_results(&macie, results_bucket, results_key)?;
+        }
         let aws = sdk_config(&endpoint).await;
         let lambdas = Arc::new(Lambdas::build(&deployment, &aws, &config.functions)?);
         let integrations = Arc::new(LocalIntegrations {
@@ -306,6 +321,31 @@ async fn serve(listener: TcpListener, services: Arc<Services>, shutdown: Cancell
         while connections.try_join_next().is_some() {}
     }
     connections.abort_all();
+}
+
+/// Sets Macie's discovery results location to the deployment's, only if none is set: like the
+/// documented one-line step, it never replaces another team's setting.
+fn configure_discovery_results(
+    macie: &Macie,
+    bucket: &str,
+    kms_key_arn: &str,
+) -> Result<(), String> {
+    let current = macie
+        .get_export_configuration()
+        .map_err(|err| err.message.clone())?;
+    if current.get("configuration").is_some() {
+        return Ok(());
+    }
+    let configuration = json!({"configuration": {"s3Destination": {
+        "bucketName": bucket,
+        "keyPrefix": macie_pipeline::macie::results::KEY_PREFIX,
+        "kmsKeyArn": kms_key_arn,
+    }}});
+    macie
+        .put_export_configuration(&configuration)
+        .map_err(|err| err.message.clone())?;
+    info!(bucket, "Macie discovery results location set");
+    Ok(())
 }
 
 /// Starts a run at the template's rate, with the input the EventBridge schedule sends.

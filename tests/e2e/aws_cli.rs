@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use e2e::macie_pipeline_local::s3::SECRET_ACCESS_KEY;
 use e2e::{Bucket, Gate};
+use macie_pipeline::macie::results::configure_command;
 use serde_json::Value;
 
 fn aws_cli() -> Option<PathBuf> {
@@ -44,14 +45,93 @@ async fn aws(cli: &PathBuf, gate: &Gate, args: &[&str]) -> String {
     stdout
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_aws_cli_drives_the_gate_unmodified() {
-    let Some(cli) = aws_cli() else {
+/// The CLI, or `None` where it is not required and missing (the test then says it skipped).
+fn required_cli() -> Option<PathBuf> {
+    let cli = aws_cli();
+    if cli.is_none() {
         assert!(
             std::env::var("MACIE_PIPELINE_REQUIRE_AWS_CLI").is_err(),
             "the AWS CLI is required here but was not found (set MACIE_PIPELINE_AWS_CLI or put aws on PATH)"
         );
         eprintln!("skipped: no AWS CLI found");
+    }
+    cli
+}
+
+/// Splits a documented shell command into arguments: words, with single quotes grouping.
+fn shell_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in command.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_documented_cli_step_sets_the_discovery_results_location() {
+    let Some(cli) = required_cli() else {
+        return;
+    };
+    let gate = Gate::start_with(|config| config.configure_discovery_results = false).await;
+    let none = aws(
+        &cli,
+        &gate,
+        &["macie2", "get-classification-export-configuration"],
+    )
+    .await;
+    // Macie answers `{}` when nothing is configured, which the CLI prints as nothing.
+    assert!(none.trim().is_empty(), "{none}");
+
+    // The command the template's ConfigureDiscoveryResultsCommand output and the failure
+    // message give, run as a user would paste it.
+    let (bucket, key) = gate.stack.deployment().discovery_results.clone();
+    let command = configure_command("us-east-1", &bucket, &key);
+    let words = shell_words(&command);
+    assert_eq!(words[0], "aws");
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    aws(&cli, &gate, &args).await;
+    let set: Value = serde_json::from_str(
+        &aws(
+            &cli,
+            &gate,
+            &["macie2", "get-classification-export-configuration"],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(set["configuration"]["s3Destination"]["bucketName"], bucket);
+    assert_eq!(set["configuration"]["s3Destination"]["kmsKeyArn"], key);
+
+    gate.upload("clean.csv", "region,units\nnorth,1\n", &[], &[])
+        .await;
+    let arn = gate
+        .start_run("configured", serde_json::json!({"id": "configured"}))
+        .await;
+    assert_eq!(
+        gate.finished(&arn).await.status.as_str(),
+        "SUCCEEDED",
+        "{}",
+        gate.explain(&arn)
+    );
+    assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["clean.csv"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_aws_cli_drives_the_gate_unmodified() {
+    let Some(cli) = required_cli() else {
         return;
     };
     let gate = Gate::start().await;

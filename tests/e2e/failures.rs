@@ -17,7 +17,7 @@ fn alerts(gate: &Gate, subject: &str) -> Vec<e2e::macie_pipeline_local::sns::Del
 
 /// A gate whose Macie jobs stay RUNNING until a test intervenes.
 async fn slow_macie() -> Gate {
-    Gate::start_with(|config| config.macie_delay_seconds = 1e9).await
+    Gate::start_with(|config| config.macie.startup_delay_seconds = 1e9).await
 }
 
 async fn the_job(gate: &Gate) -> String {

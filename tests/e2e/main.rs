@@ -8,3 +8,4 @@ mod paths;
 mod restart;
 mod scale;
 mod stepfunctions;
+mod unanalysed;

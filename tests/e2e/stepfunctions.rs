@@ -8,7 +8,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn executions_can_be_listed_inspected_and_started_idempotently() {
     // Macie jobs that never complete keep the run RUNNING for as long as the test needs.
-    let gate = Gate::start_with(|config| config.macie_delay_seconds = 1e9).await;
+    let gate = Gate::start_with(|config| config.macie.startup_delay_seconds = 1e9).await;
     gate.upload("a.txt", "fine", &[], &[]).await;
     let machine = gate.stack.state_machine_arn().to_owned();
     let first = gate.start_run("listed", json!({"id": "wf-listed"})).await;

@@ -29,7 +29,7 @@ pub struct Gate {
 pub fn test_config(dir: &std::path::Path) -> StackConfig {
     let mut config = StackConfig::new(dir);
     config.time_scale = 0.001;
-    config.macie_delay_seconds = 30.0;
+    config.macie.startup_delay_seconds = 30.0;
     config
 }
 

@@ -271,6 +271,12 @@ impl FromEnv for StatusConfig {
 pub struct FindingsConfig {
     pub scan_stage_bucket: String,
     pub manifest_bucket: String,
+    /// The account whose Macie results are read: part of the results path.
+    pub account_id: String,
+    /// The bucket and KMS key this deployment was granted to read discovery results from. The
+    /// account's Macie setting must name the same ones.
+    pub discovery_results_bucket: String,
+    pub discovery_results_kms_key_arn: String,
     /// Objects whose highest severity is below this pass, tagged `SensitiveDataFound=true`.
     pub minimum_severity: Severity,
     /// Count findings a suppression rule archived.
@@ -282,18 +288,22 @@ impl FromEnv for FindingsConfig {
         Self {
             scan_stage_bucket: env.required("SCAN_STAGE_BUCKET"),
             manifest_bucket: env.required("MANIFEST_BUCKET"),
+            account_id: env.required("ACCOUNT_ID"),
+            discovery_results_bucket: env.required("DISCOVERY_RESULTS_BUCKET"),
+            discovery_results_kms_key_arn: env.required("DISCOVERY_RESULTS_KMS_KEY_ARN"),
             minimum_severity: env.optional("MINIMUM_SEVERITY", Severity::Low),
             include_archived: env.optional("INCLUDE_ARCHIVED_FINDINGS", false),
         }
     }
 }
 
-/// moveAllScanStageS3Files: routes this workflow's scan-stage objects to scanned-data.
+/// moveAllScanStageS3Files: routes this workflow's scan-stage objects to manual-review or
+/// scanned-data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
     pub scan_stage_bucket: String,
+    pub manual_review_bucket: String,
     pub scanned_data_bucket: String,
-    pub manifest_bucket: String,
     pub moves: MoveSettings,
 }
 
@@ -301,37 +311,30 @@ impl FromEnv for RouteConfig {
     fn read(env: &mut EnvReader<'_>) -> Self {
         Self {
             scan_stage_bucket: env.required("SCAN_STAGE_BUCKET"),
+            manual_review_bucket: env.required("MANUAL_REVIEW_BUCKET"),
             scanned_data_bucket: env.required("SCANNED_DATA_BUCKET"),
-            manifest_bucket: env.required("MANIFEST_BUCKET"),
             moves: MoveSettings::read(env),
         }
     }
 }
 
-/// triggerManualApproval: routes flagged objects to manual-review and the rest on, then
-/// publishes the approval request.
+/// triggerManualApproval: publishes the approval request for the objects routing held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalConfig {
-    pub scan_stage_bucket: String,
     pub manual_review_bucket: String,
     pub scanned_data_bucket: String,
-    pub manifest_bucket: String,
     pub topic_arn: String,
     /// Base URL of the approval API, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/Prod`.
     pub approval_api_url: String,
-    pub moves: MoveSettings,
 }
 
 impl FromEnv for ApprovalConfig {
     fn read(env: &mut EnvReader<'_>) -> Self {
         let config = Self {
-            scan_stage_bucket: env.required("SCAN_STAGE_BUCKET"),
             manual_review_bucket: env.required("MANUAL_REVIEW_BUCKET"),
             scanned_data_bucket: env.required("SCANNED_DATA_BUCKET"),
-            manifest_bucket: env.required("MANIFEST_BUCKET"),
             topic_arn: env.required("APPROVAL_TOPIC_ARN"),
             approval_api_url: env.required("APPROVAL_API_URL"),
-            moves: MoveSettings::read(env),
         };
         let url = &config.approval_api_url;
         if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {

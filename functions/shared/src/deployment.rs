@@ -38,9 +38,19 @@ pub enum Resource {
     Bucket(Bucket),
     /// Every object in the bucket.
     Objects(Bucket),
+    /// The unresolved-object records routing writes beside a run's manifest
+    /// (`workflows/*/unresolved/*` in the manifest bucket), and nothing else there.
+    ManifestAddenda,
+    /// The bucket Macie writes sensitive data discovery results to (listing).
+    DiscoveryResultsBucket,
+    /// The discovery results in that bucket.
+    DiscoveryResultsObjects,
+    /// The KMS key the discovery results are encrypted with.
+    DiscoveryResultsKey,
     /// Macie classification jobs of this account and region.
     MacieJobs,
-    /// `*`: for actions without resource-level permissions (Macie ListFindings, GetFindings).
+    /// `*`: for actions without resource-level permissions (Macie ListFindings, GetFindings,
+    /// GetClassificationExportConfiguration).
     Everything,
     NotificationTopic,
     /// The pipeline's state machine (task tokens of its executions).
@@ -132,7 +142,11 @@ fn moves(from: Bucket, to: &[Bucket]) -> Vec<Call> {
 pub fn functions() -> Vec<FunctionSpec> {
     use Bucket::*;
     use Resource::{Bucket as B, Objects as O};
-    let read_manifest = call("GetObject", &[("s3:GetObject", O(Manifests))]);
+    // A manifest and the unresolved-object records beside it.
+    let read_manifest = vec![
+        call("GetObject", &[("s3:GetObject", O(Manifests))]),
+        call("ListObjectsV2", &[("s3:ListBucket", B(Manifests))]),
+    ];
     vec![
         FunctionSpec {
             logical_id: "TriggerMacieScan",
@@ -172,6 +186,24 @@ pub fn functions() -> Vec<FunctionSpec> {
                     "GetFindings",
                     &[("macie2:GetFindings", Resource::Everything)],
                 ),
+                call(
+                    "GetClassificationExportConfiguration",
+                    &[(
+                        "macie2:GetClassificationExportConfiguration",
+                        Resource::Everything,
+                    )],
+                ),
+                call(
+                    "ListObjectsV2",
+                    &[("s3:ListBucket", Resource::DiscoveryResultsBucket)],
+                ),
+                call(
+                    "GetObject",
+                    &[
+                        ("s3:GetObject", Resource::DiscoveryResultsObjects),
+                        ("kms:Decrypt", Resource::DiscoveryResultsKey),
+                    ],
+                ),
                 call("PutObject", &[("s3:PutObject", O(Manifests))]),
             ],
         },
@@ -180,11 +212,11 @@ pub fn functions() -> Vec<FunctionSpec> {
             crate_dir: "trigger_manual_approval",
             variables: ApprovalConfig::variable_names(),
             calls: [
-                moves(ScanStage, &[ManualReview, ScannedData]),
-                vec![
-                    read_manifest.clone(),
-                    call("Publish", &[("sns:Publish", Resource::NotificationTopic)]),
-                ],
+                read_manifest.clone(),
+                vec![call(
+                    "Publish",
+                    &[("sns:Publish", Resource::NotificationTopic)],
+                )],
             ]
             .concat(),
         },
@@ -202,8 +234,12 @@ pub fn functions() -> Vec<FunctionSpec> {
             crate_dir: "move_all_scan_stage_files",
             variables: RouteConfig::variable_names(),
             calls: [
-                moves(ScanStage, &[ScannedData]),
-                vec![read_manifest.clone()],
+                moves(ScanStage, &[ManualReview, ScannedData]),
+                read_manifest.clone(),
+                vec![call(
+                    "PutObject",
+                    &[("s3:PutObject", Resource::ManifestAddenda)],
+                )],
             ]
             .concat(),
         },
@@ -211,31 +247,30 @@ pub fn functions() -> Vec<FunctionSpec> {
             logical_id: "MoveToScannedDataS3Files",
             crate_dir: "move_to_scanned_data_files",
             variables: ReleaseConfig::variable_names(),
-            calls: [
-                moves(ManualReview, &[ScannedData]),
-                vec![read_manifest.clone()],
-            ]
-            .concat(),
+            calls: [moves(ManualReview, &[ScannedData]), read_manifest.clone()].concat(),
         },
         FunctionSpec {
             logical_id: "DeleteManualReviewS3Files",
             crate_dir: "delete_manual_review_files",
             variables: DeleteConfig::variable_names(),
-            calls: vec![
-                call("ListObjectsV2", &[("s3:ListBucket", B(ManualReview))]),
-                call(
-                    "GetObjectTagging",
-                    &[("s3:GetObjectTagging", O(ManualReview))],
-                ),
-                call(
-                    "DeleteObject",
-                    &[
-                        ("s3:DeleteObject", O(ManualReview)),
-                        ("s3:GetObject", O(ManualReview)),
-                    ],
-                ),
+            calls: [
+                vec![
+                    call("ListObjectsV2", &[("s3:ListBucket", B(ManualReview))]),
+                    call(
+                        "GetObjectTagging",
+                        &[("s3:GetObjectTagging", O(ManualReview))],
+                    ),
+                    call(
+                        "DeleteObject",
+                        &[
+                            ("s3:DeleteObject", O(ManualReview)),
+                            ("s3:GetObject", O(ManualReview)),
+                        ],
+                    ),
+                ],
                 read_manifest,
-            ],
+            ]
+            .concat(),
         },
     ]
 }

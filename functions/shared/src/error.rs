@@ -56,10 +56,24 @@ pub enum PipelineError {
     #[error("unexpected Macie finding: {0}")]
     UnexpectedFinding(String),
 
-    /// An object that the findings say needs review was reached by a step that may only release
-    /// clean objects. It stays where it is.
-    #[error("s3://{bucket}/{key} needs review and cannot be released by this step")]
-    ReviewRequired { bucket: String, key: String },
+    /// Macie has no location for sensitive data discovery results, or not the one this
+    /// deployment may read. Without the results a skipped object looks clean, so the run stops.
+    #[error("{0}")]
+    DiscoveryResultsNotConfigured(String),
+
+    /// The job's discovery results are not all written yet (none at all, or none for an object
+    /// with a finding). Macie writes them shortly after the job completes; the state machine
+    /// waits a bounded time and then fails the run.
+    #[error("the discovery results of Macie job {job_id} are incomplete: {detail}")]
+    DiscoveryResultsIncomplete { job_id: String, detail: String },
+
+    /// A discovery results file cannot be read as gzip-compressed JSON Lines.
+    #[error("discovery results s3://{bucket}/{key} are unusable: {reason}")]
+    InvalidDiscoveryResults {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
 
     /// A later step cannot add its tag because the object's tags were changed after intake.
     #[error("s3://{bucket}/{key} cannot be tagged: {detail}")]
@@ -86,10 +100,15 @@ impl PipelineError {
         "ObjectChanged",
         "InvalidManifest",
         "UnexpectedFinding",
-        "ReviewRequired",
+        "DiscoveryResultsNotConfigured",
+        "DiscoveryResultsIncomplete",
+        "InvalidDiscoveryResults",
         "TooManyTags",
         "NotificationFailed",
     ];
+
+    /// The name of the error that means "wait for Macie to finish writing its results".
+    pub const RESULTS_PENDING_NAME: &'static str = "DiscoveryResultsIncomplete";
 
     /// The stable error name reported to Step Functions as the Lambda `errorType`.
     pub fn name(&self) -> &'static str {
@@ -100,7 +119,9 @@ impl PipelineError {
             Self::ObjectChanged { .. } => "ObjectChanged",
             Self::InvalidManifest { .. } => "InvalidManifest",
             Self::UnexpectedFinding(_) => "UnexpectedFinding",
-            Self::ReviewRequired { .. } => "ReviewRequired",
+            Self::DiscoveryResultsNotConfigured(_) => "DiscoveryResultsNotConfigured",
+            Self::DiscoveryResultsIncomplete { .. } => "DiscoveryResultsIncomplete",
+            Self::InvalidDiscoveryResults { .. } => "InvalidDiscoveryResults",
             Self::TooManyTags { .. } => "TooManyTags",
             Self::Notification(_) => "NotificationFailed",
         }
@@ -205,9 +226,15 @@ mod tests {
                 reason: "r".into(),
             },
             PipelineError::UnexpectedFinding(String::new()),
-            PipelineError::ReviewRequired {
+            PipelineError::DiscoveryResultsNotConfigured(String::new()),
+            PipelineError::DiscoveryResultsIncomplete {
+                job_id: "j".into(),
+                detail: "d".into(),
+            },
+            PipelineError::InvalidDiscoveryResults {
                 bucket: "b".into(),
                 key: "k".into(),
+                reason: "r".into(),
             },
             PipelineError::TooManyTags {
                 bucket: "b".into(),

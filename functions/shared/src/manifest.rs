@@ -1,5 +1,6 @@
-//! The run manifest: the per-object results of a Macie job, written once to S3 and read by the
-//! later steps, so no object list ever travels through the state payload (256 KiB).
+//! The run manifest: the per-object results of a Macie job (its findings and its sensitive data
+//! discovery results), written once to S3 and read by the later steps, so no object list ever
+//! travels through the state payload (256 KiB).
 //!
 //! Manifests live in a bucket of their own (`<prefix>-data-pipeline-manifests`). No move step
 //! lists it, no Macie job is scoped to it, and the next pipeline stage never reads it, so a
@@ -11,13 +12,15 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::PipelineError;
 use crate::macie::severity::Severity;
 use crate::workflow::WorkflowId;
 
-/// The manifest format written by this version.
-pub const VERSION: u32 = 1;
+/// The manifest format written by this version. Version 1 (findings only, no discovery results)
+/// is still read, so runs started before an upgrade can finish.
+pub const VERSION: u32 = 2;
 
 /// Where a flagged object goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,6 +52,45 @@ pub struct FlaggedObject {
     pub detections: Vec<Detection>,
     pub finding_ids: Vec<String>,
     pub route: Route,
+    /// Set when Macie analysed only part of the object: what it could not read. Such an object
+    /// is always held, whatever its severity: the rest of it was never looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete_analysis: Option<String>,
+}
+
+/// Why Macie did not (fully) analyse an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotAnalysedStatus {
+    /// The discovery result says `SKIPPED`.
+    Skipped,
+    /// The discovery result says `PARTIAL`, and the part Macie read had no finding.
+    Partial,
+    /// Macie wrote no discovery result for the object at all.
+    NoResult,
+}
+
+impl NotAnalysedStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skipped => "skipped",
+            Self::Partial => "partly analysed",
+            Self::NoResult => "no discovery result",
+        }
+    }
+}
+
+/// An object Macie did not analyse, or not fully, without a finding. It is held for review:
+/// no finding is not the same as clean.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotAnalysedObject {
+    pub key: String,
+    pub size: u64,
+    pub status: NotAnalysedStatus,
+    /// Macie's reasons (e.g. `UNSUPPORTED_FILE_TYPE_EXCEPTION`), or the gate's own words when
+    /// there is no result.
+    pub reasons: Vec<String>,
 }
 
 /// The results of one run's Macie job.
@@ -61,21 +103,65 @@ pub struct Manifest {
     pub scan_stage_bucket: String,
     pub minimum_severity: Severity,
     pub finding_count: u64,
+    /// Objects with findings.
     pub objects: Vec<FlaggedObject>,
+    /// Objects without findings that Macie skipped or only partly analysed. Routing adds the
+    /// objects it finds without any result as addenda (see [`record_unresolved`]); [`read`]
+    /// folds those in here.
+    #[serde(default)]
+    pub not_analysed: Vec<NotAnalysedObject>,
+    /// Objects Macie analysed completely and found nothing in: the only ones that pass
+    /// unreviewed.
+    #[serde(default)]
+    pub analysed: Vec<String>,
+}
+
+/// What routing does with one scan-stage object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Held in manual-review, tagged `SensitiveDataFound=true`.
+    ReviewFlagged,
+    /// Passed on, tagged `SensitiveDataFound=true`.
+    PassTagged,
+    /// Held in manual-review, tagged `SensitiveDataFound=unknown`.
+    ReviewNotAnalysed,
+    /// Passed on as it is: analysed completely, nothing found.
+    PassClean,
 }
 
 impl Manifest {
-    /// Objects held for review.
+    /// Objects with findings held for review.
     pub fn review(&self) -> impl Iterator<Item = &FlaggedObject> {
         self.objects.iter().filter(|o| o.route == Route::Review)
     }
 
-    /// How each flagged key is routed, for lookups while moving.
-    pub fn routes(&self) -> std::collections::HashMap<&str, Route> {
-        self.objects
-            .iter()
-            .map(|object| (object.key.as_str(), object.route))
+    /// Every key held for review, flagged or not analysed: what the reviewer is shown and what
+    /// a decision acts on.
+    pub fn held_keys(&self) -> std::collections::HashSet<&str> {
+        self.review()
+            .map(|o| o.key.as_str())
+            .chain(self.not_analysed.iter().map(|o| o.key.as_str()))
             .collect()
+    }
+
+    /// Where each key the manifest knows goes. A key it does not know has no discovery result.
+    pub fn placements(&self) -> std::collections::HashMap<&str, Placement> {
+        let mut placements = std::collections::HashMap::new();
+        for key in &self.analysed {
+            placements.insert(key.as_str(), Placement::PassClean);
+        }
+        // Later inserts win: a finding or a skip outranks a clean result for the same key.
+        for object in &self.not_analysed {
+            placements.insert(object.key.as_str(), Placement::ReviewNotAnalysed);
+        }
+        for object in &self.objects {
+            let placement = match object.route {
+                Route::Review => Placement::ReviewFlagged,
+                Route::PassTagged => Placement::PassTagged,
+            };
+            placements.insert(object.key.as_str(), placement);
+        }
+        placements
     }
 
     /// The highest severity over all flagged objects.
@@ -92,15 +178,37 @@ pub struct ManifestRef {
     pub key: String,
 }
 
-/// The manifest key of a run's job. The workflow id is fully percent-encoded so that no id can
+/// The prefix of a run's job: the workflow id is fully percent-encoded so that no id can
 /// reach outside its own prefix.
-pub fn manifest_key(workflow: &WorkflowId, job_id: &str) -> String {
+fn run_prefix(workflow: &WorkflowId, job_id: &str) -> String {
     format!(
-        "workflows/{}/{}/findings.json",
+        "workflows/{}/{}/",
         utf8_percent_encode(workflow.as_str(), NON_ALPHANUMERIC),
         utf8_percent_encode(job_id, NON_ALPHANUMERIC)
     )
 }
+
+/// The manifest key of a run's job.
+pub fn manifest_key(workflow: &WorkflowId, job_id: &str) -> String {
+    format!("{}findings.json", run_prefix(workflow, job_id))
+}
+
+/// Where routing records the objects it found without a discovery result.
+pub fn unresolved_prefix(workflow: &WorkflowId, job_id: &str) -> String {
+    format!("{}unresolved/", run_prefix(workflow, job_id))
+}
+
+/// One object routing found in scan-stage with no discovery result, recorded before it is
+/// moved so the approval email and the decision include it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Unresolved {
+    key: String,
+    size: u64,
+}
+
+/// The reason shown for an object without a discovery result.
+pub const NO_RESULT_REASON: &str = "Macie wrote no discovery result for this object";
 
 /// Writes the manifest. Writing it again (a retried step) stores the same content.
 pub async fn write(
@@ -110,57 +218,141 @@ pub async fn write(
 ) -> Result<ManifestRef, PipelineError> {
     let key = manifest_key(&manifest.workflow_id, &manifest.job_id);
     let body = serde_json::to_vec(manifest).expect("a manifest always serializes");
-    s3.put_object()
-        .bucket(bucket)
-        .key(&key)
-        .content_type("application/json")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map_err(|err| PipelineError::from_sdk("PutObject", err))?;
+    put_json(s3, bucket, &key, body).await?;
     Ok(ManifestRef {
         bucket: bucket.to_owned(),
         key,
     })
 }
 
-/// Reads a manifest and checks that it belongs to `workflow`.
+/// Records that `key` had no discovery result. Named by the key's hash, so a retried routing
+/// pass writes the same addendum again.
+pub async fn record_unresolved(
+    s3: &Client,
+    reference: &ManifestRef,
+    manifest: &Manifest,
+    key: &str,
+    size: u64,
+) -> Result<(), PipelineError> {
+    let name: String = Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let addendum = format!(
+        "{}{name}.json",
+        unresolved_prefix(&manifest.workflow_id, &manifest.job_id)
+    );
+    let body = serde_json::to_vec(&Unresolved {
+        key: key.to_owned(),
+        size,
+    })
+    .expect("an addendum always serializes");
+    put_json(s3, &reference.bucket, &addendum, body).await
+}
+
+async fn put_json(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), PipelineError> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|err| PipelineError::from_sdk("PutObject", err))?;
+    Ok(())
+}
+
+async fn get_bytes(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    invalid: impl Fn(String) -> PipelineError,
+) -> Result<Vec<u8>, PipelineError> {
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|err| PipelineError::from_sdk("GetObject", err))?;
+    Ok(object
+        .body
+        .collect()
+        .await
+        .map_err(|err| invalid(format!("reading it failed: {err}")))?
+        .into_bytes()
+        .to_vec())
+}
+
+/// Reads a manifest with its addenda and checks that it belongs to `workflow`.
 pub async fn read(
     s3: &Client,
     reference: &ManifestRef,
     workflow: &WorkflowId,
 ) -> Result<Manifest, PipelineError> {
-    let invalid = |reason: String| PipelineError::InvalidManifest {
+    let invalid = |key: &str, reason: String| PipelineError::InvalidManifest {
         bucket: reference.bucket.clone(),
-        key: reference.key.clone(),
+        key: key.to_owned(),
         reason,
     };
-    let object = s3
-        .get_object()
-        .bucket(&reference.bucket)
-        .key(&reference.key)
-        .send()
-        .await
-        .map_err(|err| PipelineError::from_sdk("GetObject", err))?;
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|err| invalid(format!("reading it failed: {err}")))?
-        .into_bytes();
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|err| invalid(format!("not a manifest: {err}")))?;
-    if manifest.version != VERSION {
-        return Err(invalid(format!(
-            "version {} is not supported (expected {VERSION})",
-            manifest.version
-        )));
+    let bytes = get_bytes(s3, &reference.bucket, &reference.key, |reason| {
+        invalid(&reference.key, reason)
+    })
+    .await?;
+    let mut manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|err| invalid(&reference.key, format!("not a manifest: {err}")))?;
+    if !(1..=VERSION).contains(&manifest.version) {
+        return Err(invalid(
+            &reference.key,
+            format!(
+                "version {} is not supported (expected 1 to {VERSION})",
+                manifest.version
+            ),
+        ));
     }
     if &manifest.workflow_id != workflow {
-        return Err(invalid(format!(
-            "it belongs to workflow {}, not {workflow}",
-            manifest.workflow_id
-        )));
+        return Err(invalid(
+            &reference.key,
+            format!(
+                "it belongs to workflow {}, not {workflow}",
+                manifest.workflow_id
+            ),
+        ));
+    }
+    let prefix = unresolved_prefix(&manifest.workflow_id, &manifest.job_id);
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(&reference.bucket)
+        .prefix(&prefix)
+        .into_paginator()
+        .send();
+    let mut known: std::collections::HashSet<String> = manifest
+        .not_analysed
+        .iter()
+        .map(|o| o.key.clone())
+        .collect();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| PipelineError::from_sdk("ListObjectsV2", err))?;
+        for entry in page.contents() {
+            let key = entry.key().unwrap_or_default();
+            let bytes =
+                get_bytes(s3, &reference.bucket, key, |reason| invalid(key, reason)).await?;
+            let unresolved: Unresolved = serde_json::from_slice(&bytes)
+                .map_err(|err| invalid(key, format!("not an unresolved-object record: {err}")))?;
+            if known.insert(unresolved.key.clone()) {
+                manifest.not_analysed.push(NotAnalysedObject {
+                    key: unresolved.key,
+                    size: unresolved.size,
+                    status: NotAnalysedStatus::NoResult,
+                    reasons: vec![NO_RESULT_REASON.to_owned()],
+                });
+            }
+        }
     }
     Ok(manifest)
 }
@@ -190,6 +382,7 @@ mod tests {
                     }],
                     finding_ids: vec!["f1".into()],
                     route: Route::Review,
+                    incomplete_analysis: None,
                 },
                 FlaggedObject {
                     key: "low.txt".into(),
@@ -199,8 +392,16 @@ mod tests {
                     detections: vec![],
                     finding_ids: vec!["f2".into()],
                     route: Route::PassTagged,
+                    incomplete_analysis: None,
                 },
             ],
+            not_analysed: vec![NotAnalysedObject {
+                key: "photo.jpg".into(),
+                size: 2048,
+                status: NotAnalysedStatus::Skipped,
+                reasons: vec!["UNSUPPORTED_FILE_TYPE_EXCEPTION".into()],
+            }],
+            analysed: vec!["clean.csv".into(), "low.txt".into()],
         }
     }
 
@@ -214,11 +415,38 @@ mod tests {
     }
 
     #[test]
-    fn review_and_routes_reflect_the_objects() {
+    fn placements_hold_everything_not_analysed_completely() {
         let manifest = sample();
-        assert_eq!(manifest.review().count(), 1);
-        assert_eq!(manifest.routes().get("low.txt"), Some(&Route::PassTagged));
+        let placements = manifest.placements();
+        assert_eq!(placements["a b/ü.csv"], Placement::ReviewFlagged);
+        // A finding outranks a clean result for the same key.
+        assert_eq!(placements["low.txt"], Placement::PassTagged);
+        assert_eq!(placements["photo.jpg"], Placement::ReviewNotAnalysed);
+        assert_eq!(placements["clean.csv"], Placement::PassClean);
+        assert_eq!(placements.get("never-seen.csv"), None);
+        let held = manifest.held_keys();
+        assert_eq!(held.len(), 2);
+        assert!(held.contains("a b/ü.csv") && held.contains("photo.jpg"));
         assert_eq!(manifest.highest_severity(), Some(Severity::High));
+    }
+
+    #[test]
+    fn a_version_1_manifest_still_parses_with_nothing_analysed() {
+        let mut value = serde_json::to_value(sample()).unwrap();
+        let object = value.as_object_mut().unwrap();
+        object.remove("notAnalysed");
+        object.remove("analysed");
+        object.insert("version".into(), 1.into());
+        for flagged in object["objects"].as_array_mut().unwrap() {
+            flagged
+                .as_object_mut()
+                .unwrap()
+                .remove("incompleteAnalysis");
+        }
+        let manifest: Manifest = serde_json::from_value(value).unwrap();
+        assert!(manifest.analysed.is_empty() && manifest.not_analysed.is_empty());
+        // Nothing is known clean, so routing would hold every unflagged object.
+        assert_eq!(manifest.placements().get("clean.csv"), None);
     }
 
     #[test]
@@ -226,6 +454,10 @@ mod tests {
         let id = WorkflowId::parse("../../x").unwrap();
         let key = manifest_key(&id, "job");
         assert_eq!(key, "workflows/%2E%2E%2F%2E%2E%2Fx/job/findings.json");
+        assert_eq!(
+            unresolved_prefix(&id, "job"),
+            "workflows/%2E%2E%2F%2E%2E%2Fx/job/unresolved/"
+        );
     }
 
     proptest! {

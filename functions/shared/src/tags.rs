@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 pub const WORKFLOW_ID: &str = "WorkflowId";
 /// Tag marking an object in which Macie found sensitive data.
 pub const SENSITIVE_DATA_FOUND: &str = "SensitiveDataFound";
+/// `SensitiveDataFound` values: Macie found sensitive data; or Macie could not (fully) analyse
+/// the object, so nobody knows.
+pub const FOUND: &str = "true";
+pub const NOT_ANALYSED: &str = "unknown";
 /// S3 allows at most ten tags per object.
 pub const MAX_TAGS: usize = 10;
 /// S3 tag keys are at most 128 characters.

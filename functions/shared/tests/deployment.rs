@@ -24,17 +24,62 @@ fn bucket(logical_id: &str) -> Bucket {
     .unwrap_or_else(|| panic!("{logical_id} is not a pipeline bucket"))
 }
 
+/// The discovery results bucket or key: the created resource, or else the parameter naming an
+/// existing one.
+fn created_or_given(value: &Yaml, created: &str, given: &str) -> bool {
+    let Some((tag, branches)) = tagged(value) else {
+        return false;
+    };
+    if tag != "If" {
+        return false;
+    }
+    let branches = branches.as_sequence().expect("!If takes a list");
+    let name = |branch: &Yaml| tagged(branch).map(|(_, v)| v.as_str().unwrap().to_owned());
+    branches[0].as_str() == Some("CreateDiscoveryResults")
+        && name(&branches[1]).is_some_and(|n| n == created)
+        && name(&branches[2]).is_some_and(|n| n == given)
+}
+
 /// Reads a policy `Resource` entry of the template into the table's terms.
 fn resource(value: &Yaml) -> Resource {
     if value.as_str() == Some("*") {
         return Resource::Everything;
     }
+    if created_or_given(
+        value,
+        "DiscoveryResultsKey.Arn",
+        "DiscoveryResultsKmsKeyArn",
+    ) {
+        return Resource::DiscoveryResultsKey;
+    }
     let (tag, inner) = tagged(value).unwrap_or_else(|| panic!("unexpected resource {value:?}"));
+    if tag == "Sub"
+        && let Some([text, variables]) = inner.as_sequence().map(Vec::as_slice)
+    {
+        assert!(
+            created_or_given(
+                &variables["Bucket"],
+                "DiscoveryResultsBucket",
+                "DiscoveryResultsBucketName"
+            ),
+            "{variables:?}"
+        );
+        return match text.as_str().unwrap() {
+            "arn:${AWS::Partition}:s3:::${Bucket}" => Resource::DiscoveryResultsBucket,
+            "arn:${AWS::Partition}:s3:::${Bucket}/*AWSLogs/${AWS::AccountId}/Macie/${AWS::Region}/*" => {
+                Resource::DiscoveryResultsObjects
+            }
+            other => panic!("unexpected resource !Sub {other}"),
+        };
+    }
     let text = inner.as_str().expect("a string under the tag");
     match tag.as_str() {
         "GetAtt" => bucket(text.strip_suffix(".Arn").expect("X.Arn")),
         "Ref" if text == "NotificationTopic" => return Resource::NotificationTopic,
         "Sub" => {
+            if text == "${DataPipelineManifestBucket.Arn}/workflows/*/unresolved/*" {
+                return Resource::ManifestAddenda;
+            }
             if let Some(id) = text
                 .strip_prefix("${")
                 .and_then(|t| t.strip_suffix(".Arn}/*"))

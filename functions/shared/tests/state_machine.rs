@@ -151,22 +151,25 @@ fn data_is_released_only_after_a_complete_scan_or_an_approval() {
             json!({"Variable": "$.job.Payload.status", "StringEquals": "COMPLETE"}).to_string()
         )]
     );
-    // The clean and review paths start only from the findings summary (or their own loops).
-    for (state, own_loop) in [
-        ("moveAllScanStageS3Files", "moveAllScanStageChoice"),
-        ("prepareManualApproval", "prepareManualApprovalChoice"),
-    ] {
-        for (source, label) in into(state, &states) {
-            assert!(
-                source == "isSensitiveDataFoundChoice"
-                    || (source == own_loop && label.contains("MORE")),
-                "{state} entered from {source} ({label})"
-            );
-        }
+    // Routing starts only from the manifest of findings and discovery results (or its own loop).
+    for (source, label) in into("moveAllScanStageS3Files", &states) {
+        assert!(
+            source == "getMacieFindingsCount"
+                || (source == "moveAllScanStageChoice" && label.contains("MORE")),
+            "routing entered from {source} ({label})"
+        );
     }
+    // The approval request goes out only once routing is done and held something.
+    let done = json!({"Variable": "$.routing.Payload.status", "StringEquals": "DONE"}).to_string();
     assert_eq!(
         into("isSensitiveDataFoundChoice", &states),
-        vec![("getMacieFindingsCount".to_owned(), "next".to_owned())]
+        vec![("moveAllScanStageChoice".to_owned(), done)]
+    );
+    let held = json!({"Variable": "$.routing.Payload.awaitingReview", "NumericGreaterThan": 0})
+        .to_string();
+    assert_eq!(
+        into("triggerManualApproval", &states),
+        vec![("isSensitiveDataFoundChoice".to_owned(), held)]
     );
     // Held objects are released only on an explicit allow.
     let allow_rule = json!({"Variable": "$.decision.action", "StringEquals": "allow"}).to_string();
@@ -203,6 +206,27 @@ fn every_lambda_task_retries_transient_errors_and_catches_the_rest() {
         assert_eq!(last["Next"], "notifyFailure", "{name}");
         assert_eq!(last["ResultPath"], "$.error", "{name}");
     }
+}
+
+#[test]
+fn late_discovery_results_are_waited_for_a_bounded_time_then_fail_the_run() {
+    let states = states();
+    let state = &states["getMacieFindingsCount"];
+    let retriers = state["Retry"].as_array().unwrap();
+    let wait = retriers
+        .iter()
+        .find(|r| r["ErrorEquals"] == json!([PipelineError::RESULTS_PENDING_NAME]))
+        .expect("a retrier of its own for results not written yet");
+    let (interval, attempts) = (
+        wait["IntervalSeconds"].as_u64().unwrap(),
+        wait["MaxAttempts"].as_u64().unwrap(),
+    );
+    assert_eq!(wait["BackoffRate"], 1.0);
+    let total = interval * attempts;
+    assert!((60..=1800).contains(&total), "waits {total} s in all");
+    // After the last attempt the error reaches the catch-all and the failure notification.
+    assert_eq!(state["Catch"][0]["ErrorEquals"], json!(["States.ALL"]));
+    assert_eq!(state["Catch"][0]["Next"], "notifyFailure");
 }
 
 #[test]
@@ -336,7 +360,6 @@ fn every_task_payload_is_accepted_by_its_handler() {
     accepts::<check_macie_status::StatusInput>("checkMacieStatus");
     accepts::<get_findings_count::FindingsInput>("getMacieFindingsCount");
     accepts::<move_all_scan_stage_files::RouteInput>("moveAllScanStageS3Files");
-    accepts::<trigger_manual_approval::ApprovalInput>("prepareManualApproval");
     accepts::<trigger_manual_approval::ApprovalInput>("triggerManualApproval");
     accepts::<move_to_scanned_data_files::HeldInput>("moveToScannedDataS3Files");
     accepts::<move_to_scanned_data_files::HeldInput>("deleteManualReviewS3Files");

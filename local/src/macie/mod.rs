@@ -1,14 +1,18 @@
 //! The local Macie: classification jobs that run asynchronously over the local S3 (RUNNING,
 //! then COMPLETE after a start-up delay), findings in Macie's shape with ListFindings criteria and
 //! pagination, custom data identifiers, allow lists, the session, and status changes through
-//! UpdateClassificationJob (cancel, pause, resume). State lives in the data directory.
+//! UpdateClassificationJob (cancel, pause, resume), and sensitive data discovery results for
+//! every object a job sees, written to the configured results location. State lives in the data
+//! directory.
 
+pub mod analysis;
 pub mod api;
 pub mod classify;
 pub mod finding;
+pub mod results;
 pub mod scope;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -24,8 +28,27 @@ use crate::macie::classify::{CustomIdentifier, MANAGED};
 use crate::s3::store::Store;
 use crate::sfn::engine::{ACCOUNT, REGION};
 
-/// Objects larger than this are not classified by the local Macie.
-pub const MAX_CLASSIFIED_BYTES: u64 = 20 * 1024 * 1024;
+/// How the local Macie behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MacieOptions {
+    /// A job's start-up delay, in workflow seconds.
+    pub startup_delay_seconds: f64,
+    /// Objects larger than this (after decompression) are skipped with
+    /// `FILE_EXCEEDS_SIZE_LIMIT`.
+    pub size_limit_bytes: u64,
+    /// How long after a job completes its discovery results appear, in workflow seconds.
+    pub results_delay_seconds: f64,
+}
+
+impl Default for MacieOptions {
+    fn default() -> Self {
+        Self {
+            startup_delay_seconds: 120.0,
+            size_limit_bytes: 20 * 1024 * 1024,
+            results_delay_seconds: 0.0,
+        }
+    }
+}
 
 /// A Macie error: its exception name, HTTP status and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,8 +125,10 @@ struct Inner {
     dir: PathBuf,
     s3: Arc<Store>,
     clock: Clock,
-    startup_delay_seconds: f64,
+    options: MacieOptions,
     state: Mutex<State>,
+    /// Keys whose discovery result is left out, as if Macie lost it (for tests).
+    withheld: Mutex<HashSet<String>>,
 }
 
 /// The Macie emulator.
@@ -167,7 +192,7 @@ impl Macie {
         dir: impl Into<PathBuf>,
         s3: Arc<Store>,
         clock: Clock,
-        startup_delay_seconds: f64,
+        options: MacieOptions,
     ) -> std::io::Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(dir.join("jobs"))?;
@@ -198,12 +223,13 @@ impl Macie {
                 dir,
                 s3,
                 clock,
-                startup_delay_seconds,
+                options,
                 state: Mutex::new(State {
                     settings,
                     jobs,
                     findings,
                 }),
+                withheld: Mutex::new(HashSet::new()),
             }),
         };
         let unfinished: Vec<String> = macie
@@ -880,7 +906,21 @@ impl Macie {
 
     pub fn get_export_configuration(&self) -> Result<Value> {
         self.enabled()?;
-        Ok(json!({"configuration": self.state().settings.export_configuration}))
+        // Macie answers `{}` when no location is configured.
+        Ok(match &self.state().settings.export_configuration {
+            Some(configuration) => json!({"configuration": configuration}),
+            None => json!({}),
+        })
+    }
+
+    /// Leaves `key` out of the discovery results of every later job, as if Macie had lost its
+    /// record. Tests use it to check that an object without a result is never passed as clean.
+    pub fn withhold_result(&self, key: &str) {
+        self.inner
+            .withheld
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(key.to_owned());
     }
 }
 
@@ -936,21 +976,6 @@ fn paginate<'a, T>(
     Ok((&items[start..end], next))
 }
 
-fn mime_type(key: &str) -> &'static str {
-    match key
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("csv") => "text/csv",
-        Some("tsv") => "text/tab-separated-values",
-        Some("json" | "jsonl") => "application/json",
-        Some("html" | "htm") => "text/html",
-        Some("xml") => "application/xml",
-        _ => "text/plain",
-    }
-}
-
 impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
@@ -977,24 +1002,25 @@ impl Inner {
         }
     }
 
-    /// Runs a job: waits out the start-up delay, classifies each object in scope, records the
-    /// findings and completes. Pauses and cancellations are honoured between objects.
+    /// Runs a job: waits out the start-up delay, analyses each object in scope, records the
+    /// findings and completes, then writes a discovery result for every object. Pauses and
+    /// cancellations are honoured between objects.
     async fn run(self: Arc<Self>, id: String) {
-        self.clock.sleep(self.startup_delay_seconds).await;
+        self.clock.sleep(self.options.startup_delay_seconds).await;
         let Some(job) = self.lock().jobs.get(&id).cloned() else {
             return;
         };
         let (custom, managed, allow, words) = self.job_identifiers(&job);
         let mut findings = Vec::new();
+        let mut records = Vec::new();
         for (index, (bucket, key)) in job.objects.iter().enumerate().skip(job.processed) {
             if !self.proceed(&id).await {
                 return;
             }
-            match self.classify_object(&job.id, bucket, key, &custom, &managed, &allow, &words) {
-                Ok(Some(found)) => findings.push(found),
-                Ok(None) => {}
-                Err(err) => warn!(job_id = id, bucket, key, %err, "object not classified"),
-            }
+            let (record, found) =
+                self.classify_object(&job.id, bucket, key, &custom, &managed, &allow, &words);
+            records.push((key.clone(), record));
+            findings.extend(found);
             if let Some(running) = self.lock().jobs.get_mut(&id) {
                 running.processed = index + 1;
             }
@@ -1006,23 +1032,87 @@ impl Inner {
             &self.dir.join("findings").join(format!("{id}.json")),
             &findings,
         );
-        let mut state = self.lock();
-        for found in findings {
-            let finding_id = found["id"].as_str().unwrap_or_default().to_owned();
-            if let Some(job) = state.jobs.get_mut(&id) {
-                job.finding_ids.push(finding_id.clone());
+        let configuration = {
+            let mut state = self.lock();
+            for found in findings {
+                let finding_id = found["id"].as_str().unwrap_or_default().to_owned();
+                if let Some(job) = state.jobs.get_mut(&id) {
+                    job.finding_ids.push(finding_id.clone());
+                }
+                state.findings.insert(finding_id, found);
             }
-            state.findings.insert(finding_id, found);
-        }
-        if let Some(job) = state.jobs.get_mut(&id) {
-            job.status = "COMPLETE".into();
-            job.last_run_ms = Some(now_ms());
-            write_json(&self.dir.join("jobs").join(format!("{id}.json")), job);
-            info!(
-                job_id = id,
-                findings = job.finding_ids.len(),
-                "Macie job complete"
+            if let Some(job) = state.jobs.get_mut(&id) {
+                job.status = "COMPLETE".into();
+                job.last_run_ms = Some(now_ms());
+                write_json(&self.dir.join("jobs").join(format!("{id}.json")), job);
+                info!(
+                    job_id = id,
+                    findings = job.finding_ids.len(),
+                    "Macie job complete"
+                );
+            }
+            state.settings.export_configuration.clone()
+        };
+        // Macie writes the results after the job's status says COMPLETE, sometimes minutes
+        // later; the delay makes that window testable.
+        self.clock.sleep(self.options.results_delay_seconds).await;
+        self.write_results(&id, configuration, records).await;
+    }
+
+    /// Writes a job's discovery results to the configured location. Without a configuration
+    /// Macie keeps them to itself, so nothing is written.
+    async fn write_results(
+        &self,
+        job_id: &str,
+        configuration: Option<Value>,
+        records: Vec<(String, Value)>,
+    ) {
+        let Some((bucket, key)) = configuration
+            .as_ref()
+            .and_then(|c| results::location(c, job_id))
+        else {
+            warn!(
+                job_id,
+                "no discovery results location is configured; results are not written"
             );
+            return;
+        };
+        let withheld = self
+            .withheld
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let kept: Vec<Value> = records
+            .into_iter()
+            .filter(|(object_key, _)| !withheld.contains(object_key))
+            .map(|(_, record)| record)
+            .collect();
+        let body = bytes::Bytes::from(results::gzip_lines(&kept));
+        let attributes = crate::s3::store::Attributes {
+            content_type: Some("application/gzip".into()),
+            ..Default::default()
+        };
+        let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
+        match self
+            .s3
+            .put(
+                &bucket,
+                &key,
+                Box::pin(stream),
+                attributes,
+                Vec::new(),
+                None,
+            )
+            .await
+        {
+            Ok(_) => info!(
+                job_id,
+                bucket,
+                key,
+                records = kept.len(),
+                "discovery results written"
+            ),
+            Err(err) => warn!(job_id, bucket, %err, "discovery results could not be written"),
         }
     }
 
@@ -1104,6 +1194,7 @@ impl Inner {
         (custom, managed, allow, words)
     }
 
+    /// Analyses one object: its discovery result, and its finding if anything counts.
     #[allow(clippy::too_many_arguments)]
     fn classify_object(
         &self,
@@ -1114,33 +1205,42 @@ impl Inner {
         managed: &ManagedFilter,
         allow: &[Regex],
         words: &[String],
-    ) -> std::result::Result<Option<Value>, String> {
-        let (meta, file) = self
-            .s3
-            .open_object(bucket, key)
-            .map_err(|err| err.to_string())?;
-        if meta.size > MAX_CLASSIFIED_BYTES {
-            return Err(format!("{} bytes is over the local limit", meta.size));
+    ) -> (Value, Option<Value>) {
+        let Ok((meta, file)) = self.s3.open_object(bucket, key) else {
+            let gone = results::Outcome {
+                status: "SKIPPED",
+                reason: Some("SOURCE_OBJECT_NO_LONGER_AVAILABLE"),
+                mime_type: analysis::mime_type(key),
+            };
+            return (
+                results::record(job_id, bucket, key, None, &gone, None),
+                None,
+            );
+        };
+        let analysis = analysis::analyse(&meta, file, self.options.size_limit_bytes);
+        let found = analysis.text.as_deref().and_then(|text| {
+            let mut detections =
+                classify::classify(text, managed.selector != "NONE", custom, allow, words);
+            detections.managed.retain(|id, _| managed.includes(id));
+            finding::build(
+                job_id,
+                bucket,
+                &meta,
+                &detections,
+                custom,
+                analysis.mime_type,
+            )
+        });
+        if let Some(reason) = analysis.reason {
+            info!(job_id, bucket, key, reason, "object not analysed");
         }
-        let mut bytes = Vec::new();
-        file.take(MAX_CLASSIFIED_BYTES)
-            .read_to_end(&mut bytes)
-            .map_err(|err| err.to_string())?;
-        if bytes.iter().take(8192).any(|b| *b == 0) {
-            return Err("binary content".into());
-        }
-        let text = String::from_utf8_lossy(&bytes);
-        let mut detections =
-            classify::classify(&text, managed.selector != "NONE", custom, allow, words);
-        detections.managed.retain(|id, _| managed.includes(id));
-        Ok(finding::build(
-            job_id,
-            bucket,
-            &meta,
-            &detections,
-            custom,
-            mime_type(key),
-        ))
+        let outcome = results::Outcome {
+            status: analysis.status,
+            reason: analysis.reason,
+            mime_type: analysis.mime_type,
+        };
+        let record = results::record(job_id, bucket, key, Some(&meta), &outcome, found.as_ref());
+        (record, found)
     }
 }
 

@@ -34,29 +34,52 @@ pub struct ApprovalEmail<'a> {
 
 impl ApprovalEmail<'_> {
     pub fn subject(&self) -> String {
-        let held = self.manifest.review().count();
+        let flagged = self.manifest.review().count();
+        let not_analysed = self.manifest.not_analysed.len();
         let severity = self
             .manifest
             .review()
             .map(|o| o.highest_severity)
             .max()
             .map_or("unknown", |s| s.as_str());
-        let noun = if held == 1 { "object" } else { "objects" };
+        let plural = |n: usize| if n == 1 { "object" } else { "objects" };
+        let what = match (flagged, not_analysed) {
+            (_, 0) => format!(
+                "{flagged} {} with sensitive data ({severity})",
+                plural(flagged)
+            ),
+            (0, _) => format!(
+                "{not_analysed} {} Macie could not analyse",
+                plural(not_analysed)
+            ),
+            _ => format!(
+                "{} objects, {flagged} with sensitive data ({severity}), {not_analysed} not analysed",
+                flagged + not_analysed
+            ),
+        };
         safe_subject(&format!(
-            "Review needed: {held} {noun} with sensitive data ({severity}), run {}",
+            "Review needed: {what}, run {}",
             self.manifest.workflow_id
         ))
     }
 
     pub fn body(&self) -> String {
         let manifest = self.manifest;
-        let held: Vec<&FlaggedObject> = manifest.review().collect();
+        let flagged: Vec<&FlaggedObject> = manifest.review().collect();
+        let not_analysed = &manifest.not_analysed;
+        let held = flagged.len() + not_analysed.len();
         let mut text = String::new();
         let expires = format_time(self.expires_at);
+        let what = match (flagged.len(), not_analysed.len()) {
+            (n, 0) => format!("Macie found sensitive data in {n} object(s)"),
+            (0, m) => format!("Macie could not analyse {m} object(s)"),
+            (n, m) => format!(
+                "Macie found sensitive data in {n} object(s) and could not analyse {m} more"
+            ),
+        };
         let _ = writeln!(
             text,
-            "Macie found sensitive data in {} object(s) of pipeline run {}. They are held in the manual-review bucket until you decide.",
-            held.len(),
+            "{what} of pipeline run {}. They are held in the manual-review bucket until you decide.",
             display_key(manifest.workflow_id.as_str())
         );
         let _ = writeln!(text);
@@ -67,13 +90,12 @@ impl ApprovalEmail<'_> {
         );
         let _ = writeln!(
             text,
-            "Held objects:    {} in s3://{}",
-            held.len(),
+            "Held objects:    {held} in s3://{}",
             self.manual_review_bucket
         );
         let _ = writeln!(
             text,
-            "Released:        {} object(s) without findings above the review threshold, to s3://{}",
+            "Released:        {} object(s) analysed without findings above the review threshold, to s3://{}",
             self.routed
                 .moved
                 .saturating_sub(self.routed.held_for_review),
@@ -81,34 +103,53 @@ impl ApprovalEmail<'_> {
         );
         let _ = writeln!(text, "Decide by:       {expires}");
         let _ = writeln!(text, "If no decision:  {}.", self.timeout_action.describe());
+        if !flagged.is_empty() {
+            let _ = writeln!(text);
+            let _ = writeln!(
+                text,
+                "Objects with sensitive data (types and counts only, no values):"
+            );
+            for object in flagged.iter().take(MAX_LISTED_OBJECTS) {
+                let _ = writeln!(
+                    text,
+                    "- [{}] {} ({})",
+                    object.highest_severity,
+                    display_key(&object.key),
+                    human_size(object.size)
+                );
+                let _ = writeln!(text, "    {}", detections_line(object));
+                if let Some(incomplete) = &object.incomplete_analysis {
+                    let _ = writeln!(
+                        text,
+                        "    only partly analysed: {}",
+                        display_key(incomplete)
+                    );
+                }
+            }
+            self.more(&mut text, flagged.len());
+        }
+        if !not_analysed.is_empty() {
+            let _ = writeln!(text);
+            let _ = writeln!(
+                text,
+                "Objects Macie could not analyse (no finding does not mean no sensitive data):"
+            );
+            for object in not_analysed.iter().take(MAX_LISTED_OBJECTS) {
+                let _ = writeln!(
+                    text,
+                    "- [{}] {} ({})",
+                    object.status.as_str(),
+                    display_key(&object.key),
+                    human_size(object.size)
+                );
+                let _ = writeln!(text, "    {}", display_key(&object.reasons.join("; ")));
+            }
+            self.more(&mut text, not_analysed.len());
+        }
         let _ = writeln!(text);
         let _ = writeln!(
             text,
-            "Objects held for review (types and counts only, no values):"
-        );
-        for object in held.iter().take(MAX_LISTED_OBJECTS) {
-            let _ = writeln!(
-                text,
-                "- [{}] {} ({})",
-                object.highest_severity,
-                display_key(&object.key),
-                human_size(object.size)
-            );
-            let _ = writeln!(text, "    {}", detections_line(object));
-        }
-        if held.len() > MAX_LISTED_OBJECTS {
-            let _ = writeln!(
-                text,
-                "... and {} more. The full list is in s3://{}/{}",
-                held.len() - MAX_LISTED_OBJECTS,
-                self.manifest_location.bucket,
-                self.manifest_location.key
-            );
-        }
-        let _ = writeln!(text);
-        let _ = writeln!(
-            text,
-            "Approve (release them to s3://{}, tagged SensitiveDataFound=true):",
+            "Approve (release them to s3://{}, tagged SensitiveDataFound=true, or =unknown for objects not analysed):",
             self.scanned_data_bucket
         );
         let _ = writeln!(text, "{}", self.allow_link);
@@ -121,6 +162,19 @@ impl ApprovalEmail<'_> {
             "Each link opens a page where you confirm; opening a link alone changes nothing."
         );
         text
+    }
+
+    /// The line after a cut list: how many more, and where the full list is.
+    fn more(&self, text: &mut String, listed: usize) {
+        if listed > MAX_LISTED_OBJECTS {
+            let _ = writeln!(
+                text,
+                "... and {} more. The full list is in s3://{}/{}",
+                listed - MAX_LISTED_OBJECTS,
+                self.manifest_location.bucket,
+                self.manifest_location.key
+            );
+        }
     }
 }
 
@@ -217,7 +271,7 @@ pub fn format_time(at: OffsetDateTime) -> String {
 mod tests {
     use super::*;
     use crate::macie::severity::Severity;
-    use crate::manifest::{Detection, Route, VERSION};
+    use crate::manifest::{Detection, NotAnalysedObject, NotAnalysedStatus, Route, VERSION};
     use crate::workflow::WorkflowId;
     use time::macros::datetime;
 
@@ -235,6 +289,7 @@ mod tests {
                 .collect(),
             finding_ids: vec!["f".into()],
             route: Route::Review,
+            incomplete_analysis: None,
         }
     }
 
@@ -247,6 +302,8 @@ mod tests {
             minimum_severity: Severity::Low,
             finding_count: objects.len() as u64,
             objects,
+            not_analysed: vec![],
+            analysed: vec![],
         }
     }
 
@@ -301,6 +358,50 @@ mod tests {
         assert!(body.contains("Released:        5 object(s)"));
         assert!(body.contains("https://api/allow?token=a%2Bb"));
         assert!(body.contains("https://api/deny?token=a%2Bb"));
+    }
+
+    #[test]
+    fn objects_macie_could_not_analyse_are_listed_with_their_reasons() {
+        let mut partial = object("mixed.csv", Severity::Low, 1);
+        partial.incomplete_analysis = Some("TIME_CUT_OFF_REACHED".into());
+        let mut run = manifest(vec![partial]);
+        run.not_analysed = vec![
+            NotAnalysedObject {
+                key: "photo.png".into(),
+                size: 4096,
+                status: NotAnalysedStatus::Skipped,
+                reasons: vec!["UNSUPPORTED_FILE_TYPE_EXCEPTION".into()],
+            },
+            NotAnalysedObject {
+                key: "late.csv".into(),
+                size: 10,
+                status: NotAnalysedStatus::NoResult,
+                reasons: vec![crate::manifest::NO_RESULT_REASON.into()],
+            },
+        ];
+        let (subject, body) = render(&run);
+        assert!(
+            subject.starts_with(
+                "Review needed: 3 objects, 1 with sensitive data (Low), 2 not analysed"
+            ),
+            "{subject}"
+        );
+        assert!(
+            body.starts_with(
+                "Macie found sensitive data in 1 object(s) and could not analyse 2 more"
+            )
+        );
+        assert!(body.contains("Held objects:    3 in s3://review"), "{body}");
+        assert!(body.contains("    only partly analysed: TIME_CUT_OFF_REACHED"));
+        assert!(
+            body.contains("- [skipped] photo.png (4.0 KiB)\n    UNSUPPORTED_FILE_TYPE_EXCEPTION")
+        );
+        assert!(body.contains(
+            "- [no discovery result] late.csv (10 B)\n    Macie wrote no discovery result"
+        ));
+        run.objects.clear();
+        let (subject, _) = render(&run);
+        assert!(subject.starts_with("Review needed: 2 objects Macie could not analyse"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! getMacieFindingsCount: reads every finding of the run's job, decides per object whether it
-//! needs review, writes the manifest and returns only its location and the counts.
+//! getMacieFindingsCount: reads every finding of the run's job and its sensitive data discovery
+//! results, decides per object whether it passes, passes tagged or is held for review, writes
+//! the manifest and returns only its location and the counts.
 
 use aws_types::SdkConfig;
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,7 @@ use crate::deadline::Deadline;
 use crate::error::PipelineError;
 use crate::lambda::Handler;
 use crate::macie::findings::{flag_objects, job_findings};
+use crate::macie::results::{self, verdicts};
 use crate::macie::severity::Severity;
 use crate::manifest::{self, Manifest, ManifestRef, Route};
 use crate::workflow::WorkflowId;
@@ -21,15 +23,18 @@ pub struct FindingsInput {
     pub job_id: String,
 }
 
-/// The summary the state machine branches on. `reviewObjects > 0` means manual review.
+/// What the run's job found, for the execution history; routing reads the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FindingsSummary {
     pub manifest: ManifestRef,
     pub finding_count: u64,
     pub flagged_objects: u64,
+    /// Flagged objects held for review plus objects Macie did not analyse completely.
     pub review_objects: u64,
     pub pass_tagged_objects: u64,
+    pub not_analysed_objects: u64,
+    pub analysed_clean_objects: u64,
     pub highest_severity: Option<Severity>,
 }
 
@@ -60,38 +65,63 @@ impl Handler for GetFindingsCount {
         input: FindingsInput,
         _deadline: Deadline,
     ) -> Result<FindingsSummary, PipelineError> {
-        let findings =
-            job_findings(&self.macie, &input.job_id, self.config.include_archived).await?;
-        let objects = flag_objects(
+        let config = &self.config;
+        let region = self
+            .macie
+            .config()
+            .region()
+            .map(ToString::to_string)
+            .ok_or_else(|| PipelineError::InvalidInput("no AWS region is configured".into()))?;
+        let location = results::location(
+            &self.macie,
+            &region,
+            &config.discovery_results_bucket,
+            &config.discovery_results_kms_key_arn,
+        )
+        .await?;
+        let prefix = location.job_prefix(&config.account_id, &region, &input.job_id);
+        let findings = job_findings(&self.macie, &input.job_id, config.include_archived).await?;
+        let flagged = flag_objects(
             &findings,
-            &self.config.scan_stage_bucket,
-            self.config.minimum_severity,
+            &config.scan_stage_bucket,
+            config.minimum_severity,
         )?;
+        let job_results =
+            results::read_job(&self.s3, &location, &prefix, &config.scan_stage_bucket).await?;
+        let verdicts = verdicts(&input.job_id, flagged, &job_results)?;
         let manifest = Manifest {
             version: manifest::VERSION,
             workflow_id: input.workflow_id,
             job_id: input.job_id,
-            scan_stage_bucket: self.config.scan_stage_bucket.clone(),
-            minimum_severity: self.config.minimum_severity,
+            scan_stage_bucket: config.scan_stage_bucket.clone(),
+            minimum_severity: config.minimum_severity,
             finding_count: findings.len() as u64,
-            objects,
+            objects: verdicts.flagged,
+            not_analysed: verdicts.not_analysed,
+            analysed: verdicts.analysed,
         };
         let count =
             |route: Route| manifest.objects.iter().filter(|o| o.route == route).count() as u64;
-        let location = manifest::write(&self.s3, &self.config.manifest_bucket, &manifest).await?;
+        let written = manifest::write(&self.s3, &config.manifest_bucket, &manifest).await?;
+        let not_analysed = manifest.not_analysed.len() as u64;
         let summary = FindingsSummary {
-            manifest: location,
+            manifest: written,
             finding_count: manifest.finding_count,
             flagged_objects: manifest.objects.len() as u64,
-            review_objects: count(Route::Review),
+            review_objects: count(Route::Review) + not_analysed,
             pass_tagged_objects: count(Route::PassTagged),
+            not_analysed_objects: not_analysed,
+            analysed_clean_objects: manifest.analysed.len() as u64,
             highest_severity: manifest.highest_severity(),
         };
         info!(
             findings = summary.finding_count,
             review = summary.review_objects,
             pass_tagged = summary.pass_tagged_objects,
-            "findings summarised"
+            not_analysed,
+            results_files = job_results.files,
+            results_prefix = prefix,
+            "findings and discovery results summarised"
         );
         Ok(summary)
     }

@@ -1,6 +1,7 @@
-//! moveAllScanStageS3Files: the path with nothing to review. Moves this workflow's scan-stage
-//! objects to scanned-data, tagging the ones with low-severity findings. It cannot send anything
-//! to manual review: an object the manifest holds for review stops the step instead.
+//! moveAllScanStageS3Files: routes this workflow's scan-stage objects by the manifest. Objects
+//! with findings at or above the threshold, and objects Macie did not analyse completely, go to
+//! manual-review; the rest go on to scanned-data. Once the pass is done it reports how many
+//! objects wait for a decision, and the state machine asks for one only then.
 
 use aws_types::SdkConfig;
 use serde::Deserialize;
@@ -9,7 +10,9 @@ use tracing::{info, instrument};
 use crate::config::RouteConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
-use crate::handlers::steps::{PassContext, RouteTargets, StepProgress, route_scan_stage};
+use crate::handlers::steps::{
+    PassContext, RouteTargets, RunManifest, StepProgress, StepStatus, route_scan_stage,
+};
 use crate::lambda::Handler;
 use crate::manifest::{self, ManifestRef};
 use crate::workflow::WorkflowId;
@@ -56,12 +59,27 @@ impl Handler for MoveAllScanStageFiles {
         };
         let targets = RouteTargets {
             scan_stage: &self.config.scan_stage_bucket,
+            manual_review: &self.config.manual_review_bucket,
             scanned_data: &self.config.scanned_data_bucket,
-            manual_review: None,
         };
-        let progress =
-            route_scan_stage(&context, &targets, &manifest, input.progress, Self::NAME).await?;
-        info!(status = ?progress.status, moved = progress.tally.moved, "scan-stage pass ended");
+        let run = RunManifest {
+            location: &input.manifest,
+            manifest: &manifest,
+        };
+        let mut progress =
+            route_scan_stage(&context, &targets, &run, input.progress, Self::NAME).await?;
+        if progress.status == StepStatus::Done {
+            // Read again: this pass may have recorded objects without a discovery result.
+            let complete = manifest::read(&self.s3, &input.manifest, &input.workflow_id).await?;
+            progress.awaiting_review = Some(complete.held_keys().len() as u64);
+        }
+        info!(
+            status = ?progress.status,
+            moved = progress.tally.moved,
+            held = progress.tally.held_for_review,
+            awaiting_review = progress.awaiting_review,
+            "routing pass ended"
+        );
         Ok(progress)
     }
 }

@@ -2,14 +2,14 @@
 //! scan-stage objects by the manifest, releasing approved objects, deleting denied ones. Each is
 //! a loop like triggerMacieScan's: `MORE` with a cursor until a pass completes, then `DONE`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::MoveSettings;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
-use crate::manifest::{Manifest, Route};
+use crate::manifest::{self, Manifest, ManifestRef, Placement};
 use crate::s3::objects::{Deleted, Listed, Moved, Objects};
 use crate::s3::pass::{Outcome, PassEnd, Tally, visit_bucket};
 use crate::tags::{self, SENSITIVE_DATA_FOUND, Tag};
@@ -30,6 +30,10 @@ pub struct StepProgress {
     pub status: StepStatus,
     pub resume_after: Option<String>,
     pub tally: Tally,
+    /// Routing only, once `DONE`: how many objects of the run wait in manual-review for a
+    /// decision. Counted from the manifest, not the tally, which a retried pass can undercount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_review: Option<u64>,
 }
 
 impl StepProgress {
@@ -39,11 +43,13 @@ impl StepProgress {
                 status: StepStatus::Done,
                 resume_after: None,
                 tally,
+                awaiting_review: None,
             },
             PassEnd::Interrupted { resume_after } => Self {
                 status: StepStatus::More,
                 resume_after,
                 tally,
+                awaiting_review: None,
             },
         }
     }
@@ -59,6 +65,7 @@ impl StepProgress {
                 status: StepStatus::More,
                 resume_after,
                 tally,
+                ..
             }) => Ok((resume_after, tally)),
             Some(Self {
                 status: StepStatus::Done,
@@ -102,24 +109,30 @@ impl PassContext<'_> {
 /// Where routing sends scan-stage objects.
 pub struct RouteTargets<'a> {
     pub scan_stage: &'a str,
+    pub manual_review: &'a str,
     pub scanned_data: &'a str,
-    /// The manual-review bucket, or `None` for a step that may only release objects: meeting an
-    /// object that needs review is then an error, and the object stays in scan-stage.
-    pub manual_review: Option<&'a str>,
 }
 
-/// Routes this workflow's scan-stage objects: flagged ones needing review to manual-review,
-/// flagged ones below the threshold to scanned-data, both tagged `SensitiveDataFound=true`, and
-/// the rest to scanned-data with their tags as they are.
+/// The run's manifest and where it is stored (routing adds to it).
+pub struct RunManifest<'a> {
+    pub location: &'a ManifestRef,
+    pub manifest: &'a Manifest,
+}
+
+/// Routes this workflow's scan-stage objects by the manifest: flagged ones needing review and
+/// ones Macie did not analyse completely to manual-review, flagged ones below the threshold to
+/// scanned-data, and objects analysed completely without findings to scanned-data with their
+/// tags as they are. An object the manifest does not know (Macie wrote no result for it) is
+/// recorded beside the manifest and held as well.
 pub async fn route_scan_stage(
     context: &PassContext<'_>,
     targets: &RouteTargets<'_>,
-    manifest: &Manifest,
+    run: &RunManifest<'_>,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
-    let routes = manifest.routes();
+    let placements = run.manifest.placements();
     let end = visit_bucket(
         context.s3,
         targets.scan_stage,
@@ -127,7 +140,7 @@ pub async fn route_scan_stage(
         context.settings,
         context.deadline,
         &mut tally,
-        |object| route_one(context, targets, &routes, object),
+        |object| route_one(context, targets, run, &placements, object),
     )
     .await?;
     Ok(StepProgress::from_pass(end, tally))
@@ -136,15 +149,16 @@ pub async fn route_scan_stage(
 async fn route_one(
     context: &PassContext<'_>,
     targets: &RouteTargets<'_>,
-    routes: &HashMap<&str, Route>,
+    run: &RunManifest<'_>,
+    placements: &HashMap<&str, Placement>,
     object: Listed,
 ) -> Result<Outcome, PipelineError> {
     let tags = match context.our_tags(targets.scan_stage, &object).await? {
         Ok(tags) => tags,
         Err(outcome) => return Ok(outcome),
     };
-    let flag = |tags: &[Tag]| {
-        tags::merge(tags, &[Tag::new(SENSITIVE_DATA_FOUND, "true")], &[]).map_err(|err| {
+    let mark = |value: &str| {
+        tags::merge(&tags, &[Tag::new(SENSITIVE_DATA_FOUND, value)], &[]).map_err(|err| {
             PipelineError::TooManyTags {
                 bucket: targets.scan_stage.to_owned(),
                 key: object.key.clone(),
@@ -152,33 +166,32 @@ async fn route_one(
             }
         })
     };
-    let (destination, tags, review) = match routes.get(object.key.as_str()) {
-        Some(Route::Review) => {
-            let Some(manual_review) = targets.manual_review else {
-                return Err(PipelineError::ReviewRequired {
-                    bucket: targets.scan_stage.to_owned(),
-                    key: object.key,
-                });
-            };
-            (manual_review, flag(&tags)?, true)
+    let (destination, tags, review) = match placements.get(object.key.as_str()) {
+        Some(Placement::ReviewFlagged) => (targets.manual_review, mark(tags::FOUND)?, true),
+        Some(Placement::PassTagged) => (targets.scanned_data, mark(tags::FOUND)?, false),
+        Some(Placement::ReviewNotAnalysed) => {
+            (targets.manual_review, mark(tags::NOT_ANALYSED)?, true)
         }
-        Some(Route::PassTagged) => (targets.scanned_data, flag(&tags)?, false),
-        None => (targets.scanned_data, tags, false),
+        Some(Placement::PassClean) => (targets.scanned_data, tags.clone(), false),
+        None => {
+            // Recorded before the move, so a crash in between still leaves it on the list the
+            // reviewer sees and the decision acts on.
+            manifest::record_unresolved(
+                context.s3,
+                run.location,
+                run.manifest,
+                &object.key,
+                object.size,
+            )
+            .await?;
+            (targets.manual_review, mark(tags::NOT_ANALYSED)?, true)
+        }
     };
     let moved = context
         .objects()
         .move_object(targets.scan_stage, destination, &object, &tags)
         .await?;
     settle(moved, targets.scan_stage, object, review)
-}
-
-/// The keys a reviewer was shown: the manifest's objects held for review. Release and delete
-/// act on these only, so objects held by an earlier run that reused the workflow id stay held.
-fn shown(manifest: &Manifest) -> HashSet<&str> {
-    manifest
-        .review()
-        .map(|object| object.key.as_str())
-        .collect()
 }
 
 /// Releases this workflow's reviewed objects from manual-review to scanned-data, tags kept.
@@ -191,7 +204,9 @@ pub async fn release_held(
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
-    let shown = shown(manifest);
+    // Only the keys the reviewer was shown: objects held by an earlier run that reused the
+    // workflow id stay held.
+    let shown = manifest.held_keys();
     let shown = &shown;
     let end = visit_bucket(
         context.s3,
@@ -228,7 +243,9 @@ pub async fn delete_held(
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
-    let shown = shown(manifest);
+    // Only the keys the reviewer was shown: objects held by an earlier run that reused the
+    // workflow id stay held.
+    let shown = manifest.held_keys();
     let shown = &shown;
     let end = visit_bucket(
         context.s3,
@@ -295,6 +312,7 @@ mod tests {
             status: StepStatus::More,
             resume_after: Some("k".into()),
             tally: Tally::default(),
+            awaiting_review: None,
         };
         let json = serde_json::to_value(&progress).unwrap();
         assert_eq!(json["status"], "MORE");
@@ -311,6 +329,7 @@ mod tests {
             status: StepStatus::Done,
             resume_after: None,
             tally: Tally::default(),
+            awaiting_review: Some(0),
         };
         let err = StepProgress::resume(Some(done), "moveAllScanStageS3Files").unwrap_err();
         assert_eq!(err.name(), "InvalidInput");

@@ -1,8 +1,5 @@
-//! triggerManualApproval, in two phases driven by two states of the state machine.
-//! `ROUTE` (a plain invoke, looping while `MORE`) tags the objects needing review
-//! `SensitiveDataFound=true` and moves them to manual-review, and moves the rest of the run on to
-//! scanned-data. `REQUEST_APPROVAL` (the `.waitForTaskToken` state) only publishes the approval
-//! email, once, after every object is where the email says it is.
+//! triggerManualApproval: the `.waitForTaskToken` state. Routing has already put every object
+//! where the email says it is; this step only publishes the approval email, once.
 
 use std::time::Duration;
 
@@ -18,7 +15,6 @@ use crate::approval::links::{Decision, link};
 use crate::config::ApprovalConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
-use crate::handlers::steps::{PassContext, RouteTargets, StepProgress, route_scan_stage};
 use crate::lambda::Handler;
 use crate::manifest::{self, ManifestRef};
 use crate::s3::pass::Tally;
@@ -28,38 +24,25 @@ use crate::workflow::WorkflowId;
 const MAX_MESSAGE_BYTES: usize = 262_144;
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "phase", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ApprovalInput {
-    #[serde(rename_all = "camelCase")]
-    Route {
-        workflow_id: WorkflowId,
-        manifest: ManifestRef,
-        progress: Option<StepProgress>,
-    },
-    #[serde(rename_all = "camelCase")]
-    RequestApproval {
-        workflow_id: WorkflowId,
-        manifest: ManifestRef,
-        /// What the route phase did, for the email's summary.
-        routed: Tally,
-        /// `$$.Task.Token`. Never logged.
-        task_token: String,
-        /// `$$.State.EnteredTime`: the approval timeout counts from here.
-        entered_time: String,
-        approval_timeout_seconds: u64,
-        timeout_action: TimeoutAction,
-    },
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalInput {
+    pub workflow_id: WorkflowId,
+    pub manifest: ManifestRef,
+    /// What routing did, for the email's summary.
+    pub routed: Tally,
+    /// `$$.Task.Token`. Never logged.
+    pub task_token: String,
+    /// `$$.State.EnteredTime`: the approval timeout counts from here.
+    pub entered_time: String,
+    pub approval_timeout_seconds: u64,
+    pub timeout_action: TimeoutAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ApprovalOutput {
-    Routing(StepProgress),
-    #[serde(rename_all = "camelCase")]
-    Requested {
-        message_id: String,
-        expires_at: String,
-    },
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequested {
+    pub message_id: String,
+    pub expires_at: String,
 }
 
 pub struct TriggerManualApproval {
@@ -77,47 +60,19 @@ impl TriggerManualApproval {
         }
     }
 
-    async fn route(
-        &self,
-        workflow_id: WorkflowId,
-        location: ManifestRef,
-        progress: Option<StepProgress>,
-        deadline: Deadline,
-    ) -> Result<ApprovalOutput, PipelineError> {
-        let manifest = manifest::read(&self.s3, &location, &workflow_id).await?;
-        let context = PassContext {
-            s3: &self.s3,
-            settings: &self.config.moves,
-            workflow_id: &workflow_id,
-            deadline,
-        };
-        let targets = RouteTargets {
-            scan_stage: &self.config.scan_stage_bucket,
-            scanned_data: &self.config.scanned_data_bucket,
-            manual_review: Some(&self.config.manual_review_bucket),
-        };
-        let progress =
-            route_scan_stage(&context, &targets, &manifest, progress, Self::NAME).await?;
-        info!(
-            status = ?progress.status,
-            moved = progress.tally.moved,
-            held = progress.tally.held_for_review,
-            "routing pass ended"
-        );
-        Ok(ApprovalOutput::Routing(progress))
-    }
-
-    #[allow(clippy::too_many_arguments)]
     async fn request_approval(
         &self,
-        workflow_id: WorkflowId,
-        location: ManifestRef,
-        routed: Tally,
-        task_token: String,
-        entered_time: String,
-        timeout_seconds: u64,
-        timeout_action: TimeoutAction,
-    ) -> Result<ApprovalOutput, PipelineError> {
+        input: ApprovalInput,
+    ) -> Result<ApprovalRequested, PipelineError> {
+        let ApprovalInput {
+            workflow_id,
+            manifest: location,
+            routed,
+            task_token,
+            entered_time,
+            approval_timeout_seconds: timeout_seconds,
+            timeout_action,
+        } = input;
         let manifest = manifest::read(&self.s3, &location, &workflow_id).await?;
         let entered = OffsetDateTime::parse(&entered_time, &Rfc3339).map_err(|err| {
             PipelineError::InvalidInput(format!(
@@ -157,11 +112,11 @@ impl TriggerManualApproval {
         let expires_at = expires_at.format(&Rfc3339).expect("a valid date formats");
         info!(
             workflow_id = workflow_id.as_str(),
-            held = manifest.review().count(),
+            held = manifest.held_keys().len(),
             expires_at,
             "approval requested"
         );
-        Ok(ApprovalOutput::Requested {
+        Ok(ApprovalRequested {
             message_id: published.message_id().unwrap_or_default().to_owned(),
             expires_at,
         })
@@ -170,41 +125,15 @@ impl TriggerManualApproval {
 
 impl Handler for TriggerManualApproval {
     type Input = ApprovalInput;
-    type Output = ApprovalOutput;
+    type Output = ApprovalRequested;
     const NAME: &'static str = "triggerManualApproval";
 
     #[instrument(skip_all)]
     async fn handle(
         &self,
         input: ApprovalInput,
-        deadline: Deadline,
-    ) -> Result<ApprovalOutput, PipelineError> {
-        match input {
-            ApprovalInput::Route {
-                workflow_id,
-                manifest,
-                progress,
-            } => self.route(workflow_id, manifest, progress, deadline).await,
-            ApprovalInput::RequestApproval {
-                workflow_id,
-                manifest,
-                routed,
-                task_token,
-                entered_time,
-                approval_timeout_seconds,
-                timeout_action,
-            } => {
-                self.request_approval(
-                    workflow_id,
-                    manifest,
-                    routed,
-                    task_token,
-                    entered_time,
-                    approval_timeout_seconds,
-                    timeout_action,
-                )
-                .await
-            }
-        }
+        _deadline: Deadline,
+    ) -> Result<ApprovalRequested, PipelineError> {
+        self.request_approval(input).await
     }
 }

@@ -119,6 +119,7 @@ pub fn flag_objects(
             detections: Vec::new(),
             finding_ids: Vec::new(),
             route: Route::Review,
+            incomplete_analysis: None,
         });
         object.highest_severity = object.highest_severity.max(finding.severity);
         if !object.finding_types.contains(&finding.finding_type) {

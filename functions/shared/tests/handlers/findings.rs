@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_macie2::operation::get_classification_export_configuration::GetClassificationExportConfigurationOutput;
 use aws_sdk_macie2::operation::get_findings::GetFindingsOutput;
 use aws_sdk_macie2::operation::list_findings::{ListFindingsInput, ListFindingsOutput};
 use aws_sdk_macie2::types::{
@@ -9,15 +10,23 @@ use aws_sdk_macie2::types::{
     ResourcesAffected, S3Bucket, S3Object, SensitiveDataItem, SensitiveDataItemCategory,
     Severity as MacieSeverity, SeverityDescription,
 };
+use aws_sdk_macie2::types::{ClassificationExportConfiguration, S3Destination};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::operation::put_object::PutObjectOutput;
-use aws_smithy_mocks::mock;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::Object as S3ListedObject;
+use aws_smithy_mocks::{Rule, mock};
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use macie_pipeline::config::FindingsConfig;
 use macie_pipeline::handlers::get_findings_count::{FindingsSummary, GetFindingsCount};
 use macie_pipeline::lambda::invoke;
 use macie_pipeline::macie::severity::Severity;
-use macie_pipeline::manifest::{Manifest, Route};
+use macie_pipeline::manifest::{Manifest, NotAnalysedStatus, Route};
 use macie_pipeline::{Deadline, PipelineError};
 use serde_json::json;
+use std::io::Write;
 
 use crate::client;
 use crate::mocks::{Calls, Captured, json_error};
@@ -81,12 +90,60 @@ struct Macie {
     batches: Captured<usize>,
     /// Bodies of the manifests written.
     puts: Captured<Vec<u8>>,
+    /// Prefixes the discovery results were listed under.
+    result_prefixes: Captured<String>,
     handler: GetFindingsCount,
 }
 
+const RESULTS_BUCKET: &str = "results";
+const RESULTS_KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/k";
+
+/// One discovery result line.
+fn result(key: &str, code: &str, reason: Option<&str>) -> String {
+    json!({
+        "resourcesAffected": {"s3Bucket": {"name": "scan"}, "s3Object": {"key": key, "size": 1000}},
+        "classificationDetails": {"result": {"status": {"code": code, "reason": reason}}},
+    })
+    .to_string()
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// How the account's discovery results look.
+struct Results {
+    /// The export configuration: (bucket, key ARN), or none configured.
+    configured: Option<(&'static str, &'static str)>,
+    /// Extra lines beside a COMPLETE result for every object with a finding; `None` for no
+    /// results file at all.
+    lines: Option<Vec<String>>,
+}
+
+impl Results {
+    fn complete() -> Self {
+        Self {
+            configured: Some((RESULTS_BUCKET, RESULTS_KEY)),
+            lines: Some(vec![]),
+        }
+    }
+}
+
 fn macie_with(findings: usize, minimum: Severity, drop_one: bool) -> Macie {
+    macie_with_results(findings, minimum, drop_one, Results::complete())
+}
+
+fn macie_with_results(
+    findings: usize,
+    minimum: Severity,
+    drop_one: bool,
+    results: Results,
+) -> Macie {
     let calls = Calls::default();
-    let (lists, batches, puts) = (
+    let (lists, batches, puts, result_prefixes) = (
+        Captured::default(),
         Captured::default(),
         Captured::default(),
         Captured::default(),
@@ -115,19 +172,44 @@ fn macie_with(findings: usize, minimum: Severity, drop_one: bool) -> Macie {
             .set_findings(Some(described))
             .build()
     });
+    let export = export_configuration(results.configured);
     let captured = puts.clone();
     let put = mock!(aws_sdk_s3::Client::put_object).then_compute_output(move |input| {
         captured.push(input.body.bytes().expect("an in-memory body").to_vec());
         PutObjectOutput::builder().build()
     });
+    let has_files = results.lines.is_some();
+    let captured = result_prefixes.clone();
+    let list_results =
+        mock!(aws_sdk_s3::Client::list_objects_v2).then_compute_output(move |input| {
+            captured.push(input.prefix().unwrap_or_default().to_owned());
+            let contents = has_files.then(|| {
+                vec![
+                    S3ListedObject::builder()
+                        .key(format!("{}a.jsonl.gz", input.prefix().unwrap()))
+                        .build(),
+                ]
+            });
+            ListObjectsV2Output::builder()
+                .set_contents(contents)
+                .build()
+        });
+    let mut lines: Vec<String> = (0..findings)
+        .map(|i| result(&format!("obj-{i}.csv"), "COMPLETE", None))
+        .collect();
+    lines.extend(results.lines.unwrap_or_default());
+    let body = gzip(&lines.join("\n"));
+    let get_results = mock!(aws_sdk_s3::Client::get_object).then_compute_output(move |_| {
+        GetObjectOutput::builder()
+            .body(ByteStream::from(body.clone()))
+            .build()
+    });
     let handler = GetFindingsCount {
-        s3: client!(aws_sdk_s3, calls, [put]),
-        macie: client!(aws_sdk_macie2, calls, [list, get]),
+        s3: client!(aws_sdk_s3, calls, [put, list_results, get_results]),
+        macie: client!(aws_sdk_macie2, calls, [list, get, export]),
         config: FindingsConfig {
-            scan_stage_bucket: "scan".into(),
-            manifest_bucket: "manifests".into(),
             minimum_severity: minimum,
-            include_archived: false,
+            ..config()
         },
     };
     Macie {
@@ -135,7 +217,40 @@ fn macie_with(findings: usize, minimum: Severity, drop_one: bool) -> Macie {
         lists,
         batches,
         puts,
+        result_prefixes,
         handler,
+    }
+}
+
+fn export_configuration(configured: Option<(&'static str, &'static str)>) -> Rule {
+    mock!(aws_sdk_macie2::Client::get_classification_export_configuration).then_compute_output(
+        move |_| {
+            GetClassificationExportConfigurationOutput::builder()
+                .set_configuration(configured.map(|(bucket, key)| {
+                    ClassificationExportConfiguration::builder()
+                        .s3_destination(
+                            S3Destination::builder()
+                                .bucket_name(bucket)
+                                .key_prefix("macie-discovery-results")
+                                .kms_key_arn(key)
+                                .build(),
+                        )
+                        .build()
+                }))
+                .build()
+        },
+    )
+}
+
+fn config() -> FindingsConfig {
+    FindingsConfig {
+        scan_stage_bucket: "scan".into(),
+        manifest_bucket: "manifests".into(),
+        account_id: "111122223333".into(),
+        discovery_results_bucket: RESULTS_BUCKET.into(),
+        discovery_results_kms_key_arn: RESULTS_KEY.into(),
+        minimum_severity: Severity::Low,
+        include_archived: false,
     }
 }
 
@@ -252,13 +367,15 @@ async fn a_list_failure_is_an_error() {
         .then_http_response(|| json_error(500, "InternalServerException"));
     let handler = GetFindingsCount {
         s3: client!(aws_sdk_s3, calls, []),
-        macie: client!(aws_sdk_macie2, calls, [list]),
-        config: FindingsConfig {
-            scan_stage_bucket: "scan".into(),
-            manifest_bucket: "manifests".into(),
-            minimum_severity: Severity::Low,
-            include_archived: false,
-        },
+        macie: client!(
+            aws_sdk_macie2,
+            calls,
+            [
+                list,
+                export_configuration(Some((RESULTS_BUCKET, RESULTS_KEY)))
+            ]
+        ),
+        config: config(),
     };
     let err = invoke(
         &handler,
@@ -268,4 +385,119 @@ async fn a_list_failure_is_an_error() {
     .await
     .unwrap_err();
     assert_eq!(err.name(), "TransientAwsError");
+}
+
+#[tokio::test]
+async fn results_are_read_from_the_jobs_prefix_and_skipped_objects_are_held() {
+    let macie = macie_with_results(
+        3,
+        Severity::High,
+        false,
+        Results {
+            lines: Some(vec![
+                result("clean.csv", "COMPLETE", None),
+                result(
+                    "photo.png",
+                    "SKIPPED",
+                    Some("UNSUPPORTED_FILE_TYPE_EXCEPTION"),
+                ),
+                result("obj-1.csv", "PARTIAL", Some("TIME_CUT_OFF_REACHED")),
+            ]),
+            ..Results::complete()
+        },
+    );
+    let summary: FindingsSummary =
+        serde_json::from_value(summarise(&macie).await.unwrap()).unwrap();
+    assert_eq!(
+        macie.result_prefixes.all(),
+        vec!["macie-discovery-results/AWSLogs/111122223333/Macie/us-east-1/job-1/"]
+    );
+    // obj-0 is High; obj-1 is Low but only partly analysed, so it is held too; obj-2 passes
+    // tagged; photo.png was skipped.
+    assert_eq!(
+        (
+            summary.review_objects,
+            summary.pass_tagged_objects,
+            summary.not_analysed_objects,
+            summary.analysed_clean_objects
+        ),
+        (3, 1, 1, 1)
+    );
+    let manifest = written_manifest(&macie);
+    assert_eq!(manifest.analysed, vec!["clean.csv"]);
+    assert_eq!(manifest.not_analysed[0].key, "photo.png");
+    assert_eq!(manifest.not_analysed[0].status, NotAnalysedStatus::Skipped);
+    assert_eq!(
+        manifest.not_analysed[0].reasons,
+        vec!["UNSUPPORTED_FILE_TYPE_EXCEPTION"]
+    );
+    let partial = manifest
+        .objects
+        .iter()
+        .find(|o| o.key == "obj-1.csv")
+        .unwrap();
+    assert_eq!(partial.route, Route::Review);
+    assert_eq!(
+        partial.incomplete_analysis.as_deref(),
+        Some("TIME_CUT_OFF_REACHED")
+    );
+    macie.calls.assert_declared_for("GetFindingsCount");
+}
+
+#[tokio::test]
+async fn without_a_results_location_the_run_stops_and_says_how_to_set_it() {
+    let macie = macie_with_results(
+        2,
+        Severity::Low,
+        false,
+        Results {
+            configured: None,
+            lines: Some(vec![]),
+        },
+    );
+    let err = summarise(&macie).await.unwrap_err();
+    assert_eq!(err.name(), "DiscoveryResultsNotConfigured");
+    let message = err.to_string();
+    assert!(
+        message.contains("aws macie2 put-classification-export-configuration --region us-east-1")
+            && message.contains("bucketName=results"),
+        "{message}"
+    );
+    assert!(macie.puts.all().is_empty(), "no manifest without results");
+}
+
+#[tokio::test]
+async fn a_results_location_this_deployment_cannot_read_is_named() {
+    let macie = macie_with_results(
+        2,
+        Severity::Low,
+        false,
+        Results {
+            configured: Some(("another-teams-bucket", RESULTS_KEY)),
+            lines: Some(vec![]),
+        },
+    );
+    let err = summarise(&macie).await.unwrap_err();
+    assert_eq!(err.name(), "DiscoveryResultsNotConfigured");
+    assert!(
+        err.to_string()
+            .contains("DiscoveryResultsBucketName=another-teams-bucket"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn results_not_written_yet_are_waited_for() {
+    let macie = macie_with_results(
+        2,
+        Severity::Low,
+        false,
+        Results {
+            lines: None,
+            ..Results::complete()
+        },
+    );
+    let err = summarise(&macie).await.unwrap_err();
+    assert_eq!(err.name(), "DiscoveryResultsIncomplete");
+    assert!(macie.puts.all().is_empty());
 }

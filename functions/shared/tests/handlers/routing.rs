@@ -1,6 +1,7 @@
 //! The later moves (routing by the manifest, release, delete) and the approval request.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::operation::copy_object::{CopyObjectInput, CopyObjectOutput};
@@ -8,6 +9,7 @@ use aws_sdk_s3::operation::delete_object::{DeleteObjectInput, DeleteObjectOutput
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::get_object_tagging::GetObjectTaggingOutput;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Object, Tag};
 use aws_sdk_sns::operation::publish::{PublishInput, PublishOutput};
@@ -21,7 +23,9 @@ use macie_pipeline::handlers::move_to_scanned_data_files::MoveToScannedDataFiles
 use macie_pipeline::handlers::trigger_manual_approval::TriggerManualApproval;
 use macie_pipeline::lambda::invoke;
 use macie_pipeline::macie::severity::Severity;
-use macie_pipeline::manifest::{self, Detection, FlaggedObject, Manifest, Route};
+use macie_pipeline::manifest::{
+    self, Detection, FlaggedObject, Manifest, NotAnalysedObject, NotAnalysedStatus, Route,
+};
 use macie_pipeline::workflow::WorkflowId;
 use macie_pipeline::{Deadline, PipelineError};
 use serde_json::{Value, json};
@@ -41,6 +45,7 @@ fn manifest(workflow: &str) -> Manifest {
         }],
         finding_ids: vec!["f".into()],
         route,
+        incomplete_analysis: None,
     };
     Manifest {
         version: manifest::VERSION,
@@ -53,15 +58,33 @@ fn manifest(workflow: &str) -> Manifest {
             flagged("flag.csv", Severity::High, Route::Review),
             flagged("low.csv", Severity::Low, Route::PassTagged),
         ],
+        not_analysed: vec![NotAnalysedObject {
+            key: "photo.png".into(),
+            size: 10,
+            status: NotAnalysedStatus::Skipped,
+            reasons: vec!["UNSUPPORTED_FILE_TYPE_EXCEPTION".into()],
+        }],
+        analysed: vec!["clean.csv".into(), "low.csv".into()],
     }
 }
 
+const MANIFEST_BUCKET: &str = "manifests";
+const MANIFEST_KEY: &str = "workflows/wf%2D1/job%2D1/findings.json";
+/// The record routing writes for `mystery.csv`, which has no discovery result.
+const MYSTERY_ADDENDUM: &str = "workflows/wf%2D1/job%2D1/unresolved/\
+    6607676c1391adac677cd552c36e8fdf3784513ac5888e653ea8f5cd72572c61.json";
+
 /// A bucket of objects with tags, served by ListObjectsV2 and GetObjectTagging; copies and
-/// deletes are captured. The manifest is served by GetObject.
+/// deletes are captured. The manifest bucket is simulated beside it: the manifest and any
+/// unresolved-object records (pre-seeded or written by the handler) are listed and served.
 struct Bucket {
     calls: Calls,
     copies: Captured<CopyObjectInput>,
     deletes: Captured<DeleteObjectInput>,
+    /// `put <key>` and `copy <key>` in the order they happened.
+    events: Captured<String>,
+    /// The manifest bucket's objects, by key.
+    manifests: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     s3: aws_sdk_s3::Client,
 }
 
@@ -71,7 +94,11 @@ fn bucket(
     delete_status: Option<u16>,
 ) -> Bucket {
     let calls = Calls::default();
-    let (copies, deletes) = (Captured::default(), Captured::default());
+    let (copies, deletes, events) = (
+        Captured::default(),
+        Captured::default(),
+        Captured::<String>::default(),
+    );
     let keys: Vec<String> = objects.iter().map(|(k, _)| (*k).to_owned()).collect();
     let tag_sets: HashMap<String, Vec<(String, String)>> = objects
         .iter()
@@ -84,12 +111,29 @@ fn bucket(
             )
         })
         .collect();
-    let list = mock!(aws_sdk_s3::Client::list_objects_v2).then_output(move || {
+    let manifests = Arc::new(Mutex::new(BTreeMap::from([(
+        MANIFEST_KEY.to_owned(),
+        serde_json::to_vec(&manifest(manifest_of)).unwrap(),
+    )])));
+    let stored = Arc::clone(&manifests);
+    let list = mock!(aws_sdk_s3::Client::list_objects_v2).then_compute_output(move |input| {
         let mut output = ListObjectsV2Output::builder().is_truncated(false);
-        for key in &keys {
+        let listed: Vec<String> = if input.bucket() == Some(MANIFEST_BUCKET) {
+            let prefix = input.prefix().unwrap_or_default();
+            stored
+                .lock()
+                .unwrap()
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect()
+        } else {
+            keys.clone()
+        };
+        for key in listed {
             output = output.contents(
                 Object::builder()
-                    .key(key)
+                    .key(&key)
                     .e_tag(format!("\"{key}\""))
                     .size(10)
                     .build(),
@@ -108,14 +152,28 @@ fn bucket(
             .build()
             .unwrap()
     });
-    let body = serde_json::to_vec(&manifest(manifest_of)).unwrap();
-    let get = mock!(aws_sdk_s3::Client::get_object).then_output(move || {
+    let stored = Arc::clone(&manifests);
+    let get = mock!(aws_sdk_s3::Client::get_object).then_compute_output(move |input| {
+        assert_eq!(input.bucket(), Some(MANIFEST_BUCKET));
+        let body = stored.lock().unwrap()[input.key().unwrap()].clone();
         GetObjectOutput::builder()
-            .body(ByteStream::from(body.clone()))
+            .body(ByteStream::from(body))
             .build()
     });
+    let stored = Arc::clone(&manifests);
+    let captured = events.clone();
+    let put = mock!(aws_sdk_s3::Client::put_object).then_compute_output(move |input| {
+        assert_eq!(input.bucket(), Some(MANIFEST_BUCKET));
+        let key = input.key().unwrap().to_owned();
+        captured.push(format!("put {key}"));
+        let body = input.body.bytes().unwrap().to_vec();
+        stored.lock().unwrap().insert(key, body);
+        PutObjectOutput::builder().build()
+    });
     let captured = copies.clone();
+    let captured_events = events.clone();
     let copy = mock!(aws_sdk_s3::Client::copy_object).then_compute_output(move |input| {
+        captured_events.push(format!("copy {}", input.key().unwrap()));
         captured.push(input.clone());
         CopyObjectOutput::builder().build()
     });
@@ -132,11 +190,13 @@ fn bucket(
             })
         }
     };
-    let s3 = client!(aws_sdk_s3, calls, [list, tagging, get, copy, delete]);
+    let s3 = client!(aws_sdk_s3, calls, [list, tagging, get, put, copy, delete]);
     Bucket {
         calls,
         copies,
         deletes,
+        events,
+        manifests,
         s3,
     }
 }
@@ -150,11 +210,25 @@ fn scan_stage() -> Bucket {
             ("clean.csv", OURS),
             ("flag.csv", OURS),
             ("low.csv", OURS),
+            ("mystery.csv", OURS),
             ("other.csv", THEIRS),
+            ("photo.png", OURS),
         ],
         "wf-1",
         None,
     )
+}
+
+fn router(s3: aws_sdk_s3::Client) -> MoveAllScanStageFiles {
+    MoveAllScanStageFiles {
+        s3,
+        config: RouteConfig {
+            scan_stage_bucket: "scan".into(),
+            manual_review_bucket: "review".into(),
+            scanned_data_bucket: "scanned".into(),
+            moves: MoveSettings::default(),
+        },
+    }
 }
 
 fn later() -> Deadline {
@@ -166,19 +240,16 @@ fn approval(s3: aws_sdk_s3::Client, sns: aws_sdk_sns::Client) -> TriggerManualAp
         s3,
         sns,
         config: ApprovalConfig {
-            scan_stage_bucket: "scan".into(),
             manual_review_bucket: "review".into(),
             scanned_data_bucket: "scanned".into(),
-            manifest_bucket: "manifests".into(),
             topic_arn: "arn:aws:sns:us-east-1:123456789012:gate".into(),
             approval_api_url: "https://api.example/Prod".into(),
-            moves: MoveSettings::default(),
         },
     }
 }
 
 fn manifest_ref() -> Value {
-    json!({"bucket": "manifests", "key": "workflows/wf%2D1/job%2D1/findings.json"})
+    json!({"bucket": MANIFEST_BUCKET, "key": MANIFEST_KEY})
 }
 
 fn copy_for<'a>(copies: &'a [CopyObjectInput], key: &str) -> Option<&'a CopyObjectInput> {
@@ -186,37 +257,39 @@ fn copy_for<'a>(copies: &'a [CopyObjectInput], key: &str) -> Option<&'a CopyObje
 }
 
 #[tokio::test]
-async fn routing_holds_flagged_objects_tagged_and_moves_the_rest_on() {
+async fn routing_holds_flagged_and_unanalysed_objects_and_moves_the_clean_ones_on() {
     let scan = scan_stage();
-    let calls = scan.calls.clone();
-    let handler = approval(scan.s3.clone(), client!(aws_sdk_sns, calls, []));
     let value = invoke(
-        &handler,
-        json!({"phase": "ROUTE", "workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
+        &router(scan.s3.clone()),
+        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
         later(),
     )
     .await
     .unwrap();
     assert_eq!(value["status"], "DONE");
-    assert_eq!(value["tally"]["moved"], 3);
-    assert_eq!(value["tally"]["heldForReview"], 1);
+    assert_eq!(value["tally"]["moved"], 5);
+    assert_eq!(value["tally"]["heldForReview"], 3);
+    assert_eq!(value["awaitingReview"], 3);
 
     let copies = scan.copies.all();
-    let flag = copy_for(&copies, "flag.csv").unwrap();
-    assert_eq!(flag.bucket(), Some("review"));
+    let placed = |key: &str| {
+        let copy = copy_for(&copies, key).unwrap_or_else(|| panic!("{key} was not moved"));
+        (
+            copy.bucket().unwrap().to_owned(),
+            copy.tagging().unwrap().to_owned(),
+        )
+    };
+    let flagged = "WorkflowId=wf-1&team=x&SensitiveDataFound=true".to_owned();
+    let unknown = "WorkflowId=wf-1&team=x&SensitiveDataFound=unknown".to_owned();
+    assert_eq!(placed("flag.csv"), ("review".into(), flagged.clone()));
+    assert_eq!(placed("low.csv"), ("scanned".into(), flagged));
+    assert_eq!(placed("photo.png"), ("review".into(), unknown.clone()));
+    // No discovery result at all: held like a skipped object, never passed as clean.
+    assert_eq!(placed("mystery.csv"), ("review".into(), unknown));
     assert_eq!(
-        flag.tagging(),
-        Some("WorkflowId=wf-1&team=x&SensitiveDataFound=true")
+        placed("clean.csv"),
+        ("scanned".into(), "WorkflowId=wf-1&team=x".into())
     );
-    let low = copy_for(&copies, "low.csv").unwrap();
-    assert_eq!(low.bucket(), Some("scanned"));
-    assert_eq!(
-        low.tagging(),
-        Some("WorkflowId=wf-1&team=x&SensitiveDataFound=true")
-    );
-    let clean = copy_for(&copies, "clean.csv").unwrap();
-    assert_eq!(clean.bucket(), Some("scanned"));
-    assert_eq!(clean.tagging(), Some("WorkflowId=wf-1&team=x"));
     assert!(
         copy_for(&copies, "other.csv").is_none(),
         "another run's object was moved"
@@ -227,41 +300,39 @@ async fn routing_holds_flagged_objects_tagged_and_moves_the_rest_on() {
             .iter()
             .all(|d| d.key() != Some("other.csv"))
     );
-    assert_eq!(scan.deletes.all().len(), 3);
-    scan.calls.assert_declared_for("TriggerManualApproval");
+    assert_eq!(scan.deletes.all().len(), 5);
+    scan.calls.assert_declared_for("MoveAllScanStageS3Files");
 }
 
 #[tokio::test]
-async fn the_clean_path_refuses_to_release_an_object_that_needs_review() {
+async fn an_object_without_a_result_is_recorded_before_it_is_moved() {
     let scan = scan_stage();
-    let handler = MoveAllScanStageFiles {
-        s3: scan.s3.clone(),
-        config: RouteConfig {
-            scan_stage_bucket: "scan".into(),
-            scanned_data_bucket: "scanned".into(),
-            manifest_bucket: "manifests".into(),
-            moves: MoveSettings::default(),
-        },
-    };
-    let err = invoke(
-        &handler,
+    invoke(
+        &router(scan.s3.clone()),
         json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
         later(),
     )
     .await
-    .unwrap_err();
-    assert_eq!(err.name(), "ReviewRequired");
-    assert!(copy_for(&scan.copies.all(), "flag.csv").is_none());
-    scan.calls.assert_declared_for("MoveAllScanStageS3Files");
+    .unwrap();
+    let events = scan.events.all();
+    let addenda: Vec<&String> = events.iter().filter(|e| e.starts_with("put ")).collect();
+    assert_eq!(addenda.len(), 1, "{events:?}");
+    assert_eq!(addenda[0], &format!("put {MYSTERY_ADDENDUM}"), "{events:?}");
+    let put_at = events.iter().position(|e| e.starts_with("put ")).unwrap();
+    let copy_at = events.iter().position(|e| e == "copy mystery.csv").unwrap();
+    assert!(put_at < copy_at, "{events:?}");
+    // The record names the object, so the email and the decision include it.
+    let stored = scan.manifests.lock().unwrap();
+    let record: Value = serde_json::from_slice(&stored[&addenda[0][4..]]).unwrap();
+    assert_eq!(record["key"], "mystery.csv");
 }
 
 #[tokio::test]
 async fn a_manifest_of_another_workflow_is_refused() {
     let scan = bucket(&[("flag.csv", OURS)], "wf-other", None);
-    let handler = approval(scan.s3.clone(), client!(aws_sdk_sns, scan.calls, []));
     let err = invoke(
-        &handler,
-        json!({"phase": "ROUTE", "workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
+        &router(scan.s3.clone()),
+        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
         later(),
     )
     .await
@@ -271,20 +342,34 @@ async fn a_manifest_of_another_workflow_is_refused() {
 }
 
 const HELD: &[(&str, &str)] = &[("WorkflowId", "wf-1"), ("SensitiveDataFound", "true")];
+const HELD_UNKNOWN: &[(&str, &str)] = &[("WorkflowId", "wf-1"), ("SensitiveDataFound", "unknown")];
+
+/// A manual-review bucket holding this run's objects, one earlier run's, and one object that
+/// routing recorded as having no discovery result.
+fn manual_review(delete_status: Option<u16>) -> Bucket {
+    let review = bucket(
+        &[
+            ("flag.csv", HELD),
+            ("mystery.csv", HELD_UNKNOWN),
+            ("older.csv", THEIRS),
+            ("photo.png", HELD_UNKNOWN),
+            ("stale.csv", HELD),
+        ],
+        "wf-1",
+        delete_status,
+    );
+    review.manifests.lock().unwrap().insert(
+        MYSTERY_ADDENDUM.to_owned(),
+        serde_json::to_vec(&json!({"key": "mystery.csv", "size": 10})).unwrap(),
+    );
+    review
+}
 
 #[tokio::test]
 async fn approval_releases_only_this_runs_held_objects_with_their_tags() {
     // stale.csv carries the same workflow id but was held by an earlier run that reused the id:
     // the reviewer never saw it in this request, so this approval must not release it.
-    let review = bucket(
-        &[
-            ("flag.csv", HELD),
-            ("older.csv", THEIRS),
-            ("stale.csv", HELD),
-        ],
-        "wf-1",
-        None,
-    );
+    let review = manual_review(None);
     let handler = MoveToScannedDataFiles {
         s3: review.s3.clone(),
         config: ReleaseConfig {
@@ -302,15 +387,23 @@ async fn approval_releases_only_this_runs_held_objects_with_their_tags() {
     .unwrap();
     assert_eq!(
         (value["status"].as_str(), value["tally"]["moved"].as_u64()),
-        (Some("DONE"), Some(1))
+        (Some("DONE"), Some(3))
     );
     let copies = review.copies.all();
-    assert_eq!(copies.len(), 1);
-    assert_eq!(copies[0].bucket(), Some("scanned"));
+    let mut released: Vec<(&str, &str)> = copies
+        .iter()
+        .map(|c| (c.key().unwrap(), c.tagging().unwrap()))
+        .collect();
+    released.sort_unstable();
     assert_eq!(
-        copies[0].tagging(),
-        Some("WorkflowId=wf-1&SensitiveDataFound=true")
+        released,
+        vec![
+            ("flag.csv", "WorkflowId=wf-1&SensitiveDataFound=true"),
+            ("mystery.csv", "WorkflowId=wf-1&SensitiveDataFound=unknown"),
+            ("photo.png", "WorkflowId=wf-1&SensitiveDataFound=unknown"),
+        ]
     );
+    assert!(copies.iter().all(|c| c.bucket() == Some("scanned")));
     review.calls.assert_declared_for("MoveToScannedDataS3Files");
 }
 
@@ -326,15 +419,7 @@ fn deleter(s3: aws_sdk_s3::Client) -> DeleteManualReviewFiles {
 
 #[tokio::test]
 async fn denial_deletes_only_this_runs_held_objects_and_only_the_listed_version() {
-    let review = bucket(
-        &[
-            ("flag.csv", HELD),
-            ("older.csv", THEIRS),
-            ("stale.csv", HELD),
-        ],
-        "wf-1",
-        None,
-    );
+    let review = manual_review(None);
     let value = invoke(
         &deleter(review.s3.clone()),
         json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
@@ -342,12 +427,20 @@ async fn denial_deletes_only_this_runs_held_objects_and_only_the_listed_version(
     )
     .await
     .unwrap();
-    assert_eq!(value["tally"]["deleted"], 1);
+    assert_eq!(value["tally"]["deleted"], 3);
     let deletes = review.deletes.all();
-    assert_eq!(deletes.len(), 1);
+    let mut deleted: Vec<(&str, &str)> = deletes
+        .iter()
+        .map(|d| (d.key().unwrap(), d.if_match().unwrap()))
+        .collect();
+    deleted.sort_unstable();
     assert_eq!(
-        (deletes[0].key(), deletes[0].if_match()),
-        (Some("flag.csv"), Some("\"flag.csv\""))
+        deleted,
+        vec![
+            ("flag.csv", "\"flag.csv\""),
+            ("mystery.csv", "\"mystery.csv\""),
+            ("photo.png", "\"photo.png\""),
+        ]
     );
     review
         .calls
@@ -370,7 +463,6 @@ async fn a_held_object_replaced_before_its_delete_fails_the_step_for_a_retry() {
 
 fn request_approval_payload() -> Value {
     json!({
-        "phase": "REQUEST_APPROVAL",
         "workflowId": "wf-1",
         "manifest": manifest_ref(),
         "routed": {"moved": 3, "movedBytes": 30, "heldForReview": 1, "deleted": 0, "deferred": 0,
@@ -408,7 +500,7 @@ async fn the_approval_email_carries_encoded_links_and_a_short_subject() {
     let subject = email.subject().unwrap();
     assert!(subject.len() < 100 && subject.is_ascii(), "{subject}");
     assert!(
-        subject.contains("1 object") && subject.contains("High"),
+        subject.contains("2 objects, 1 with sensitive data (High), 1 not analysed"),
         "{subject}"
     );
     let body = email.message().unwrap();
@@ -426,8 +518,9 @@ async fn the_approval_email_carries_encoded_links_and_a_short_subject() {
         "only held objects are listed"
     );
     assert!(body.contains("USA_SOCIAL_SECURITY_NUMBER x2"));
+    assert!(body.contains("- [skipped] photo.png (10 B)\n    UNSUPPORTED_FILE_TYPE_EXCEPTION"));
     assert!(body.contains("2026-12-03 10:00 UTC"));
-    // The routing already happened: this phase only reads the manifest and publishes.
+    // Routing already happened: this step only reads the manifest and publishes.
     assert_eq!(
         scan.calls.count("CopyObject") + scan.calls.count("DeleteObject"),
         0
