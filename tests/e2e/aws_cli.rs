@@ -120,12 +120,7 @@ async fn the_documented_cli_step_sets_the_discovery_results_location() {
     let arn = gate
         .start_run("configured", serde_json::json!({"id": "configured"}))
         .await;
-    assert_eq!(
-        gate.finished(&arn).await.status.as_str(),
-        "SUCCEEDED",
-        "{}",
-        gate.explain(&arn)
-    );
+    gate.ends_with(&arn, "SUCCEEDED").await;
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["clean.csv"]);
 }
 

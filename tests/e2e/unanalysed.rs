@@ -113,12 +113,7 @@ async fn binary_oversized_and_corrupt_objects_are_held_with_their_reasons() {
     // Denied: every held object goes, flagged or not analysed; the clean ones stay released.
     let response = http::decide(&link_after(&email.message, "Deny")).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        gate.finished(&arn).await.status.as_str(),
-        "SUCCEEDED",
-        "{}",
-        gate.explain(&arn)
-    );
+    gate.ends_with(&arn, "SUCCEEDED").await;
     assert!(gate.keys(Bucket::ManualReview).await.is_empty());
     assert_eq!(gate.keys(Bucket::ScannedData).await.len(), 2);
 }
@@ -162,7 +157,7 @@ async fn an_object_without_a_discovery_result_goes_to_review() {
 
     let response = http::decide(&link_after(&email.message, "Approve")).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
+    gate.ends_with(&arn, "SUCCEEDED").await;
     let tags = gate.tags(Bucket::ScannedData, "lost.csv").await;
     assert_eq!(tags["SensitiveDataFound"], "unknown");
     assert_eq!(tags["team"], "ops");
@@ -178,8 +173,7 @@ async fn without_a_results_location_the_run_fails_and_nothing_moves_on() {
     let arn = gate
         .start_run("no-location", json!({"id": "wf-no-location"}))
         .await;
-    let described = gate.finished(&arn).await;
-    assert_eq!(described.status.as_str(), "FAILED");
+    gate.ends_with(&arn, "FAILED").await;
     let message = failure_email(&gate).await;
     assert!(
         message.contains("DiscoveryResultsNotConfigured")
@@ -202,13 +196,7 @@ async fn late_results_are_waited_for() {
     gate.upload("clean.csv", "region,units\nnorth,1\n", &[], &[])
         .await;
     let arn = gate.start_run("late", json!({"id": "wf-late"})).await;
-    let described = gate.finished(&arn).await;
-    assert_eq!(
-        described.status.as_str(),
-        "SUCCEEDED",
-        "{}",
-        gate.explain(&arn)
-    );
+    gate.ends_with(&arn, "SUCCEEDED").await;
     assert!(
         gate.explain(&arn)
             .contains("task failed: \"DiscoveryResultsIncomplete\""),
@@ -224,8 +212,7 @@ async fn results_that_never_come_fail_the_run_after_a_bounded_wait() {
     gate.upload("clean.csv", "region,units\nnorth,1\n", &[], &[])
         .await;
     let arn = gate.start_run("never", json!({"id": "wf-never"})).await;
-    let described = gate.finished(&arn).await;
-    assert_eq!(described.status.as_str(), "FAILED");
+    gate.ends_with(&arn, "FAILED").await;
     let waits = gate
         .explain(&arn)
         .matches("task failed: \"DiscoveryResultsIncomplete\"")

@@ -139,6 +139,12 @@ impl Gate {
         }
     }
 
+    /// Waits for the execution to end and checks it ended with `status`, explaining it if not.
+    pub async fn ends_with(&self, arn: &str, status: &str) {
+        let described = self.finished(arn).await;
+        assert_eq!(described.status.as_str(), status, "{}", self.explain(arn));
+    }
+
     /// Every failed task of an execution, with its error and cause: for assertion messages.
     pub fn explain(&self, arn: &str) -> String {
         let Some(record) = self.stack.engine().describe(arn) else {
