@@ -85,15 +85,21 @@ pub fn form_token(page: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// Opens a decision link and presses its button: GET the page, then POST its form.
+/// Opens a decision link and presses its button: GET the page, then POST the form of the
+/// decision the link names.
 pub async fn decide(link: &str) -> Response<String> {
     let page = get(link).await;
     assert_eq!(page.status(), 200, "{}", page.body());
-    let token = form_token(page.body());
+    post_decision(link, &form_token(page.body())).await
+}
+
+/// Posts a decision form with `token` to the decision `link` names (its query is dropped), as
+/// the page's button does, even when the page is stale.
+pub async fn post_decision(link: &str, token: &str) -> Response<String> {
     let action = link.split('?').next().expect("a path");
     let form = format!(
         "token={}",
-        percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC)
+        percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC)
     );
     post_form(action, &form).await
 }

@@ -124,8 +124,10 @@ impl Lambdas {
                     configured::<DeleteConfig>(name, &environment)?,
                 )),
                 "ReceiveApprovalDecision" => {
-                    configured::<DecisionConfig>(name, &environment)?;
-                    approval = Some(Arc::new(ReceiveApprovalDecision::new(aws)));
+                    approval = Some(Arc::new(ReceiveApprovalDecision::new(
+                        aws,
+                        configured::<DecisionConfig>(name, &environment)?,
+                    )));
                     continue;
                 }
                 other => {

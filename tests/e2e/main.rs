@@ -2,6 +2,7 @@
 //! real wire protocols, for every path a run can take.
 
 mod aws_cli;
+mod browser;
 mod failures;
 mod macie;
 mod paths;

@@ -14,12 +14,6 @@ const AWKWARD_KEYS: &[&str] = &[
     "q?uery#frag.txt",
 ];
 
-async fn sorted(gate: &Gate, bucket: Bucket) -> Vec<String> {
-    let mut keys = gate.keys(bucket).await;
-    keys.sort();
-    keys
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_empty_raw_bucket_is_nothing_to_scan() {
     let gate = Gate::start().await;
@@ -59,7 +53,7 @@ async fn clean_objects_pass_with_keys_tags_and_metadata_intact() {
     );
     let mut expected: Vec<String> = AWKWARD_KEYS.iter().map(|k| (*k).to_owned()).collect();
     expected.sort();
-    assert_eq!(sorted(&gate, Bucket::ScannedData).await, expected);
+    assert_eq!(gate.sorted_keys(Bucket::ScannedData).await, expected);
     for bucket in [Bucket::Raw, Bucket::ScanStage, Bucket::ManualReview] {
         assert!(
             gate.keys(bucket).await.is_empty(),
@@ -144,7 +138,7 @@ async fn flagged_objects_wait_in_review_and_an_approval_releases_them_tagged() {
     assert!(response.body().contains("Approved"));
     assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
     assert_eq!(
-        sorted(&gate, Bucket::ScannedData).await,
+        gate.sorted_keys(Bucket::ScannedData).await,
         vec!["cards.csv", "readme.txt"]
     );
     assert!(gate.keys(Bucket::ManualReview).await.is_empty());
@@ -187,11 +181,21 @@ async fn opening_a_link_decides_nothing_and_a_second_click_is_already_decided() 
     );
     assert_eq!(gate.keys(Bucket::ManualReview).await, vec!["cards.csv"]);
 
+    // A page left open in another tab still holds the token in its forms.
+    let token = http::form_token(http::get(&approve).await.body());
     assert_eq!(http::decide(&approve).await.status(), 200);
-    let again = http::decide(&approve).await;
+    let reopened = http::get(&approve).await;
+    assert_eq!(reopened.status(), 410);
+    assert!(
+        reopened.body().contains("already answered: approved on"),
+        "{}",
+        reopened.body()
+    );
+    assert!(!reopened.body().contains("<form"));
+    let again = http::post_decision(&approve, &token).await;
     assert_eq!(again.status(), 410);
     assert!(again.body().contains("Already decided or expired"));
-    let deny_after = http::decide(&link_after(&email.message, "Deny")).await;
+    let deny_after = http::post_decision(&link_after(&email.message, "Deny"), &token).await;
     assert_eq!(
         deny_after.status(),
         410,
@@ -199,7 +203,7 @@ async fn opening_a_link_decides_nothing_and_a_second_click_is_already_decided() 
     );
     assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
     assert_eq!(
-        sorted(&gate, Bucket::ScannedData).await,
+        gate.sorted_keys(Bucket::ScannedData).await,
         vec!["cards.csv", "readme.txt"]
     );
 }
@@ -289,7 +293,7 @@ async fn overlapping_runs_each_take_every_object_exactly_once() {
     let second = gate.start_run("overlap-2", json!({"id": "wf-b"})).await;
     assert_eq!(gate.finished(&first).await.status.as_str(), "SUCCEEDED");
     assert_eq!(gate.finished(&second).await.status.as_str(), "SUCCEEDED");
-    let keys = sorted(&gate, Bucket::ScannedData).await;
+    let keys = gate.sorted_keys(Bucket::ScannedData).await;
     assert_eq!(keys.len(), 60);
     for key in &keys {
         let workflow = &gate.tags(Bucket::ScannedData, key).await["WorkflowId"];

@@ -109,8 +109,13 @@ async fn five_thousand_flagged_objects_travel_by_manifest_and_are_all_released()
         "the email stays short: {} bytes",
         email.message.len()
     );
-    let manifests = gate.keys(Bucket::Manifests).await;
-    assert_eq!(manifests.len(), 1);
+    let manifests: Vec<String> = gate
+        .keys(Bucket::Manifests)
+        .await
+        .into_iter()
+        .filter(|key| key.starts_with("workflows/"))
+        .collect();
+    assert_eq!(manifests.len(), 1, "{manifests:?}");
     let manifest = gate.body(Bucket::Manifests, &manifests[0]).await;
     assert!(
         manifest.len() > 262_144,

@@ -9,12 +9,6 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;
 
-async fn sorted(gate: &Gate, bucket: Bucket) -> Vec<String> {
-    let mut keys = gate.keys(bucket).await;
-    keys.sort();
-    keys
-}
-
 fn gzip(text: &str) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(text.as_bytes()).unwrap();
@@ -86,7 +80,7 @@ async fn binary_oversized_and_corrupt_objects_are_held_with_their_reasons() {
     }
     assert!(email.message.contains("CREDIT_CARD_NUMBER x1"));
     assert_eq!(
-        sorted(&gate, Bucket::ManualReview).await,
+        gate.sorted_keys(Bucket::ManualReview).await,
         vec![
             "exports/broken.csv.gz",
             "exports/cards.csv",
@@ -95,7 +89,7 @@ async fn binary_oversized_and_corrupt_objects_are_held_with_their_reasons() {
         ]
     );
     assert_eq!(
-        sorted(&gate, Bucket::ScannedData).await,
+        gate.sorted_keys(Bucket::ScannedData).await,
         vec!["exports/clean.csv", "exports/clean.csv.gz"],
         "only what Macie analysed completely and found clean passes"
     );
@@ -181,7 +175,7 @@ async fn without_a_results_location_the_run_fails_and_nothing_moves_on() {
         "{message}"
     );
     assert_eq!(
-        sorted(&gate, Bucket::ScanStage).await,
+        gate.sorted_keys(Bucket::ScanStage).await,
         vec!["cards.csv", "clean.csv"],
         "both stay in scan-stage"
     );

@@ -16,6 +16,8 @@ pub use macie_pipeline_local::client as http;
 
 pub use macie_pipeline::deployment::Bucket;
 
+pub mod browser;
+
 /// A local stack with clients, in a temporary directory removed when dropped.
 pub struct Gate {
     pub stack: LocalStack,
@@ -241,6 +243,13 @@ impl Gate {
                     .filter_map(|o| o.key().map(str::to_owned)),
             );
         }
+        keys
+    }
+
+    /// Every key of a bucket, sorted.
+    pub async fn sorted_keys(&self, bucket: Bucket) -> Vec<String> {
+        let mut keys = self.keys(bucket).await;
+        keys.sort();
         keys
     }
 

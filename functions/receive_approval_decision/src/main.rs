@@ -8,7 +8,7 @@ use macie_pipeline::handlers::receive_approval_decision::{ReceiveApprovalDecisio
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    DecisionConfig::from_env()?;
+    let config = DecisionConfig::from_env()?;
     let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    serve(ReceiveApprovalDecision::new(&aws)).await
+    serve(ReceiveApprovalDecision::new(&aws, config)).await
 }

@@ -378,13 +378,17 @@ impl FromEnv for DeleteConfig {
     }
 }
 
-/// receiveApprovalDecision reads no variables; it exists so every function has a config type.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DecisionConfig;
+/// receiveApprovalDecision: reads approval requests and run manifests to show the held objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionConfig {
+    pub manifest_bucket: String,
+}
 
 impl FromEnv for DecisionConfig {
-    fn read(_env: &mut EnvReader<'_>) -> Self {
-        Self
+    fn read(env: &mut EnvReader<'_>) -> Self {
+        Self {
+            manifest_bucket: env.required("MANIFEST_BUCKET"),
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub enum Resource {
     /// The unresolved-object records routing writes beside a run's manifest
     /// (`workflows/*/unresolved/*` in the manifest bucket), and nothing else there.
     ManifestAddenda,
+    /// Approval requests and decisions (`approvals/*` in the manifest bucket), and nothing else.
+    ApprovalRecords,
     /// The bucket Macie writes sensitive data discovery results to (listing).
     DiscoveryResultsBucket,
     /// The discovery results in that bucket.
@@ -213,10 +215,10 @@ pub fn functions() -> Vec<FunctionSpec> {
             variables: ApprovalConfig::variable_names(),
             calls: [
                 read_manifest.clone(),
-                vec![call(
-                    "Publish",
-                    &[("sns:Publish", Resource::NotificationTopic)],
-                )],
+                vec![
+                    call("PutObject", &[("s3:PutObject", Resource::ApprovalRecords)]),
+                    call("Publish", &[("sns:Publish", Resource::NotificationTopic)]),
+                ],
             ]
             .concat(),
         },
@@ -224,10 +226,17 @@ pub fn functions() -> Vec<FunctionSpec> {
             logical_id: "ReceiveApprovalDecision",
             crate_dir: "receive_approval_decision",
             variables: DecisionConfig::variable_names(),
-            calls: vec![call(
-                "SendTaskSuccess",
-                &[("states:SendTaskSuccess", Resource::StateMachine)],
-            )],
+            calls: [
+                read_manifest.clone(),
+                vec![
+                    call("PutObject", &[("s3:PutObject", Resource::ApprovalRecords)]),
+                    call(
+                        "SendTaskSuccess",
+                        &[("states:SendTaskSuccess", Resource::StateMachine)],
+                    ),
+                ],
+            ]
+            .concat(),
         },
         FunctionSpec {
             logical_id: "MoveAllScanStageS3Files",

@@ -9,13 +9,12 @@
 //! rely on every reader filtering it out.
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::PipelineError;
 use crate::macie::severity::Severity;
+use crate::s3::documents;
 use crate::workflow::WorkflowId;
 
 /// The manifest format written by this version. Version 1 (findings only, no discovery results)
@@ -217,8 +216,7 @@ pub async fn write(
     manifest: &Manifest,
 ) -> Result<ManifestRef, PipelineError> {
     let key = manifest_key(&manifest.workflow_id, &manifest.job_id);
-    let body = serde_json::to_vec(manifest).expect("a manifest always serializes");
-    put_json(s3, bucket, &key, body).await?;
+    documents::put_json(s3, bucket, &key, manifest).await?;
     Ok(ManifestRef {
         bucket: bucket.to_owned(),
         key,
@@ -234,59 +232,27 @@ pub async fn record_unresolved(
     key: &str,
     size: u64,
 ) -> Result<(), PipelineError> {
-    let name: String = Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
     let addendum = format!(
-        "{}{name}.json",
-        unresolved_prefix(&manifest.workflow_id, &manifest.job_id)
+        "{}{}.json",
+        unresolved_prefix(&manifest.workflow_id, &manifest.job_id),
+        documents::hashed_name(key)
     );
-    let body = serde_json::to_vec(&Unresolved {
+    let record = Unresolved {
         key: key.to_owned(),
         size,
-    })
-    .expect("an addendum always serializes");
-    put_json(s3, &reference.bucket, &addendum, body).await
+    };
+    documents::put_json(s3, &reference.bucket, &addendum, &record).await
 }
 
-async fn put_json(
-    s3: &Client,
-    bucket: &str,
-    key: &str,
-    body: Vec<u8>,
-) -> Result<(), PipelineError> {
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/json")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map_err(|err| PipelineError::from_sdk("PutObject", err))?;
-    Ok(())
-}
-
-async fn get_bytes(
-    s3: &Client,
-    bucket: &str,
-    key: &str,
-    invalid: impl Fn(String) -> PipelineError,
-) -> Result<Vec<u8>, PipelineError> {
-    let object = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|err| PipelineError::from_sdk("GetObject", err))?;
-    Ok(object
-        .body
-        .collect()
-        .await
-        .map_err(|err| invalid(format!("reading it failed: {err}")))?
-        .into_bytes()
-        .to_vec())
+/// The bytes of a manifest document, which must exist.
+async fn document(s3: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, PipelineError> {
+    documents::read(s3, bucket, key)
+        .await?
+        .ok_or_else(|| PipelineError::InvalidManifest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            reason: "it does not exist".to_owned(),
+        })
 }
 
 /// Reads a manifest with its addenda and checks that it belongs to `workflow`.
@@ -300,10 +266,7 @@ pub async fn read(
         key: key.to_owned(),
         reason,
     };
-    let bytes = get_bytes(s3, &reference.bucket, &reference.key, |reason| {
-        invalid(&reference.key, reason)
-    })
-    .await?;
+    let bytes = document(s3, &reference.bucket, &reference.key).await?;
     let mut manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|err| invalid(&reference.key, format!("not a manifest: {err}")))?;
     if !(1..=VERSION).contains(&manifest.version) {
@@ -340,8 +303,7 @@ pub async fn read(
         let page = page.map_err(|err| PipelineError::from_sdk("ListObjectsV2", err))?;
         for entry in page.contents() {
             let key = entry.key().unwrap_or_default();
-            let bytes =
-                get_bytes(s3, &reference.bucket, key, |reason| invalid(key, reason)).await?;
+            let bytes = document(s3, &reference.bucket, key).await?;
             let unresolved: Unresolved = serde_json::from_slice(&bytes)
                 .map_err(|err| invalid(key, format!("not an unresolved-object record: {err}")))?;
             if known.insert(unresolved.key.clone()) {
@@ -355,6 +317,41 @@ pub async fn read(
         }
     }
     Ok(manifest)
+}
+
+/// Builders for the unit tests of the modules that render or route by a manifest.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// An object with findings, 2 KiB, held for review.
+    pub fn flagged(key: &str, severity: Severity, detections: Vec<Detection>) -> FlaggedObject {
+        FlaggedObject {
+            key: key.into(),
+            size: 2048,
+            highest_severity: severity,
+            finding_types: vec!["SensitiveData:S3Object/Multiple".into()],
+            detections,
+            finding_ids: vec!["f".into()],
+            route: Route::Review,
+            incomplete_analysis: None,
+        }
+    }
+
+    /// A manifest of `objects`, with nothing else analysed.
+    pub fn manifest(workflow: &str, objects: Vec<FlaggedObject>) -> Manifest {
+        Manifest {
+            version: VERSION,
+            workflow_id: WorkflowId::parse(workflow).unwrap(),
+            job_id: "job".into(),
+            scan_stage_bucket: "scan".into(),
+            minimum_severity: Severity::Low,
+            finding_count: objects.len() as u64,
+            objects,
+            not_analysed: vec![],
+            analysed: vec![],
+        }
+    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,9 @@ fn resource(value: &Yaml) -> Resource {
             if text == "${DataPipelineManifestBucket.Arn}/workflows/*/unresolved/*" {
                 return Resource::ManifestAddenda;
             }
+            if text == "${DataPipelineManifestBucket.Arn}/approvals/*" {
+                return Resource::ApprovalRecords;
+            }
             if let Some(id) = text
                 .strip_prefix("${")
                 .and_then(|t| t.strip_suffix(".Arn}/*"))

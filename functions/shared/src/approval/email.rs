@@ -159,7 +159,7 @@ impl ApprovalEmail<'_> {
         let _ = writeln!(text);
         let _ = writeln!(
             text,
-            "Each link opens a page where you confirm; opening a link alone changes nothing."
+            "Either link opens a page that lists every held object and has both buttons; opening it changes nothing."
         );
         text
     }
@@ -169,7 +169,7 @@ impl ApprovalEmail<'_> {
         if listed > MAX_LISTED_OBJECTS {
             let _ = writeln!(
                 text,
-                "... and {} more. The full list is in s3://{}/{}",
+                "... and {} more: either link below opens a page with the full list (also in s3://{}/{}).",
                 listed - MAX_LISTED_OBJECTS,
                 self.manifest_location.bucket,
                 self.manifest_location.key
@@ -271,40 +271,21 @@ pub fn format_time(at: OffsetDateTime) -> String {
 mod tests {
     use super::*;
     use crate::macie::severity::Severity;
-    use crate::manifest::{Detection, NotAnalysedObject, NotAnalysedStatus, Route, VERSION};
-    use crate::workflow::WorkflowId;
+    use crate::manifest::{Detection, NotAnalysedObject, NotAnalysedStatus, fixtures};
     use time::macros::datetime;
 
     fn object(key: &str, severity: Severity, detections: usize) -> FlaggedObject {
-        FlaggedObject {
-            key: key.into(),
-            size: 2048,
-            highest_severity: severity,
-            finding_types: vec!["SensitiveData:S3Object/Multiple".into()],
-            detections: (0..detections)
-                .map(|i| Detection {
-                    kind: format!("TYPE_{i}"),
-                    count: 10 - i as u64,
-                })
-                .collect(),
-            finding_ids: vec!["f".into()],
-            route: Route::Review,
-            incomplete_analysis: None,
-        }
+        let detections = (0..detections)
+            .map(|i| Detection {
+                kind: format!("TYPE_{i}"),
+                count: 10 - i as u64,
+            })
+            .collect();
+        fixtures::flagged(key, severity, detections)
     }
 
     fn manifest(objects: Vec<FlaggedObject>) -> Manifest {
-        Manifest {
-            version: VERSION,
-            workflow_id: WorkflowId::parse("8f2c1a9e-77aa-4b1e-9a51-0d5c2ee0f6a1").unwrap(),
-            job_id: "job".into(),
-            scan_stage_bucket: "scan".into(),
-            minimum_severity: Severity::Low,
-            finding_count: objects.len() as u64,
-            objects,
-            not_analysed: vec![],
-            analysed: vec![],
-        }
+        fixtures::manifest("8f2c1a9e-77aa-4b1e-9a51-0d5c2ee0f6a1", objects)
     }
 
     fn render(manifest: &Manifest) -> (String, String) {
@@ -411,7 +392,7 @@ mod tests {
             .collect();
         let (_, body) = render(&manifest(objects));
         assert!(body.contains(
-            "... and 15 more. The full list is in s3://manifests/workflows/x/job/findings.json"
+            "... and 15 more: either link below opens a page with the full list (also in s3://manifests/workflows/x/job/findings.json)."
         ));
         assert!(!body.contains("k39"));
     }

@@ -3,6 +3,7 @@
 pub mod email;
 pub mod links;
 pub mod page;
+pub mod record;
 
 use serde::{Deserialize, Serialize};
 

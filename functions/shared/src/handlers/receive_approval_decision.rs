@@ -1,7 +1,8 @@
-//! receiveApprovalDecision: the approval API behind `/allow` and `/deny`. A GET renders a page
-//! that asks the reviewer to confirm and changes nothing, because mail scanners pre-fetch links.
-//! A POST of that page's form sends the decision to Step Functions and renders the outcome.
-//! The token is never logged or echoed outside the form it came in.
+//! receiveApprovalDecision: the approval API behind `/allow` and `/deny`. A GET renders the review
+//! page (the run's held objects, read from its approval record and manifest, and two buttons) and
+//! changes nothing, because mail scanners pre-fetch links. A POST of one of the page's forms sends
+//! the decision to Step Functions, records it beside the request, and renders the outcome.
+//! The token is never logged or echoed outside the forms it came in.
 
 use std::convert::Infallible;
 
@@ -15,7 +16,10 @@ use time::format_description::well_known::Rfc3339;
 use tracing::{error, info, warn};
 
 use crate::approval::links::{Decision, MAX_TOKEN_LEN, token_param};
-use crate::approval::page::{self, Page};
+use crate::approval::page::{self, Page, Review};
+use crate::approval::record::{self, DecisionRecord};
+use crate::config::DecisionConfig;
+use crate::manifest;
 
 /// Task errors meaning the decision came too late or twice: the token was used, expired, or
 /// its execution ended.
@@ -23,12 +27,16 @@ const CLOSED_TASK_CODES: &[&str] = &["TaskTimedOut", "InvalidToken", "TaskDoesNo
 
 pub struct ReceiveApprovalDecision {
     pub sfn: aws_sdk_sfn::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub config: DecisionConfig,
 }
 
 impl ReceiveApprovalDecision {
-    pub fn new(aws: &SdkConfig) -> Self {
+    pub fn new(aws: &SdkConfig, config: DecisionConfig) -> Self {
         Self {
             sfn: aws_sdk_sfn::Client::new(aws),
+            s3: aws_sdk_s3::Client::new(aws),
+            config,
         }
     }
 
@@ -44,7 +52,7 @@ impl ReceiveApprovalDecision {
         };
         match *request.method() {
             Method::GET => match query_token(request) {
-                Ok(token) => page::confirm(decision, &token),
+                Ok(token) => self.show(decision, &token).await,
                 Err(problem) => page::bad_request(problem),
             },
             Method::POST => match form_token(request) {
@@ -52,6 +60,39 @@ impl ReceiveApprovalDecision {
                 Err(problem) => page::bad_request(problem),
             },
             _ => page::method_not_allowed(),
+        }
+    }
+
+    /// The review page, or why there is none: decided already, expired, unknown.
+    async fn show(&self, opened: Decision, token: &str) -> Page {
+        let bucket = &self.config.manifest_bucket;
+        let loaded = async {
+            if let Some(decided) = record::read_decision(&self.s3, bucket, token).await? {
+                return Ok(page::already_decided(Some(&decided)));
+            }
+            let Some(request) = record::read_request(&self.s3, bucket, token).await? else {
+                return Ok(page::not_found());
+            };
+            let expired = OffsetDateTime::parse(&request.expires_at, &Rfc3339)
+                .is_ok_and(|at| at <= OffsetDateTime::now_utc());
+            if expired {
+                return Ok(page::expired(&request));
+            }
+            let manifest =
+                manifest::read(&self.s3, &request.manifest, &request.workflow_id).await?;
+            Ok::<_, crate::PipelineError>(page::review(&Review {
+                opened,
+                token,
+                record: &request,
+                manifest: &manifest,
+            }))
+        };
+        match loaded.await {
+            Ok(page) => page,
+            Err(err) => {
+                error!(error = %DisplayErrorContext(&err), "the approval request could not be loaded");
+                page::unavailable()
+            }
         }
     }
 
@@ -63,6 +104,7 @@ impl ReceiveApprovalDecision {
             "action": decision.action(),
             "decidedAt": decided_at,
         });
+        let bucket = &self.config.manifest_bucket;
         match self
             .sfn
             .send_task_success()
@@ -73,7 +115,20 @@ impl ReceiveApprovalDecision {
         {
             Ok(_) => {
                 info!(decision = decision.action(), "decision recorded");
-                page::decided(decision)
+                // The run already has the decision; the record only lets a reopened link say
+                // so, so failing to write it is logged, not shown.
+                let decided = DecisionRecord {
+                    action: decision.action().to_owned(),
+                    decided_at,
+                };
+                if let Err(err) = record::write_decision(&self.s3, bucket, token, &decided).await {
+                    warn!(error = %DisplayErrorContext(&err), "the decision record could not be written");
+                }
+                let request = record::read_request(&self.s3, bucket, token)
+                    .await
+                    .ok()
+                    .flatten();
+                page::decided(decision, request.as_ref())
             }
             Err(err)
                 if err
@@ -85,7 +140,11 @@ impl ReceiveApprovalDecision {
                     code = err.code(),
                     "decision for a closed task"
                 );
-                page::already_decided()
+                let earlier = record::read_decision(&self.s3, bucket, token)
+                    .await
+                    .ok()
+                    .flatten();
+                page::already_decided(earlier.as_ref())
             }
             Err(err) => {
                 error!(

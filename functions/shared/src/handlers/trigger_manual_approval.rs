@@ -12,6 +12,7 @@ use tracing::{info, instrument};
 use crate::approval::TimeoutAction;
 use crate::approval::email::ApprovalEmail;
 use crate::approval::links::{Decision, link};
+use crate::approval::record::{self, ApprovalRecord};
 use crate::config::ApprovalConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
@@ -100,6 +101,16 @@ impl TriggerManualApproval {
                 body.len()
             )));
         }
+        // Stored before the links go out: the page a link opens reads it.
+        let approval = ApprovalRecord {
+            workflow_id: workflow_id.clone(),
+            manifest: location.clone(),
+            expires_at: expires_at.format(&Rfc3339).expect("a valid date formats"),
+            timeout_action,
+            manual_review_bucket: self.config.manual_review_bucket.clone(),
+            scanned_data_bucket: self.config.scanned_data_bucket.clone(),
+        };
+        record::write_request(&self.s3, &location.bucket, &task_token, &approval).await?;
         let published = self
             .sns
             .publish()

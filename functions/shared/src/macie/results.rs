@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::error::PipelineError;
 use crate::manifest::{FlaggedObject, NotAnalysedObject, NotAnalysedStatus, Route};
+use crate::s3::documents;
 
 /// Results files read at once.
 const CONCURRENT_READS: usize = 8;
@@ -284,19 +285,9 @@ async fn read_file(s3: &S3, bucket: &str, key: String) -> Result<Vec<Record>, Pi
         key: key.clone(),
         reason,
     };
-    let object = s3
-        .get_object()
-        .bucket(bucket)
-        .key(&key)
-        .send()
-        .await
-        .map_err(|err| PipelineError::from_sdk("GetObject", err))?;
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|err| invalid(format!("reading it failed: {err}")))?
-        .into_bytes();
+    let bytes = documents::read(s3, bucket, &key)
+        .await?
+        .ok_or_else(|| invalid("it was listed but is gone".to_owned()))?;
     let text = decompress(&bytes).map_err(invalid)?;
     parse_file(&text).map_err(invalid)
 }

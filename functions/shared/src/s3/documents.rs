@@ -1,0 +1,81 @@
+//! Small documents the gate keeps in S3 (manifests, unresolved-object records, approval
+//! records) and the results files it reads: whole-object writes and reads, and names derived
+//! from hashes.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::primitives::ByteStream;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::PipelineError;
+
+/// Writes `value` as JSON to `bucket/key`. Writing the same value again stores the same content.
+pub async fn put_json<T: Serialize>(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    value: &T,
+) -> Result<(), PipelineError> {
+    let body = serde_json::to_vec(value).expect("the gate's documents always serialize");
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|err| PipelineError::from_sdk("PutObject", err))?;
+    Ok(())
+}
+
+/// The bytes of `bucket/key`, or `None` when there is no such object.
+pub async fn read(s3: &Client, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, PipelineError> {
+    let object = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(object) => object,
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(GetObjectError::is_no_such_key) =>
+        {
+            return Ok(None);
+        }
+        Err(err) => return Err(PipelineError::from_sdk("GetObject", err)),
+    };
+    // A connection dropped while the body streams is worth another try.
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|err| PipelineError::Transient {
+            operation: "GetObject",
+            message: format!("reading s3://{bucket}/{key} failed: {err}"),
+            source: Box::new(err),
+        })?;
+    Ok(Some(bytes.into_bytes().to_vec()))
+}
+
+/// A name derived from `text`: its SHA-256 in hex. Fixed length, safe in any key, and it
+/// reveals nothing of the text (a key, a task token).
+pub fn hashed_name(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_names_are_fixed_length_hex() {
+        let name = hashed_name("../a key/with?odd&chars");
+        assert_eq!(name.len(), 64);
+        assert!(name.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(
+            hashed_name("mystery.csv"),
+            "6607676c1391adac677cd552c36e8fdf3784513ac5888e653ea8f5cd72572c61"
+        );
+    }
+}
