@@ -13,6 +13,7 @@ pub mod lambdas;
 pub mod macie;
 pub mod router;
 pub mod s3;
+pub mod scan;
 pub mod sfn;
 pub mod sns;
 pub mod stack;

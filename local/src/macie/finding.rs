@@ -1,11 +1,9 @@
 //! Findings in Macie's JSON shape, and the `findingCriteria` filter of ListFindings.
 
-use std::collections::BTreeMap;
-
+use macie_classifier::{ObjectReport, Severity};
 use serde_json::{Value, json};
 
 use crate::clock::rfc3339_ms;
-use crate::macie::classify::{CustomIdentifier, Detections};
 use crate::s3::store::ObjectMeta;
 use crate::sfn::engine::{ACCOUNT, REGION};
 
@@ -41,114 +39,9 @@ pub const CRITERIA_FIELDS: &[&str] = &[
     "updatedAt",
 ];
 
-fn severity_rank(description: &str) -> u8 {
-    match description {
-        "High" => 3,
-        "Medium" => 2,
-        _ => 1,
-    }
-}
-
-fn severity_name(rank: u8) -> &'static str {
-    match rank {
-        3 => "High",
-        2 => "Medium",
-        _ => "Low",
-    }
-}
-
-/// The emulator's severity policy (specs/macie2.md §7): credentials are High; financial data is
-/// Medium, High from 100 occurrences; personal data Low for one, Medium, High from 100.
-fn managed_severity(category: &str, count: u64) -> u8 {
-    match category {
-        "CREDENTIALS" => 3,
-        "FINANCIAL_INFORMATION" if count >= 100 => 3,
-        "FINANCIAL_INFORMATION" => 2,
-        _ if count >= 100 => 3,
-        _ if count >= 2 => 2,
-        _ => 1,
-    }
-}
-
-/// A custom identifier's severity for `count` occurrences, or none below its lowest threshold.
-fn custom_severity(identifier: &CustomIdentifier, count: u64) -> Option<u8> {
-    if identifier.severity_levels.is_empty() {
-        return Some(2);
-    }
-    identifier
-        .severity_levels
-        .iter()
-        .filter(|(threshold, _)| count >= *threshold)
-        .map(|(_, severity)| match severity.as_str() {
-            "HIGH" => 3,
-            "MEDIUM" => 2,
-            _ => 1,
-        })
-        .max()
-}
-
-fn occurrences(lines: &[usize]) -> Value {
-    json!({"lineRanges": lines.iter().take(MAX_OCCURRENCES).map(|line| json!({"start": line, "end": line, "startColumn": 1})).collect::<Vec<_>>()})
-}
-
-/// The finding for one object, or none when nothing counts (e.g. below custom thresholds).
-pub fn build(
-    job_id: &str,
-    bucket: &str,
-    object: &ObjectMeta,
-    detections: &Detections,
-    custom: &[CustomIdentifier],
-    mime_type: &str,
-) -> Option<Value> {
-    let mut rank = 0u8;
-    let mut categories: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-    for (id, (category, lines)) in &detections.managed {
-        let count = lines.len() as u64;
-        rank = rank.max(managed_severity(category, count));
-        categories
-            .entry(category.as_str())
-            .or_default()
-            .push(json!({"type": id, "count": count, "occurrences": occurrences(lines)}));
-    }
-    let mut custom_detections = Vec::new();
-    let mut custom_total = 0u64;
-    for (id, lines) in &detections.custom {
-        let Some(identifier) = custom.iter().find(|c| &c.id == id) else {
-            continue;
-        };
-        let count = lines.len() as u64;
-        let Some(severity) = custom_severity(identifier, count) else {
-            continue;
-        };
-        rank = rank.max(severity);
-        custom_total += count;
-        custom_detections.push(json!({"arn": identifier.arn, "name": identifier.name, "count": count, "occurrences": occurrences(lines)}));
-    }
-    if categories.is_empty() && custom_detections.is_empty() {
-        return None;
-    }
-    let kinds = categories.len() + usize::from(!custom_detections.is_empty());
-    let finding_type = if kinds > 1 {
-        "SensitiveData:S3Object/Multiple"
-    } else if !custom_detections.is_empty() {
-        "SensitiveData:S3Object/CustomIdentifier"
-    } else {
-        match *categories.keys().next().expect("one category") {
-            "FINANCIAL_INFORMATION" => "SensitiveData:S3Object/Financial",
-            "CREDENTIALS" => "SensitiveData:S3Object/Credentials",
-            _ => "SensitiveData:S3Object/Personal",
-        }
-    };
-    let sensitive_data: Vec<Value> = categories
-        .into_iter()
-        .map(|(category, detections)| {
-            let total: u64 = detections
-                .iter()
-                .map(|d| d["count"].as_u64().unwrap_or(0))
-                .sum();
-            json!({"category": category, "detections": detections, "totalCount": total})
-        })
-        .collect();
+/// The finding for an object the classifier flagged (`report.is_sensitive()`).
+pub fn build(job_id: &str, bucket: &str, object: &ObjectMeta, report: &ObjectReport) -> Value {
+    let severity = report.severity().unwrap_or(Severity::Low);
     let now = rfc3339_ms(crate::clock::now_ms());
     let id = uuid::Uuid::new_v4().simple().to_string();
     let extension = object
@@ -156,7 +49,7 @@ pub fn build(
         .rsplit_once('.')
         .map_or("", |(_, e)| e)
         .to_owned();
-    Some(json!({
+    json!({
         "accountId": ACCOUNT,
         "archived": false,
         "category": "CLASSIFICATION",
@@ -164,14 +57,7 @@ pub fn build(
             "jobArn": format!("arn:aws:macie2:{REGION}:{ACCOUNT}:classification-job/{job_id}"),
             "jobId": job_id,
             "originType": "SENSITIVE_DATA_DISCOVERY_JOB",
-            "result": {
-                "additionalOccurrences": false,
-                "customDataIdentifiers": {"detections": custom_detections, "totalCount": custom_total},
-                "mimeType": mime_type,
-                "sensitiveData": sensitive_data,
-                "sizeClassified": object.size,
-                "status": {"code": "COMPLETE"},
-            },
+            "result": report.macie_result(MAX_OCCURRENCES),
         },
         "count": 1,
         "createdAt": now,
@@ -196,11 +82,11 @@ pub fn build(
         },
         "sample": false,
         "schemaVersion": "1.0",
-        "severity": {"description": severity_name(rank), "score": rank},
+        "severity": {"description": severity.description(), "score": severity.score()},
         "title": "The S3 object contains sensitive data.",
-        "type": finding_type,
+        "type": report.finding_type().unwrap_or("SensitiveData:S3Object/Multiple"),
         "updatedAt": now,
-    }))
+    })
 }
 
 /// The values at a dotted path; arrays along the way contribute every element.
@@ -299,9 +185,13 @@ pub fn matches(finding: &Value, criteria: &Value) -> bool {
         })
 }
 
-/// The severity description of the more severe of two findings (for sorting and statistics).
+/// A finding's severity as a rank, Low = 1 to High = 3 (for sorting and statistics).
 pub fn severity_of(finding: &Value) -> u8 {
-    severity_rank(finding["severity"]["description"].as_str().unwrap_or("Low"))
+    match finding["severity"]["description"].as_str() {
+        Some("High") => 3,
+        Some("Medium") => 2,
+        _ => 1,
+    }
 }
 
 #[cfg(test)]
@@ -345,22 +235,25 @@ mod tests {
     }
 
     #[test]
-    fn severity_and_type_follow_the_emulator_policy() {
-        let object = ObjectMeta::for_test("data.csv", 10, Attributes::default());
-        let mut detections = Detections::default();
-        detections.managed.insert(
-            "USA_SOCIAL_SECURITY_NUMBER".into(),
-            ("PERSONAL_INFORMATION".into(), vec![1]),
-        );
-        let finding = build("j", "scan", &object, &detections, &[], "text/plain").unwrap();
+    fn findings_carry_the_classifiers_severity_type_and_result() {
+        let object = ObjectMeta::for_test("data.csv", 30, Attributes::default());
+        let classifier = macie_classifier::Classifier::new(macie_classifier::Config::default());
+        let report = classifier.classify("data.csv", None, "ssn\n123-45-6789\n".as_bytes());
+        let finding = build("j", "scan", &object, &report);
         assert_eq!(finding["severity"]["description"], "Low");
         assert_eq!(finding["type"], "SensitiveData:S3Object/Personal");
-        detections
-            .managed
-            .insert("PKCS".into(), ("CREDENTIALS".into(), vec![2]));
-        let finding = build("j", "scan", &object, &detections, &[], "text/plain").unwrap();
+        assert_eq!(finding["resourcesAffected"]["s3Object"]["extension"], "csv");
+        let detection =
+            &finding["classificationDetails"]["result"]["sensitiveData"][0]["detections"][0];
+        assert_eq!(detection["type"], "USA_SOCIAL_SECURITY_NUMBER");
+        assert_eq!(detection["occurrences"]["cells"][0]["cellReference"], "A2");
+        let report = classifier.classify(
+            "k.txt",
+            None,
+            "SSN 123-45-6789 -----BEGIN PRIVATE KEY-----".as_bytes(),
+        );
+        let finding = build("j", "scan", &object, &report);
         assert_eq!(finding["severity"]["description"], "High");
         assert_eq!(finding["type"], "SensitiveData:S3Object/Multiple");
-        assert_eq!(finding["resourcesAffected"]["s3Object"]["extension"], "csv");
     }
 }

@@ -5,9 +5,7 @@
 //! every object a job sees, written to the configured results location. State lives in the data
 //! directory.
 
-pub mod analysis;
 pub mod api;
-pub mod classify;
 pub mod finding;
 pub mod results;
 pub mod scope;
@@ -24,9 +22,11 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::clock::{Clock, now_ms, rfc3339_ms};
-use crate::macie::classify::{CustomIdentifier, MANAGED};
 use crate::s3::store::Store;
 use crate::sfn::engine::{ACCOUNT, REGION};
+use macie_classifier::{
+    AllowList, Classifier, Config, CustomDefinition, CustomIdentifier, MANAGED, Selection,
+};
 
 /// How the local Macie behaves.
 #[derive(Debug, Clone, PartialEq)]
@@ -885,7 +885,7 @@ impl Macie {
     }
 
     pub fn managed_identifiers(&self) -> Value {
-        json!({"items": MANAGED.iter().map(|(id, category)| json!({"id": id, "category": category})).collect::<Vec<_>>()})
+        json!({"items": MANAGED.iter().map(|m| json!({"id": m.id, "category": m.category.as_str()})).collect::<Vec<_>>()})
     }
 
     pub fn put_export_configuration(&self, body: &Value) -> Result<Value> {
@@ -1010,15 +1010,14 @@ impl Inner {
         let Some(job) = self.lock().jobs.get(&id).cloned() else {
             return;
         };
-        let (custom, managed, allow, words) = self.job_identifiers(&job);
+        let classifier = self.job_classifier(&job);
         let mut findings = Vec::new();
         let mut records = Vec::new();
         for (index, (bucket, key)) in job.objects.iter().enumerate().skip(job.processed) {
             if !self.proceed(&id).await {
                 return;
             }
-            let (record, found) =
-                self.classify_object(&job.id, bucket, key, &custom, &managed, &allow, &words);
+            let (record, found) = self.classify_object(&job.id, bucket, key, &classifier);
             records.push((key.clone(), record));
             findings.extend(found);
             if let Some(running) = self.lock().jobs.get_mut(&id) {
@@ -1116,64 +1115,53 @@ impl Inner {
         }
     }
 
-    /// The job's custom identifiers, managed-identifier filter, allow-list regexes and words.
-    fn job_identifiers(
-        &self,
-        job: &Job,
-    ) -> (
-        Vec<CustomIdentifier>,
-        ManagedFilter,
-        Vec<Regex>,
-        Vec<String>,
-    ) {
+    /// The classifier a job runs: its managed-identifier selection, custom identifiers and
+    /// allow lists, and the size limit.
+    fn job_classifier(&self, job: &Job) -> Classifier {
         let state = self.lock();
         let custom = strings(&job.request["customDataIdentifierIds"])
             .iter()
             .filter_map(|id| state.settings.custom_identifiers.get(id))
             .filter_map(|c| {
-                Some(CustomIdentifier {
-                    id: c["id"].as_str()?.to_owned(),
-                    arn: c["arn"].as_str()?.to_owned(),
-                    name: c["name"].as_str()?.to_owned(),
-                    regex: Regex::new(c["regex"].as_str()?).ok()?,
+                let definition = CustomDefinition {
+                    id: c["id"].as_str().map(str::to_owned),
+                    arn: c["arn"].as_str().map(str::to_owned),
+                    name: c["name"].as_str().unwrap_or_default().to_owned(),
+                    regex: c["regex"].as_str().unwrap_or_default().to_owned(),
                     keywords: strings(&c["keywords"]),
                     ignore_words: strings(&c["ignoreWords"]),
-                    maximum_match_distance: usize::try_from(
-                        c["maximumMatchDistance"].as_u64().unwrap_or(50),
+                    maximum_match_distance: c["maximumMatchDistance"]
+                        .as_u64()
+                        .and_then(|d| u32::try_from(d).ok()),
+                    severity_levels: serde_json::from_value(c["severityLevels"].clone())
+                        .unwrap_or_default(),
+                    description: None,
+                };
+                // CreateCustomDataIdentifier validated it; one that no longer compiles is
+                // left out loudly rather than failing every job.
+                CustomIdentifier::new(definition)
+                    .inspect_err(
+                        |err| warn!(job_id = job.id, %err, "custom data identifier not used"),
                     )
-                    .unwrap_or(50),
-                    severity_levels: c["severityLevels"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|l| {
-                            (
-                                l["occurrencesThreshold"].as_u64().unwrap_or(1),
-                                l["severity"].as_str().unwrap_or("MEDIUM").to_owned(),
-                            )
-                        })
-                        .collect(),
-                })
+                    .ok()
             })
             .collect();
-        let managed = ManagedFilter {
-            selector: job.request["managedDataIdentifierSelector"]
-                .as_str()
-                .unwrap_or("RECOMMENDED")
-                .to_owned(),
-            ids: strings(&job.request["managedDataIdentifierIds"]),
+        let ids = strings(&job.request["managedDataIdentifierIds"]);
+        let managed = match job.request["managedDataIdentifierSelector"].as_str() {
+            Some("NONE") => Selection::None,
+            Some("INCLUDE") => Selection::Include(ids),
+            Some("EXCLUDE") => Selection::Exclude(ids),
+            _ => Selection::All,
         };
-        let mut allow = Vec::new();
-        let mut words = Vec::new();
+        let mut allow = AllowList::default();
         for id in strings(&job.request["allowListIds"]) {
             let Some(list) = state.settings.allow_lists.get(&id) else {
                 continue;
             };
-            if let Some(regex) = list["criteria"]["regex"]
-                .as_str()
-                .and_then(|r| Regex::new(r).ok())
-            {
-                allow.push(regex);
+            if let Some(regex) = list["criteria"]["regex"].as_str() {
+                if let Err(err) = allow.add_regex(regex) {
+                    warn!(job_id = job.id, %err, "allow list not used");
+                }
             } else if let Some(source) = list["criteria"].get("s3WordsList")
                 && let Ok((_, mut file)) = self.s3.open_object(
                     source["bucketName"].as_str().unwrap_or_default(),
@@ -1182,82 +1170,51 @@ impl Inner {
             {
                 let mut text = String::new();
                 if file.read_to_string(&mut text).is_ok() {
-                    words.extend(
-                        text.lines()
-                            .map(str::trim)
-                            .filter(|l| !l.is_empty())
-                            .map(str::to_owned),
-                    );
+                    allow.add_words(&text);
                 }
             }
         }
-        (custom, managed, allow, words)
+        Classifier::new(Config {
+            managed,
+            custom,
+            allow,
+            size_limit: self.options.size_limit_bytes,
+        })
     }
 
     /// Analyses one object: its discovery result, and its finding if anything counts.
-    #[allow(clippy::too_many_arguments)]
     fn classify_object(
         &self,
         job_id: &str,
         bucket: &str,
         key: &str,
-        custom: &[CustomIdentifier],
-        managed: &ManagedFilter,
-        allow: &[Regex],
-        words: &[String],
+        classifier: &Classifier,
     ) -> (Value, Option<Value>) {
         let Ok((meta, file)) = self.s3.open_object(bucket, key) else {
-            let gone = results::Outcome {
-                status: "SKIPPED",
-                reason: Some("SOURCE_OBJECT_NO_LONGER_AVAILABLE"),
-                mime_type: analysis::mime_type(key),
-            };
-            return (
-                results::record(job_id, bucket, key, None, &gone, None),
-                None,
+            let gone = results::not_read(
+                "SKIPPED",
+                "SOURCE_OBJECT_NO_LONGER_AVAILABLE",
+                macie_classifier::mime_type(key),
             );
+            return (results::record(job_id, bucket, key, None, gone, None), None);
         };
-        let analysis = analysis::analyse(&meta, file, self.options.size_limit_bytes);
-        let found = analysis.text.as_deref().and_then(|text| {
-            let mut detections =
-                classify::classify(text, managed.selector != "NONE", custom, allow, words);
-            detections.managed.retain(|id, _| managed.includes(id));
-            finding::build(
+        let report = classifier.classify(key, Some(meta.size), file);
+        let found = report
+            .is_sensitive()
+            .then(|| finding::build(job_id, bucket, &meta, &report));
+        if let Some(reason) = report.reason {
+            info!(
                 job_id,
                 bucket,
-                &meta,
-                &detections,
-                custom,
-                analysis.mime_type,
-            )
-        });
-        if let Some(reason) = analysis.reason {
-            info!(job_id, bucket, key, reason, "object not analysed");
+                key,
+                reason,
+                detail = report.detail.as_deref().unwrap_or(""),
+                "object not analysed in full"
+            );
         }
-        let outcome = results::Outcome {
-            status: analysis.status,
-            reason: analysis.reason,
-            mime_type: analysis.mime_type,
-        };
-        let record = results::record(job_id, bucket, key, Some(&meta), &outcome, found.as_ref());
+        let result = report.macie_result(macie_classifier::MAX_KEPT_OCCURRENCES);
+        let record = results::record(job_id, bucket, key, Some(&meta), result, found.as_ref());
         (record, found)
-    }
-}
-
-/// Which managed identifiers a job uses.
-struct ManagedFilter {
-    selector: String,
-    ids: Vec<String>,
-}
-
-impl ManagedFilter {
-    fn includes(&self, id: &str) -> bool {
-        match self.selector.as_str() {
-            "NONE" => false,
-            "INCLUDE" => self.ids.iter().any(|i| i == id),
-            "EXCLUDE" => !self.ids.iter().any(|i| i == id),
-            _ => true,
-        }
     }
 }
 

@@ -13,11 +13,16 @@ use crate::clock::{now_ms, rfc3339_ms};
 use crate::s3::store::ObjectMeta;
 use crate::sfn::engine::{ACCOUNT, REGION};
 
-/// What Macie recorded about one object.
-pub struct Outcome<'a> {
-    pub status: &'a str,
-    pub reason: Option<&'a str>,
-    pub mime_type: &'a str,
+/// `classificationDetails.result` for an object Macie did not read.
+pub fn not_read(status: &str, reason: &str, mime_type: &str) -> Value {
+    json!({
+        "status": {"code": status, "reason": reason},
+        "mimeType": mime_type,
+        "sizeClassified": 0,
+        "sensitiveData": [],
+        "customDataIdentifiers": {"detections": [], "totalCount": 0},
+        "additionalOccurrences": false,
+    })
 }
 
 /// The results file a job writes, from the export configuration: (bucket, key).
@@ -40,29 +45,17 @@ pub fn location(configuration: &Value, job_id: &str) -> Option<(String, String)>
     ))
 }
 
-/// The record for an object. With a finding, the record carries the finding's details, as
-/// Macie's do; without, only the object and the status.
+/// The record for an object: `result` is its `classificationDetails.result` (a record lists up
+/// to 1,000 occurrences per type, a finding 15); a flagged object's record shares its finding's
+/// id, as Macie's do.
 pub fn record(
     job_id: &str,
     bucket: &str,
     key: &str,
     object: Option<&ObjectMeta>,
-    outcome: &Outcome<'_>,
+    result: Value,
     finding: Option<&Value>,
 ) -> Value {
-    let mut result = json!({
-        "status": {"code": outcome.status, "reason": outcome.reason},
-        "mimeType": outcome.mime_type,
-        "sizeClassified": if outcome.status == "COMPLETE" { object.map_or(0, |o| o.size) } else { 0 },
-        "sensitiveData": [],
-        "customDataIdentifiers": {"detections": [], "totalCount": 0},
-        "additionalOccurrences": false,
-    });
-    if let Some(found) = finding {
-        let detail = &found["classificationDetails"]["result"];
-        result["sensitiveData"] = detail["sensitiveData"].clone();
-        result["customDataIdentifiers"] = detail["customDataIdentifiers"].clone();
-    }
     let mut s3_object = json!({
         "bucketArn": format!("arn:aws:s3:::{bucket}"),
         "key": key,
@@ -130,12 +123,8 @@ mod tests {
 
     #[test]
     fn records_compress_to_json_lines_the_pipeline_reads() {
-        let skipped = Outcome {
-            status: "SKIPPED",
-            reason: Some("MALFORMED_FILE"),
-            mime_type: "application/gzip",
-        };
-        let records = vec![record("j", "scan", "a.gz", None, &skipped, None)];
+        let skipped = not_read("SKIPPED", "MALFORMED_FILE", "application/gzip");
+        let records = vec![record("j", "scan", "a.gz", None, skipped, None)];
         let text = macie_pipeline::macie::results::decompress(&gzip_lines(&records)).unwrap();
         let parsed = macie_pipeline::macie::results::parse_file(&text).unwrap();
         assert_eq!(parsed.len(), 1);

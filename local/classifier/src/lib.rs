@@ -1,0 +1,234 @@
+//! A Macie-compatible sensitive-data classifier.
+//!
+//! It finds what Amazon Macie's managed data identifiers find (card numbers with Luhn and issuer
+//! checks, SSNs with their range rules, AWS credentials, private keys, IBANs with mod-97, and the
+//! keyword-bound identifiers), applies custom data identifiers and allow lists with Macie's
+//! semantics, and reports per object in Macie's shape: status, detections with counts and
+//! occurrences, severity and finding type. It reads plain text (UTF-8 or Latin-1), CSV/TSV, JSON
+//! and JSON Lines, gzip-compressed or not, as a stream with bounded memory. What it cannot read
+//! is reported as SKIPPED or PARTIAL with Macie's reason, never as clean.
+//!
+//! ```
+//! use macie_classifier::{Classifier, Config};
+//! let classifier = Classifier::new(Config::default());
+//! let report = classifier.classify("customers.csv", None, "name,ssn\nJane,123-45-6789\n".as_bytes());
+//! assert_eq!(report.detections[0].identifier.label(), "USA_SOCIAL_SECURITY_NUMBER");
+//! ```
+
+mod batch;
+pub mod checks;
+pub mod corpus;
+pub mod custom;
+pub mod identifier;
+mod input;
+mod keywords;
+mod managed;
+pub mod report;
+
+use std::io::Read;
+use std::path::Path;
+
+pub use batch::Occurrence;
+pub use custom::{AllowList, CustomDefinition, CustomIdentifier, DefinitionError};
+pub use identifier::{Category, MANAGED, Managed, Selection};
+pub use input::mime_type;
+pub use report::{Detection, Identifier, ObjectReport, Severity, Status};
+
+use batch::{Batch, Locator};
+use managed::{ManagedMatcher, Surroundings};
+
+/// Occurrences kept per identifier and object: Macie's discovery results list up to 1,000.
+pub const MAX_KEPT_OCCURRENCES: usize = 1000;
+
+/// Default limit on an object's (decompressed) size. Macie's quotas differ by file type; this
+/// classifier uses one limit, which callers set (the local Macie uses its own option).
+pub const DEFAULT_SIZE_LIMIT: u64 = 20 << 30;
+
+/// What a classification job uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub managed: Selection,
+    pub custom: Vec<CustomIdentifier>,
+    pub allow: AllowList,
+    /// Objects larger than this (before or after decompression) are not classified in full.
+    pub size_limit: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            managed: Selection::All,
+            custom: Vec::new(),
+            allow: AllowList::default(),
+            size_limit: DEFAULT_SIZE_LIMIT,
+        }
+    }
+}
+
+/// A compiled classifier; cheap to share between threads.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    config: Config,
+    managed: ManagedMatcher,
+}
+
+impl Classifier {
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            managed: ManagedMatcher::new(),
+        }
+    }
+
+    /// Classifies one object read from `body`. `name` (key or file name) gives the format by
+    /// its extension; `size`, when known, lets an oversized object be skipped without reading.
+    pub fn classify(&self, name: &str, size: Option<u64>, body: impl Read) -> ObjectReport {
+        input::classify(self, name, size, body)
+    }
+
+    /// Classifies a file.
+    pub fn classify_file(&self, path: &Path) -> ObjectReport {
+        let name = path.to_string_lossy();
+        match std::fs::File::open(path) {
+            Ok(file) => {
+                let size = file.metadata().ok().map(|m| m.len());
+                self.classify(&name, size, file)
+            }
+            Err(err) => input::unreadable(&name, &err),
+        }
+    }
+}
+
+/// Per-identifier running totals.
+#[derive(Debug, Default, Clone)]
+struct Tally {
+    count: u64,
+    occurrences: Vec<Occurrence>,
+}
+
+impl Tally {
+    fn add(&mut self, occurrence: Occurrence) {
+        self.count += 1;
+        if self.occurrences.len() < MAX_KEPT_OCCURRENCES {
+            self.occurrences.push(occurrence);
+        }
+    }
+}
+
+/// One object's classification in progress.
+struct Session<'c> {
+    classifier: &'c Classifier,
+    /// Managed identifiers (in [`MANAGED`] order), then custom ones.
+    tallies: Vec<Tally>,
+    classified: u64,
+}
+
+impl<'c> Session<'c> {
+    fn new(classifier: &'c Classifier) -> Self {
+        Self {
+            classifier,
+            tallies: vec![Tally::default(); MANAGED.len() + classifier.config.custom.len()],
+            classified: 0,
+        }
+    }
+
+    /// Runs every identifier over a batch.
+    fn scan(&mut self, batch: &Batch) {
+        let config = &self.classifier.config;
+        let text = batch.text.as_str();
+        if config.managed != Selection::None {
+            let matcher = &self.classifier.managed;
+            let mut locator = Locator::new(batch);
+            for (shape, start, end) in matcher.candidates(text) {
+                let Some(cell) = locator.cell(start, end) else {
+                    continue;
+                };
+                let around = Surroundings {
+                    cell: &text[cell.start..cell.end],
+                    cell_start: cell.start,
+                    context: &cell.context,
+                };
+                let Some(hit) = matcher.validate(shape, text, start, end, &around) else {
+                    continue;
+                };
+                if !config.managed.includes(MANAGED[hit.identifier].id)
+                    || config.allow.allows(&text[hit.start..hit.end])
+                {
+                    continue;
+                }
+                let occurrence = locator.occurrence(cell, hit.start);
+                self.tallies[hit.identifier].add(occurrence);
+            }
+        }
+        for (i, identifier) in config.custom.iter().enumerate() {
+            let mut locator = Locator::new(batch);
+            for (start, end) in identifier.find_iter(text) {
+                let Some(cell) = locator.cell(start, end) else {
+                    continue;
+                };
+                let cell_text = &text[cell.start..cell.end];
+                if !identifier.accepts(
+                    cell_text,
+                    start - cell.start,
+                    end - cell.start,
+                    &cell.context,
+                ) || config.allow.allows(&text[start..end])
+                {
+                    continue;
+                }
+                let occurrence = locator.occurrence(cell, start);
+                self.tallies[MANAGED.len() + i].add(occurrence);
+            }
+        }
+    }
+
+    /// The report: detections that count (custom ones below their lowest threshold do not).
+    fn finish(
+        self,
+        status: Status,
+        reason: Option<&'static str>,
+        detail: Option<String>,
+        mime_type: &'static str,
+    ) -> ObjectReport {
+        let custom = &self.classifier.config.custom;
+        let detections = self
+            .tallies
+            .into_iter()
+            .enumerate()
+            .filter(|(_, t)| t.count > 0)
+            .filter_map(|(i, tally)| {
+                let (identifier, severity) = match MANAGED.get(i) {
+                    Some(m) => (
+                        Identifier::Managed(m),
+                        Severity::managed(m.category, tally.count),
+                    ),
+                    None => {
+                        let c = &custom[i - MANAGED.len()];
+                        (
+                            Identifier::Custom {
+                                id: c.id.clone(),
+                                name: c.name.clone(),
+                                arn: c.arn.clone(),
+                            },
+                            c.severity(tally.count)?,
+                        )
+                    }
+                };
+                Some(Detection {
+                    identifier,
+                    count: tally.count,
+                    occurrences: tally.occurrences,
+                    severity,
+                })
+            })
+            .collect();
+        ObjectReport {
+            status,
+            reason,
+            detail,
+            mime_type,
+            size_classified: self.classified,
+            detections,
+        }
+    }
+}
