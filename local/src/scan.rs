@@ -138,6 +138,37 @@ fn summary(report: &ObjectReport) -> String {
     }
 }
 
+/// Classifies the files on every core (each file is read as a stream, so memory stays small),
+/// returning the reports in the files' order.
+fn classify_all(classifier: &Classifier, files: &[PathBuf]) -> Vec<ObjectReport> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let mut results: Vec<(usize, ObjectReport)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = files.get(i) else {
+                            return done;
+                        };
+                        done.push((i, classifier.classify_file(path)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a classifier thread does not panic"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, report)| report).collect()
+}
+
 /// Scans every file and prints the results; returns the worst verdict.
 pub fn run(options: &ScanOptions, out: &mut impl Write) -> Result<Verdict, String> {
     let classifier = classifier(options)?;
@@ -146,8 +177,7 @@ pub fn run(options: &ScanOptions, out: &mut impl Write) -> Result<Verdict, Strin
     let mut counts = [0usize; 3];
     let mut entries = Vec::new();
     let write_err = |err: std::io::Error| format!("cannot write the results: {err}");
-    for path in &files {
-        let report = classifier.classify_file(path);
+    for (path, report) in files.iter().zip(classify_all(&classifier, &files)) {
         let v = verdict(&report);
         counts[v as usize] += 1;
         worst = worst.max(v);

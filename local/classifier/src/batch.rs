@@ -2,9 +2,14 @@
 //! lines, the cells of CSV records, the values of JSON records) so that one regex pass covers
 //! many small values; cells are separated by a newline so no match joins two of them.
 
-use std::sync::Arc;
-
 use serde::Serialize;
+
+/// A string stored in a batch's `meta` arena (column names, JSON paths, keyword contexts), so
+/// that the many small values of CSV and JSON cost no allocation each.
+pub(crate) type Span = (u32, u32);
+
+/// The empty string in any batch.
+pub(crate) const EMPTY: Span = (0, 0);
 
 /// Where a cell's text came from.
 #[derive(Debug, Clone)]
@@ -16,10 +21,10 @@ pub(crate) enum Place {
     Cell {
         row: u64,
         column: u32,
-        column_name: Arc<str>,
+        column_name: Span,
     },
     /// A JSON value (or object key) in record `index` (0-based), at `path`.
-    Record { index: u64, path: Arc<str> },
+    Record { index: u64, path: Span },
 }
 
 /// One cell of a batch: `text[start..end]`.
@@ -33,18 +38,31 @@ pub(crate) struct Cell {
     pub place: Place,
     /// Context that counts as being near every match in the cell: the column name or the JSON
     /// path's keys, space-separated.
-    pub context: Arc<str>,
+    pub context: Span,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub text: String,
     pub cells: Vec<Cell>,
+    meta: String,
 }
 
 impl Batch {
+    /// Stores `value` in the arena.
+    pub fn meta(&mut self, value: &str) -> Span {
+        let start = self.meta.len();
+        self.meta.push_str(value);
+        (start as u32, self.meta.len() as u32)
+    }
+
+    /// A string stored with [`Batch::meta`].
+    pub fn meta_str(&self, span: Span) -> &str {
+        &self.meta[span.0 as usize..span.1 as usize]
+    }
+
     /// Adds `value` as a cell.
-    pub fn push(&mut self, value: &str, place: Place, context: Arc<str>) {
+    pub fn push(&mut self, value: &str, place: Place, context: Span) {
         let start = self.text.len();
         self.text.push_str(value);
         let end = self.text.len();
@@ -65,6 +83,7 @@ impl Batch {
     pub fn clear(&mut self) {
         self.text.clear();
         self.cells.clear();
+        self.meta.clear();
     }
 }
 
@@ -166,11 +185,11 @@ impl<'b> Locator<'b> {
             } => Occurrence::Cell {
                 row: *row,
                 column: *column,
-                column_name: column_name.to_string(),
+                column_name: self.batch.meta_str(*column_name).to_owned(),
             },
             Place::Record { index, path } => Occurrence::Record {
                 record_index: *index,
-                json_path: path.to_string(),
+                json_path: self.batch.meta_str(*path).to_owned(),
             },
         }
     }
@@ -195,15 +214,10 @@ mod tests {
             first_line: 10,
             first_column: 1,
         };
-        batch.push("ab\ncdé x", lines, Arc::from(""));
-        batch.push(
-            "cell",
-            Place::Record {
-                index: 3,
-                path: Arc::from("$.a"),
-            },
-            Arc::from("a"),
-        );
+        batch.push("ab\ncdé x", lines, EMPTY);
+        let path = batch.meta("$.a");
+        let context = batch.meta("a");
+        batch.push("cell", Place::Record { index: 3, path }, context);
         let mut locator = Locator::new(&batch);
         let first = locator.cell(1, 2).unwrap();
         assert_eq!(

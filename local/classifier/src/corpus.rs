@@ -9,12 +9,30 @@ use std::collections::BTreeMap;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-/// One generated document and what is planted in it: managed identifier id -> occurrences.
+/// One generated document and what is planted in it: identifier (a managed id, or a custom
+/// identifier's name from [`example_custom_identifiers`]) -> occurrences.
 #[derive(Debug, Clone)]
 pub struct Document {
     pub name: String,
     pub body: Vec<u8>,
     pub planted: BTreeMap<&'static str, u64>,
+    /// Near-misses and look-alikes planted, none of which may be reported.
+    pub decoys: u64,
+}
+
+/// The custom data identifiers the corpus plants values for (an internal part number, the
+/// Brazilian CPF, the French SIRET), in CreateCustomDataIdentifier's JSON shape; the same file
+/// is the `scan --custom-identifiers` example.
+pub const EXAMPLE_CUSTOM_IDENTIFIERS: &str = include_str!("../examples/custom-identifiers.json");
+
+/// [`EXAMPLE_CUSTOM_IDENTIFIERS`], compiled.
+pub fn example_custom_identifiers() -> Vec<crate::CustomIdentifier> {
+    let definitions: Vec<crate::CustomDefinition> =
+        serde_json::from_str(EXAMPLE_CUSTOM_IDENTIFIERS).expect("the example parses");
+    definitions
+        .into_iter()
+        .map(|d| crate::CustomIdentifier::new(d).expect("the example is valid"))
+        .collect()
 }
 
 /// The document formats the generator writes.
@@ -205,6 +223,18 @@ impl Generator {
         }
     }
 
+    fn alphanumeric(&mut self, n: usize) -> String {
+        const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..n)
+            .map(|_| char::from(CHARS[self.rng.random_range(0..CHARS.len())]))
+            .collect()
+    }
+
+    fn part_number(&mut self) -> String {
+        let letter = |g: &mut Self| char::from(b'A' + g.rng.random_range(0..23u8));
+        format!("P-{}{}{}", letter(self), letter(self), self.digits(4))
+    }
+
     fn filler(&mut self, words: usize) -> String {
         (0..words)
             .map(|_| self.pick(WORDS))
@@ -220,7 +250,84 @@ impl Generator {
             far.push(' ');
             far.push_str(self.pick(WORDS));
         }
-        let (text, label) = match self.rng.random_range(0..22u32) {
+        let (text, label) = match self.rng.random_range(0..35u32) {
+            28 => (
+                "-----BEGIN OPENSSH PRIVATE KEY-----".into(),
+                Some("OPENSSH_PRIVATE_KEY"),
+            ),
+            29 => (
+                format!("sk_live_{}", self.alphanumeric(24)),
+                Some("STRIPE_CREDENTIALS"),
+            ),
+            30 => (format!("sk_test_{}", self.alphanumeric(24)), None),
+            31 => (
+                format!(
+                    "ITIN 9{}-{}-{}",
+                    self.digits(2),
+                    self.rng.random_range(70..89u32),
+                    self.digits(4)
+                ),
+                Some("USA_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER"),
+            ),
+            32 => (
+                format!(
+                    "driver's license {}{}",
+                    char::from(b'A' + self.rng.random_range(0..26u8)),
+                    self.digits(7)
+                ),
+                Some("DRIVERS_LICENSE"),
+            ),
+            33 => (
+                format!(
+                    "gps {}.{}, -{}.{}",
+                    self.rng.random_range(10..60u32),
+                    self.digits(5),
+                    self.rng.random_range(10..150u32),
+                    self.digits(5)
+                ),
+                Some("LATLONG"),
+            ),
+            34 => (
+                format!(
+                    "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI{}In0.{}",
+                    self.alphanumeric(8),
+                    self.alphanumeric(20)
+                ),
+                Some("JSON_WEB_TOKEN"),
+            ),
+            22 => (format!("part {}", self.part_number()), Some("part number")),
+            23 => (format!("part {far} {}", self.part_number()), None),
+            24 => ("part P-XX0000".into(), None),
+            25 => (
+                format!(
+                    "CPF {}.{}.{}-{}",
+                    self.digits(3),
+                    self.digits(3),
+                    self.digits(3),
+                    self.digits(2)
+                ),
+                Some("Brazil CPF"),
+            ),
+            26 => (
+                format!(
+                    "SIRET {} {} {} {}",
+                    self.digits(3),
+                    self.digits(3),
+                    self.digits(3),
+                    self.digits(5)
+                ),
+                Some("France SIRET"),
+            ),
+            27 => (
+                format!(
+                    "tracking {}.{}.{}-{}",
+                    self.digits(3),
+                    self.digits(3),
+                    self.digits(3),
+                    self.digits(2)
+                ),
+                None,
+            ),
             0 => (
                 format!("card number: {}", self.card(true)),
                 Some("CREDIT_CARD_NUMBER"),
@@ -329,13 +436,22 @@ impl Generator {
             body.push_str("id,name,card number,ssn,notes\n");
         }
         let mut row = 0u64;
+        let mut decoys = 0u64;
         while body.len() < size {
             row += 1;
             let value = self.rng.random_bool(sensitive).then(|| self.sentence());
             let words = self.rng.random_range(4..14);
-            let filler = self.filler(words);
-            if let Some(label) = value.as_ref().and_then(|v| v.label) {
-                *planted.entry(label).or_insert(0) += 1;
+            let mut filler = self.filler(words);
+            // Over 30 characters, so no keyword on one line reaches the previous line's value
+            // (Macie's reach spans line breaks in text): the labels stay unambiguous.
+            while filler.len() <= 31 {
+                filler.push(' ');
+                filler.push_str(self.pick(WORDS));
+            }
+            match value.as_ref().map(|v| v.label) {
+                Some(Some(label)) => *planted.entry(label).or_insert(0) += 1,
+                Some(None) => decoys += 1,
+                None => {}
             }
             let note = value.map_or(filler.clone(), |v| format!("{filler} {}", v.text));
             match kind {
@@ -364,6 +480,7 @@ impl Generator {
             name,
             body: body.into_bytes(),
             planted,
+            decoys,
         }
     }
 
@@ -397,19 +514,16 @@ mod tests {
 
     #[test]
     fn the_classifier_finds_exactly_what_was_planted() {
-        let classifier = crate::Classifier::new(crate::Config::default());
+        let classifier = crate::Classifier::new(crate::Config {
+            custom: example_custom_identifiers(),
+            ..crate::Config::default()
+        });
         for doc in Generator::new(42).mixed(6, 20_000, 0.5) {
             let report = classifier.classify(&doc.name, None, doc.body.as_slice());
             let found: BTreeMap<&str, u64> = report
                 .detections
                 .iter()
                 .map(|d| (d.identifier.label(), d.count))
-                .map(|(label, count)| {
-                    (
-                        crate::identifier::managed(label).expect("managed").id,
-                        count,
-                    )
-                })
                 .collect();
             assert_eq!(found, doc.planted, "{}", doc.name);
         }

@@ -146,7 +146,7 @@ impl<'c> Session<'c> {
                 let around = Surroundings {
                     cell: &text[cell.start..cell.end],
                     cell_start: cell.start,
-                    context: &cell.context,
+                    context: batch.meta_str(cell.context),
                 };
                 let Some(hit) = matcher.validate(shape, text, start, end, &around) else {
                     continue;
@@ -171,7 +171,7 @@ impl<'c> Session<'c> {
                     cell_text,
                     start - cell.start,
                     end - cell.start,
-                    &cell.context,
+                    batch.meta_str(cell.context),
                 ) || config.allow.allows(&text[start..end])
                 {
                     continue;

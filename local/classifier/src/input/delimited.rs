@@ -3,11 +3,10 @@
 
 use std::borrow::Cow;
 use std::io::BufRead;
-use std::sync::Arc;
 
 use super::{BATCH_BYTES, Stop};
 use crate::Session;
-use crate::batch::{Batch, Place};
+use crate::batch::{Batch, EMPTY, Place, Span};
 
 /// UTF-8 if it is, else Latin-1.
 pub(super) fn decode(bytes: &[u8]) -> Cow<'_, str> {
@@ -29,9 +28,10 @@ pub(super) fn read(
         .buffer_capacity(64 << 10)
         .from_reader(reader);
     let mut record = csv::ByteRecord::new();
-    // (name as written, lower-case context)
-    let mut header: Vec<(Arc<str>, Arc<str>)> = Vec::new();
-    let empty: Arc<str> = Arc::from("");
+    // The header as written and lower-cased (the keyword context of its column).
+    let mut header: Vec<(String, String)> = Vec::new();
+    // The header's spans in the current batch's arena, stored again after each flush.
+    let mut spans: Vec<(Span, Span)> = Vec::new();
     let mut batch = Batch::default();
     let mut row = 0u64;
     let mut consumed = 0u64;
@@ -40,6 +40,7 @@ pub(super) fn read(
             Ok(true) => {}
             Ok(false) => break,
             Err(err) => {
+                session.scan(&batch);
                 return Err(match err.into_kind() {
                     csv::ErrorKind::Io(io) => Stop::Io(io),
                     other => Stop::Malformed(format!("CSV row {}: {other:?}", row + 1)),
@@ -47,18 +48,29 @@ pub(super) fn read(
             }
         }
         row += 1;
+        if row == 1 {
+            header = record
+                .iter()
+                .map(|field| {
+                    let name = decode(field);
+                    (name.trim().to_owned(), name.to_lowercase())
+                })
+                .collect();
+        }
+        if spans.len() != header.len() {
+            spans = header
+                .iter()
+                .map(|(name, context)| (batch.meta(name), batch.meta(context)))
+                .collect();
+        }
         for (i, field) in record.iter().enumerate() {
-            let value = decode(field);
-            if row == 1 {
-                header.push((Arc::from(value.trim()), Arc::from(value.to_lowercase())));
-            }
-            let (name, context) = match header.get(i) {
-                Some((name, context)) if row > 1 => (name.clone(), context.clone()),
-                Some((name, _)) => (name.clone(), empty.clone()),
-                None => (empty.clone(), empty.clone()),
+            let (name, context) = match spans.get(i) {
+                Some(&(name, context)) if row > 1 => (name, context),
+                Some(&(name, _)) => (name, EMPTY),
+                None => (EMPTY, EMPTY),
             };
             batch.push(
-                &value,
+                &decode(field),
                 Place::Cell {
                     row,
                     column: u32::try_from(i + 1).unwrap_or(u32::MAX),
@@ -70,6 +82,7 @@ pub(super) fn read(
         if batch.len() >= BATCH_BYTES {
             session.scan(&batch);
             batch.clear();
+            spans.clear();
         }
         let position = csv.position().byte();
         session.classified += position - consumed;

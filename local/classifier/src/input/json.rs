@@ -4,9 +4,10 @@
 //! document; in JSON Lines, a line.
 
 use std::io::BufRead;
-use std::sync::Arc;
 
-use json_event_parser::{JsonEvent, ReaderJsonParser, SliceJsonParser};
+use std::borrow::Cow;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{BATCH_BYTES, Stop};
 use crate::Session;
@@ -15,15 +16,52 @@ use crate::batch::{Batch, Place};
 /// A JSON Lines record longer than this is refused as malformed rather than buffered.
 const MAX_LINE: u64 = 64 << 20;
 
-enum Frame {
-    Object { key: Option<String> },
-    Array { index: u64 },
+/// The parse events the walker follows.
+enum JsonEvent<'a> {
+    String(Cow<'a, str>),
+    Number(Cow<'a, str>),
+    /// `true`, `false` or `null`: nothing to scan.
+    Scalar,
+    StartArray,
+    EndArray,
+    StartObject,
+    EndObject,
+    ObjectKey(Cow<'a, str>),
 }
 
-/// Tracks the path of the current value.
-#[derive(Default)]
+enum Frame {
+    /// `path`/`keys` lengths to cut back to before the next key.
+    Object {
+        path_len: usize,
+        keys_len: usize,
+    },
+    Array {
+        index: u64,
+        path_len: usize,
+    },
+}
+
+/// Tracks the path of the current value incrementally: `path` (`$.a.b[2]`, relative to the
+/// record) and `keys` (the keys on the way, lower-cased: `a b`) grow and shrink with the stack,
+/// so a value costs a copy into the batch's arena, not an allocation.
 struct Walker {
     stack: Vec<Frame>,
+    path: String,
+    keys: String,
+    /// In a JSON document, each element of a top-level array is a record; in JSON Lines, each
+    /// line is.
+    top_array_is_records: bool,
+}
+
+impl Walker {
+    fn new(top_array_is_records: bool) -> Self {
+        Self {
+            stack: Vec::new(),
+            path: String::from("$"),
+            keys: String::new(),
+            top_array_is_records,
+        }
+    }
 }
 
 fn path_element(out: &mut String, key: &str) {
@@ -32,119 +70,319 @@ fn path_element(out: &mut String, key: &str) {
         out.push_str(key);
     } else {
         out.push_str("['");
-        out.push_str(&key.replace('\\', "\\\\").replace('\'', "\\'"));
+        for c in key.chars() {
+            if c == '\\' || c == '\'' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
         out.push_str("']");
     }
 }
 
 impl Walker {
-    /// `$.a.b[2]` and the keys on the way, lower-cased (`a b`). The path is relative to the
-    /// record, so a top-level array's index is not part of it.
-    fn path(&self) -> (Arc<str>, Arc<str>) {
-        let mut path = String::from("$");
-        let mut keys = String::new();
-        let within_record = match self.stack.first() {
-            Some(Frame::Array { .. }) => &self.stack[1..],
-            _ => &self.stack[..],
-        };
-        for frame in within_record {
-            match frame {
-                Frame::Object { key: Some(key) } => {
-                    path_element(&mut path, key);
-                    if !keys.is_empty() {
-                        keys.push(' ');
-                    }
-                    keys.push_str(&key.to_lowercase());
-                }
-                Frame::Object { key: None } => {}
-                Frame::Array { index } => {
-                    path.push('[');
-                    path.push_str(&index.to_string());
-                    path.push(']');
-                }
-            }
-        }
-        (Arc::from(path), Arc::from(keys))
-    }
-
     /// The record a value belongs to: its top-level array element, else `fallback`.
     fn record(&self, fallback: u64) -> u64 {
         match self.stack.first() {
-            Some(Frame::Array { index }) => *index,
+            Some(Frame::Array { index, .. }) if self.top_array_is_records => *index,
             _ => fallback,
         }
     }
 
+    /// Before a value (or container) starts: inside an array, its index joins the path (not
+    /// for the top-level array, whose index is the record).
+    fn value_starts(&mut self) {
+        let depth = self.stack.len();
+        if let Some(Frame::Array { index, path_len }) = self.stack.last() {
+            self.path.truncate(*path_len);
+            if depth > 1 || !self.top_array_is_records {
+                self.path.push('[');
+                self.path.push_str(&index.to_string());
+                self.path.push(']');
+            }
+        }
+    }
+
     fn value_done(&mut self) {
-        if let Some(Frame::Array { index }) = self.stack.last_mut() {
+        if let Some(Frame::Array { index, .. }) = self.stack.last_mut() {
             *index += 1;
         }
     }
 
-    /// Handles one event; returns false at the end of the input.
-    fn event(&mut self, event: JsonEvent<'_>, record: u64, batch: &mut Batch) -> bool {
+    fn push_value(&self, value: &str, record: u64, batch: &mut Batch) {
+        let path = batch.meta(&self.path);
+        let context = batch.meta(&self.keys);
+        let index = self.record(record);
+        batch.push(value, Place::Record { index, path }, context);
+    }
+
+    /// Follows one event.
+    fn event(&mut self, event: JsonEvent<'_>, record: u64, batch: &mut Batch) {
         match event {
             JsonEvent::String(value) | JsonEvent::Number(value) => {
-                let (path, keys) = self.path();
-                let index = self.record(record);
-                batch.push(&value, Place::Record { index, path }, keys);
+                self.value_starts();
+                self.push_value(&value, record, batch);
                 self.value_done();
             }
-            JsonEvent::Boolean(_) | JsonEvent::Null => self.value_done(),
-            JsonEvent::StartObject => self.stack.push(Frame::Object { key: None }),
-            JsonEvent::StartArray => self.stack.push(Frame::Array { index: 0 }),
+            JsonEvent::Scalar => {
+                self.value_starts();
+                self.value_done();
+            }
+            JsonEvent::StartObject => {
+                self.value_starts();
+                self.stack.push(Frame::Object {
+                    path_len: self.path.len(),
+                    keys_len: self.keys.len(),
+                });
+            }
+            JsonEvent::StartArray => {
+                self.value_starts();
+                self.stack.push(Frame::Array {
+                    index: 0,
+                    path_len: self.path.len(),
+                });
+            }
             JsonEvent::EndObject | JsonEvent::EndArray => {
-                self.stack.pop();
+                match self.stack.pop() {
+                    Some(Frame::Object { path_len, keys_len }) => {
+                        self.path.truncate(path_len);
+                        self.keys.truncate(keys_len);
+                    }
+                    Some(Frame::Array { path_len, .. }) => self.path.truncate(path_len),
+                    None => {}
+                }
                 self.value_done();
             }
             JsonEvent::ObjectKey(key) => {
-                let (path, _) = self.path();
-                let index = self.record(record);
-                batch.push(&key, Place::Record { index, path }, Arc::from(""));
-                if let Some(Frame::Object { key: current }) = self.stack.last_mut() {
-                    *current = Some(key.into_owned());
+                if let Some(&Frame::Object { path_len, keys_len }) = self.stack.last() {
+                    self.path.truncate(path_len);
+                    self.keys.truncate(keys_len);
+                    // The key itself is scanned too, at its object's path.
+                    self.push_value(&key, record, batch);
+                    path_element(&mut self.path, &key);
+                    if !self.keys.is_empty() {
+                        self.keys.push(' ');
+                    }
+                    self.keys.extend(key.chars().flat_map(char::to_lowercase));
                 }
             }
-            JsonEvent::Eof => return false,
         }
-        true
     }
+}
+
+/// Drives a [`Walker`] from serde's deserializer: values are visited as they are parsed, so
+/// nothing is materialised beyond the current string.
+struct Emitter<'w> {
+    walker: Walker,
+    batch: &'w mut Batch,
+    record: u64,
+    /// Formatting buffer for numbers.
+    number: String,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, event: JsonEvent<'_>) {
+        self.walker.event(event, self.record, self.batch);
+    }
+
+    fn number(&mut self, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        self.number.clear();
+        let _ = write!(self.number, "{value}");
+        let number = std::mem::take(&mut self.number);
+        self.emit(JsonEvent::Number(Cow::Borrowed(&number)));
+        self.number = number;
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &mut Emitter<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &mut Emitter<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        let _ = v;
+        self.emit(JsonEvent::Scalar);
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.emit(JsonEvent::Scalar);
+        Ok(())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.number(v);
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.number(v);
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        self.number(v);
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.emit(JsonEvent::String(Cow::Borrowed(v)));
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.emit(JsonEvent::StartArray);
+        while seq.next_element_seed(&mut *self)?.is_some() {}
+        self.emit(JsonEvent::EndArray);
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.emit(JsonEvent::StartObject);
+        while map.next_key_seed(Key(&mut *self))?.is_some() {
+            map.next_value_seed(&mut *self)?;
+        }
+        self.emit(JsonEvent::EndObject);
+        Ok(())
+    }
+}
+
+/// An object key, emitted without being copied into a `String`.
+struct Key<'e, 'w>(&'e mut Emitter<'w>);
+
+impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.emit(JsonEvent::ObjectKey(Cow::Borrowed(v)));
+        Ok(())
+    }
+}
+
+/// Why a JSON parse stopped, in Macie's terms.
+fn stop(err: serde_json::Error, what: &str) -> Stop {
+    if err.is_io() {
+        return Stop::Io(std::io::Error::from(err));
+    }
+    if err.to_string().contains("recursion limit") {
+        return Stop::TooDeep(format!("{what}: {err}"));
+    }
+    Stop::Malformed(format!("{what}: {err}"))
 }
 
 pub(super) fn read_document(
     reader: &mut impl BufRead,
     session: &mut Session<'_>,
 ) -> Result<(), Stop> {
-    let mut parser = ReaderJsonParser::new(reader);
-    let mut walker = Walker::default();
     let mut batch = Batch::default();
-    loop {
-        let event = parser.parse_next().map_err(|err| match err {
-            json_event_parser::JsonParseError::Io(io) => Stop::Io(io),
-            json_event_parser::JsonParseError::Syntax(syntax) => {
-                Stop::Malformed(format!("JSON syntax error: {syntax}"))
-            }
-        });
-        let event = match event {
-            Ok(event) => event,
-            Err(stop) => {
-                session.scan(&batch);
-                session.classified += batch.len() as u64;
-                return Err(stop);
-            }
+    // serde_json pulls bytes one at a time from a `Read`; the BufReader under it keeps that
+    // cheap. Each flushed batch's text size counts as classified.
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let result = {
+        let mut emitter = Emitter {
+            walker: Walker::new(true),
+            batch: &mut batch,
+            record: 0,
+            number: String::new(),
         };
-        if !walker.event(event, 0, &mut batch) {
-            break;
+        FlushingSeed {
+            emitter: &mut emitter,
+            session,
         }
-        if batch.len() >= BATCH_BYTES {
-            session.scan(&batch);
-            session.classified += batch.len() as u64;
-            batch.clear();
-        }
-    }
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end())
+    };
     session.scan(&batch);
     session.classified += batch.len() as u64;
-    Ok(())
+    result.map_err(|err| stop(err, "JSON"))
+}
+
+/// The top-level value, with batches flushed between the elements of a top-level array so a
+/// large array is scanned as it streams. (A top-level object is flushed at its end; its values
+/// are kept in the batch meanwhile.)
+struct FlushingSeed<'e, 'w, 's, 'c> {
+    emitter: &'e mut Emitter<'w>,
+    session: &'s mut Session<'c>,
+}
+
+impl<'de> DeserializeSeed<'de> for FlushingSeed<'_, '_, '_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FlushingSeed<'_, '_, '_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON document")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.emitter.emit(JsonEvent::StartArray);
+        while seq.next_element_seed(&mut *self.emitter)?.is_some() {
+            if self.emitter.batch.len() >= BATCH_BYTES {
+                self.session.scan(self.emitter.batch);
+                self.session.classified += self.emitter.batch.len() as u64;
+                self.emitter.batch.clear();
+            }
+        }
+        self.emitter.emit(JsonEvent::EndArray);
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.emitter.visit_map(map)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.emitter.visit_bool(v)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.emitter.visit_unit()
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.emitter.visit_u64(v)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.emitter.visit_i64(v)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        self.emitter.visit_f64(v)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.emitter.visit_str(v)
+    }
 }
 
 pub(super) fn read_lines(reader: &mut impl BufRead, session: &mut Session<'_>) -> Result<(), Stop> {
@@ -164,20 +402,19 @@ pub(super) fn read_lines(reader: &mut impl BufRead, session: &mut Session<'_>) -
             )));
         }
         if !line.iter().all(u8::is_ascii_whitespace) {
-            let mut parser = SliceJsonParser::new(&line);
-            let mut walker = Walker::default();
-            loop {
-                match parser.parse_next() {
-                    Ok(event) => {
-                        if !walker.event(event, index, &mut batch) {
-                            break;
-                        }
-                    }
-                    Err(err) => {
-                        session.scan(&batch);
-                        return Err(Stop::Malformed(format!("JSON Lines record {index}: {err}")));
-                    }
-                }
+            let mut emitter = Emitter {
+                walker: Walker::new(false),
+                batch: &mut batch,
+                record: index,
+                number: String::new(),
+            };
+            let mut deserializer = serde_json::Deserializer::from_slice(&line);
+            let parsed = (&mut emitter)
+                .deserialize(&mut deserializer)
+                .and_then(|()| deserializer.end());
+            if let Err(err) = parsed {
+                session.scan(&batch);
+                return Err(stop(err, &format!("JSON Lines record {index}")));
             }
             index += 1;
         }
@@ -224,6 +461,36 @@ mod tests {
     }
 
     #[test]
+    fn paths_follow_nested_arrays_and_odd_keys() {
+        let report = classify(
+            "x.json",
+            r#"{"a": [[1, "ssn 123-45-6789"], {"it's": {"ssn": "234-56-7890"}}]}"#,
+        );
+        let paths: Vec<_> = report.detections[0].occurrences.clone();
+        assert_eq!(
+            paths,
+            [
+                Occurrence::Record {
+                    record_index: 0,
+                    json_path: "$.a[0][1]".into()
+                },
+                Occurrence::Record {
+                    record_index: 0,
+                    json_path: "$.a[1]['it\\'s'].ssn".into()
+                },
+            ]
+        );
+        let report = classify("x.jsonl", "[\"a\"]\n[\"b\", \"ssn 123-45-6789\"]\n");
+        assert_eq!(
+            report.detections[0].occurrences,
+            [Occurrence::Record {
+                record_index: 1,
+                json_path: "$[1]".into()
+            }]
+        );
+    }
+
+    #[test]
     fn json_lines_records_are_lines() {
         let report = classify(
             "events.jsonl",
@@ -261,6 +528,12 @@ mod tests {
         assert_eq!(report.status, Status::Partial);
         assert_eq!(report.reason, Some("MALFORMED_FILE"));
         assert_eq!(report.detections.len(), 1);
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let report = classify("deep.json", &deep);
+        assert_eq!(report.reason, Some("JSON_NESTING_LEVEL_OVER_LIMIT"));
+        assert!(!report.is_clean());
+        let report = classify("trailing.json", "{} {}");
+        assert_eq!(report.reason, Some("MALFORMED_FILE"));
         let report = classify("x.jsonl", "{\"a\": 1}\nnot json\n");
         assert_eq!(report.reason, Some("MALFORMED_FILE"));
         assert!(!report.is_clean());

@@ -113,6 +113,8 @@ pub(crate) enum Stop {
     Io(io::Error),
     /// The content is not valid for its format (e.g. JSON syntax).
     Malformed(String),
+    /// JSON nested deeper than the parser follows.
+    TooDeep(String),
 }
 
 impl From<io::Error> for Stop {
@@ -237,6 +239,7 @@ fn stopped(session: Session<'_>, stop: Stop, gzip: bool, mime: &'static str) -> 
         }
         Stop::Io(err) => ("UNABLE_TO_PARSE_FILE", format!("read failed: {err}")),
         Stop::Malformed(detail) => ("MALFORMED_FILE", detail),
+        Stop::TooDeep(detail) => ("JSON_NESTING_LEVEL_OVER_LIMIT", detail),
     };
     let status = if session.classified > 0 {
         Status::Partial

@@ -4,11 +4,10 @@
 
 use std::borrow::Cow;
 use std::io::{BufRead, Read};
-use std::sync::Arc;
 
 use super::Stop;
 use crate::Session;
-use crate::batch::{Batch, Place};
+use crate::batch::{Batch, EMPTY, Place};
 
 const BLOCK: usize = 1 << 20;
 /// Longer than any managed identifier's value, and than most custom ones.
@@ -19,7 +18,6 @@ pub(super) fn read(reader: &mut impl BufRead, session: &mut Session<'_>) -> Resu
     let mut batch = Batch::default();
     let (mut line, mut column) = (1u64, 1u64);
     let mut latin1 = false;
-    let context: Arc<str> = Arc::from("");
     loop {
         let want = BLOCK - buf.len();
         let got = reader.by_ref().take(want as u64).read_to_end(&mut buf)?;
@@ -61,7 +59,7 @@ pub(super) fn read(reader: &mut impl BufRead, session: &mut Session<'_>) -> Resu
                 first_line: line,
                 first_column: column,
             },
-            context.clone(),
+            EMPTY,
         );
         batch.cells[0].accept_before = next_in_text;
         session.scan(&batch);
