@@ -139,7 +139,9 @@ impl<'c> Session<'c> {
         if config.managed != Selection::None {
             let matcher = &self.classifier.managed;
             let mut locator = Locator::new(batch);
-            for (shape, start, end) in matcher.candidates(text) {
+            let mut at = 0;
+            while let Some((shape, start, end)) = matcher.find_at(text, at) {
+                at = matcher.resume_after_miss(shape, text, start, end);
                 let Some(cell) = locator.cell(start, end) else {
                     continue;
                 };
@@ -151,6 +153,8 @@ impl<'c> Session<'c> {
                 let Some(hit) = matcher.validate(shape, text, start, end, &around) else {
                     continue;
                 };
+                // What was reported is consumed; what the candidate matched beyond it is not.
+                at = hit.end.max(start + 1);
                 if !config.managed.includes(MANAGED[hit.identifier].id)
                     || config.allow.allows(&text[hit.start..hit.end])
                 {
@@ -229,6 +233,53 @@ impl<'c> Session<'c> {
             mime_type,
             size_classified: self.classified,
             detections,
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the bytes and whatever the name says, classification ends with a report
+        /// that is never "clean" unless the whole input was read.
+        #[test]
+        fn any_input_gets_a_report(
+            bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+            name in prop::sample::select(vec!["a.txt", "a.csv", "a.tsv", "a.json", "a.jsonl", "a.gz", "a.csv.gz", "a", "a.png"]),
+        ) {
+            let report = Classifier::new(Config::default()).classify(name, Some(bytes.len() as u64), bytes.as_slice());
+            if report.is_clean() {
+                prop_assert_eq!(report.reason, None);
+            } else if report.status != Status::Complete {
+                prop_assert!(report.reason.is_some());
+            }
+            prop_assert!(report.size_classified <= bytes.len() as u64 || name.ends_with(".gz"));
+        }
+
+        /// A valid card number is found wherever it sits between words, in any format.
+        #[test]
+        fn a_card_is_found_among_any_words(
+            before in "[a-z ]{0,60}",
+            after in "[a-z ]{0,60}",
+            name in prop::sample::select(vec!["a.txt", "a.csv", "a.jsonl"]),
+        ) {
+            let sentence = format!("{before} 4111 1111 1111 1111 {after}");
+            let body = match name {
+                "a.jsonl" => serde_json::json!({ "note": sentence }).to_string(),
+                "a.csv" => format!("note\n\"{sentence}\"\n"),
+                _ => sentence,
+            };
+            let report = Classifier::new(Config::default()).classify(name, None, body.as_bytes());
+            let cards: u64 = report
+                .detections
+                .iter()
+                .filter(|d| d.identifier.label().starts_with("CREDIT_CARD_NUMBER"))
+                .map(|d| d.count)
+                .sum();
+            prop_assert_eq!(cards, 1);
         }
     }
 }

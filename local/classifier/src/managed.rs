@@ -7,6 +7,7 @@
 //! reported as at most one identifier; that is the rule this classifier chose where Macie's
 //! behaviour is not published.
 
+use regex_automata::Input;
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 
@@ -137,14 +138,51 @@ impl ManagedMatcher {
         }
     }
 
-    /// Every candidate in `text` as (shape index, start, end).
+    /// The first candidate starting at or after `at`, as (shape index, start, end).
+    pub fn find_at(&self, text: &str, at: usize) -> Option<(usize, usize, usize)> {
+        let input = Input::new(text.as_bytes()).range(at..);
+        self.regex
+            .find(input)
+            .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+    }
+
+    /// Every candidate in `text`, for tests: each rejected one resumes as the scan does.
+    #[cfg(test)]
     pub fn candidates<'t>(
         &'t self,
         text: &'t str,
     ) -> impl Iterator<Item = (usize, usize, usize)> + 't {
-        self.regex
-            .find_iter(text.as_bytes())
-            .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let found = self.find_at(text, at)?;
+            at = self.resume_after_miss(found.0, text, found.1, found.2);
+            Some(found)
+        })
+    }
+
+    /// Where the search goes on after a candidate that was not reported. A keyword-first shape
+    /// (a security code) or a greedy one (an IBAN's groups, a run of digit groups) can swallow
+    /// the start of a real value that follows, e.g. `cvv 4111 1111 1111 1111` is a card, not a
+    /// code: the search resumes at the next word inside the candidate, or for a security code
+    /// at its digits. Long base64-like runs resume after their end, which keeps the scan linear.
+    pub fn resume_after_miss(&self, shape: usize, text: &str, start: usize, end: usize) -> usize {
+        match self.shapes[shape] {
+            Shape::SecurityCode => {
+                let digits = text.as_bytes()[start..end]
+                    .iter()
+                    .rev()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                end - digits
+            }
+            Shape::Iban
+            | Shape::Number
+            | Shape::LetterAndDigits
+            | Shape::Date
+            | Shape::Expiration
+            | Shape::LatLong => next_word(text.as_bytes(), start, end),
+            _ => end,
+        }
     }
 
     /// Whether identifier `id` has a keyword within reach of `start..end` (batch offsets), or
@@ -221,7 +259,16 @@ impl ManagedMatcher {
             Shape::AwsKeyId => hit("AWS_CREDENTIALS"),
             Shape::Iban => self.iban(text, start, end),
             Shape::SecurityCode => {
-                // The keyword is part of the pattern; the value is the trailing digits.
+                // The keyword is part of the pattern; the value is the trailing digits, unless
+                // they begin a longer number (`cvv 4111 1111 ...` is a card).
+                let rest = &text.as_bytes()[end..];
+                let continues = match rest {
+                    [b' ' | b'-', d, ..] | [d, ..] => d.is_ascii_digit(),
+                    [] => false,
+                };
+                if continues {
+                    return None;
+                }
                 let digits = value.bytes().rev().take_while(u8::is_ascii_digit).count();
                 Some(Hit {
                     identifier: index("CREDIT_CARD_SECURITY_CODE"),
@@ -333,6 +380,13 @@ impl ManagedMatcher {
         }
         None
     }
+}
+
+/// The start of the first word after `start` and before `end`, else `end`.
+fn next_word(bytes: &[u8], start: usize, end: usize) -> usize {
+    (start + 1..end)
+        .find(|&i| bytes[i].is_ascii_alphanumeric() && !bytes[i - 1].is_ascii_alphanumeric())
+        .unwrap_or(end)
 }
 
 /// (year, month, day) of a date candidate; US order (month first) for slashed dates, day first
@@ -514,6 +568,19 @@ mod tests {
         assert_eq!(found("exp 09/27"), ["CREDIT_CARD_EXPIRATION"]);
         assert!(found("ratio 09/27").is_empty());
         assert_eq!(found("CVV: 123"), ["CREDIT_CARD_SECURITY_CODE"]);
+        // A security-code keyword before a card does not hide the card.
+        assert_eq!(
+            found("cvv 4111 1111 1111 1111"),
+            ["CREDIT_CARD_NUMBER_(NO_KEYWORD)"]
+        );
+        // Nor does an IBAN whose groups run on into one.
+        assert_eq!(
+            found("IBAN BE68539007547034 4111 1111 1111 1111"),
+            [
+                "INTERNATIONAL_BANK_ACCOUNT_NUMBER",
+                "CREDIT_CARD_NUMBER_(NO_KEYWORD)"
+            ]
+        );
         assert!(found("room 123").is_empty());
     }
 

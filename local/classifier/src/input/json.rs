@@ -299,8 +299,13 @@ pub(super) fn read_document(
 ) -> Result<(), Stop> {
     let mut batch = Batch::default();
     // serde_json pulls bytes one at a time from a `Read`; the BufReader under it keeps that
-    // cheap. Each flushed batch's text size counts as classified.
-    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    // cheap. Flushed batches count as classified while streaming (so a later error reads as
+    // PARTIAL); at the end, the bytes actually read do.
+    let read = std::cell::Cell::new(0u64);
+    let mut deserializer = serde_json::Deserializer::from_reader(Counting {
+        inner: reader,
+        read: &read,
+    });
     let result = {
         let mut emitter = Emitter {
             walker: Walker::new(true),
@@ -315,9 +320,29 @@ pub(super) fn read_document(
         .deserialize(&mut deserializer)
         .and_then(|()| deserializer.end())
     };
+    // A document that breaks before its first value was not classified at all (SKIPPED).
+    let saw_values = session.classified > 0 || !batch.cells.is_empty();
     session.scan(&batch);
-    session.classified += batch.len() as u64;
+    session.classified = if result.is_ok() || saw_values {
+        read.get()
+    } else {
+        0
+    };
     result.map_err(|err| stop(err, "JSON"))
+}
+
+/// Counts the bytes a reader hands out.
+struct Counting<'c, R> {
+    inner: R,
+    read: &'c std::cell::Cell<u64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
 }
 
 /// The top-level value, with batches flushed between the elements of a top-level array so a
@@ -534,6 +559,11 @@ mod tests {
         assert!(!report.is_clean());
         let report = classify("trailing.json", "{} {}");
         assert_eq!(report.reason, Some("MALFORMED_FILE"));
+        let report = classify("text.json", "not json at all");
+        assert_eq!(
+            (report.status, report.reason),
+            (Status::Skipped, Some("MALFORMED_FILE"))
+        );
         let report = classify("x.jsonl", "{\"a\": 1}\nnot json\n");
         assert_eq!(report.reason, Some("MALFORMED_FILE"));
         assert!(!report.is_clean());

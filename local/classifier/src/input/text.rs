@@ -64,7 +64,6 @@ pub(super) fn read(reader: &mut impl BufRead, session: &mut Session<'_>) -> Resu
         batch.cells[0].accept_before = next_in_text;
         session.scan(&batch);
         let consumed = &text[..next_in_text];
-        session.classified += consumed.len() as u64;
         for ch in consumed.chars() {
             if ch == '\n' {
                 line += 1;
@@ -79,6 +78,8 @@ pub(super) fn read(reader: &mut impl BufRead, session: &mut Session<'_>) -> Resu
             consumed.len()
         };
         let next = if next == 0 { cut } else { next };
+        // Bytes of the input, not of the decoded text (Latin-1 grows in UTF-8).
+        session.classified += next as u64;
         buf.drain(..next);
         if eof && buf.is_empty() {
             return Ok(());
