@@ -152,11 +152,17 @@ async fn a_permanent_error_is_caught_announced_once_and_fails_the_run() {
 async fn unusable_execution_input_fails_clearly_and_touches_nothing() {
     let gate = Gate::start().await;
     gate.upload("a.txt", "fine", &[], &[]).await;
-    for (name, input) in [
+    let inputs = [
         ("number-id", json!({"id": 42})),
         ("bad-chars", json!({"id": "semi;colon"})),
         ("huge", json!({"id": "x".repeat(5000)})),
-    ] {
+        ("array-input", json!(["id", "wf"])),
+        ("string-input", json!("wf-1")),
+        ("array-id", json!({"id": ["wf-1"]})),
+        ("empty-id", json!({"id": ""})),
+        ("tag-unsafe-id", json!({"id": "wf\u{0}\n<script>"})),
+    ];
+    for (name, input) in inputs.clone() {
         let arn = gate.start_run(name, input).await;
         let described = gate.finished(&arn).await;
         assert_eq!(described.status.as_str(), "FAILED", "{name}");
@@ -173,8 +179,17 @@ async fn unusable_execution_input_fails_clearly_and_touches_nothing() {
     }
     assert_eq!(
         alerts(&gate, "run failed").len(),
-        3,
+        inputs.len(),
         "one alert per failed run"
     );
     assert_eq!(gate.keys(Bucket::Raw).await, vec!["a.txt"]);
+    // Fields beyond `id` are ignored, not refused: EventBridge's scheduled event carries many.
+    let arn = gate
+        .start_run(
+            "extra-fields",
+            json!({"id": "wf-extra", "detail": {"deep": [1, {"x": null}]}, "bogus": true}),
+        )
+        .await;
+    gate.ends_with(&arn, "SUCCEEDED").await;
+    assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["a.txt"]);
 }

@@ -8,5 +8,6 @@ mod macie;
 mod paths;
 mod restart;
 mod scale;
+mod secrets;
 mod stepfunctions;
 mod unanalysed;

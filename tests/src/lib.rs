@@ -17,6 +17,7 @@ pub use macie_pipeline_local::client as http;
 pub use macie_pipeline::deployment::Bucket;
 
 pub mod browser;
+pub mod logs;
 
 /// A local stack with clients, in a temporary directory removed when dropped.
 pub struct Gate {

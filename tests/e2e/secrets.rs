@@ -1,0 +1,347 @@
+//! What must never leave the gate: no task token and no sensitive value in any log line of a
+//! run; and hostile requests to the approval API get a clear answer, echo nothing, expose no
+//! internals and decide nothing.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use rand::RngExt;
+use serde_json::json;
+
+use e2e::{Bucket, Gate, http as client, link_after, logs};
+use macie_pipeline::approval::links::token_param;
+
+/// A Luhn-valid Visa number no other test uses.
+fn unique_card() -> String {
+    let mut rng = rand::rng();
+    let mut digits: Vec<u8> = std::iter::once(4)
+        .chain((0..14).map(|_| rng.random_range(0..10u8)))
+        .collect();
+    let check = (0..10u8)
+        .find(|c| {
+            let mut all = digits.clone();
+            all.push(*c);
+            macie_classifier::checks::luhn(&all)
+        })
+        .expect("a check digit");
+    digits.push(check);
+    digits.iter().map(|d| char::from(b'0' + d)).collect()
+}
+
+fn unique_ssn() -> String {
+    let mut rng = rand::rng();
+    format!(
+        "{:03}-{:02}-{:04}",
+        rng.random_range(1..600u32),
+        rng.random_range(1..100u32),
+        rng.random_range(1..10000u32)
+    )
+}
+
+fn unique_secret() -> String {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    // Fixed mixed-case prefix so the secret always has the shape of one.
+    "Ab1"
+        .chars()
+        .chain((0..37).map(|_| char::from(B64[rng.random_range(0..B64.len())])))
+        .collect()
+}
+
+/// The token a decision link carries, decoded.
+fn token_of(link: &str) -> String {
+    let query = link.split_once('?').expect("a query").1;
+    token_param(query).expect("a token")
+}
+
+/// A run with flagged objects waiting for approval: (gate, execution ARN, Approve link).
+async fn waiting_run(name: &str, files: &[(&str, String)]) -> (Gate, String, String) {
+    let gate = Gate::start().await;
+    for (key, body) in files {
+        gate.upload(key, body.clone(), &[], &[]).await;
+    }
+    let arn = gate.start_run(name, json!({ "id": name })).await;
+    let email = gate.approval_email().await;
+    gate.reaches(&arn, "triggerManualApproval").await;
+    let link = link_after(&email.message, "Approve");
+    (gate, arn, link)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_token_or_sensitive_value_reaches_the_logs() {
+    let logs = logs::capture();
+    let (card, ssn, secret) = (unique_card(), unique_ssn(), unique_secret());
+    let workflow = format!("wf-secrets-{}", rand::random::<u32>());
+    let (gate, arn, link) = waiting_run(
+        &workflow,
+        &[
+            (
+                "customers/cards.csv",
+                format!("name,card number,ssn\nAda,{card},{ssn}\n"),
+            ),
+            (
+                "config/app.env",
+                format!("aws_secret_access_key = {secret}\n"),
+            ),
+            ("notes/clean.txt", "nothing to see".into()),
+        ],
+    )
+    .await;
+    let token = token_of(&link);
+    // A mail scanner's GET, a stale form with a damaged token, the real decision, a reopened
+    // link: every path that handles the token.
+    assert_eq!(client::get(&link).await.status(), 200);
+    let damaged = client::post_decision(&link, &token[..token.len() / 2]).await;
+    assert!(damaged.status().is_client_error(), "{}", damaged.status());
+    assert_eq!(client::decide(&link).await.status(), 200);
+    gate.ends_with(&arn, "SUCCEEDED").await;
+    assert!(
+        client::get(&link)
+            .await
+            .body()
+            .contains("Already decided or expired")
+    );
+    assert_eq!(gate.keys(Bucket::ScannedData).await.len(), 3);
+
+    let text = logs.text();
+    assert!(
+        text.contains(&workflow),
+        "the capture holds this run's logs"
+    );
+    let encoded = utf8_percent_encode(&token, NON_ALPHANUMERIC).to_string();
+    let forbidden = [
+        ("the task token", token.as_str()),
+        ("the percent-encoded task token", encoded.as_str()),
+        ("half the task token", &token[..token.len() / 2]),
+        ("the card number", card.as_str()),
+        ("the SSN", ssn.as_str()),
+        ("the secret key", secret.as_str()),
+    ];
+    for (what, value) in forbidden {
+        assert!(
+            !text.contains(value),
+            "{what} appears in the logs:\n{}",
+            text.lines()
+                .filter(|line| line.contains(value))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+/// A hostile request: method, URL, content type, body, and sent text that must not come back.
+type Probe<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, Option<String>);
+
+/// Markers of internals a response must never show.
+const INTERNALS: &[&str] = &[
+    "panicked",
+    "backtrace",
+    "ServiceError",
+    "DispatchFailure",
+    "dispatch failure",
+    "src/",
+    "arn:aws:states",
+];
+
+async fn send(method: &str, url: &str, content_type: Option<&str>, body: Vec<u8>) -> (u16, String) {
+    let mut request = http::Request::builder().method(method).uri(url);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = client::send(request.body(Full::new(Bytes::from(body))).expect("request")).await;
+    (response.status().as_u16(), response.into_body())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_approval_requests_get_clear_answers_and_decide_nothing() {
+    let (gate, arn, link) = waiting_run(
+        "wf-hostile",
+        &[("cards.csv", format!("card number\n{}\n", unique_card()))],
+    )
+    .await;
+    let token = token_of(&link);
+    let base = link.split('?').next().expect("a path").to_owned();
+    let deny = base.replace("/allow", "/deny");
+    let mut rng = rand::rng();
+    let random = |rng: &mut rand::rngs::ThreadRng, n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(rng.random_range(b'!'..=b'~')))
+            .collect()
+    };
+    let encode = |t: &str| utf8_percent_encode(t, NON_ALPHANUMERIC).to_string();
+    let truncated = token[..token.len() - 5].to_owned();
+    let mut junk_tokens: Vec<String> = vec![
+        truncated.clone(),
+        format!("{token}x"),
+        "A".repeat(4096),
+        "<script>alert(1)</script>".into(),
+        "' OR 1=1 --".into(),
+    ];
+    for n in [8, 64, 600] {
+        junk_tokens.push(random(&mut rng, n));
+    }
+    // (method, url, content type, body, text that must not be echoed)
+    let mut requests: Vec<Probe<'_>> = vec![
+        ("GET", base.clone(), None, vec![], None),
+        ("GET", format!("{base}?token="), None, vec![], None),
+        ("GET", format!("{base}?token=%ZZ%"), None, vec![], None),
+        (
+            "GET",
+            format!("{base}?token={}", "B".repeat(60_000)),
+            None,
+            vec![],
+            Some("B".repeat(60_000)),
+        ),
+        (
+            "GET",
+            format!("{base}?other={}", encode(&token)),
+            None,
+            vec![],
+            None,
+        ),
+        (
+            "POST",
+            base.clone(),
+            None,
+            format!("token={}", encode(&token)).into_bytes(),
+            Some(token.clone()),
+        ),
+        (
+            "POST",
+            base.clone(),
+            Some("application/json"),
+            json!({"token": token}).to_string().into_bytes(),
+            Some(token.clone()),
+        ),
+        (
+            "POST",
+            base.clone(),
+            Some("text/plain"),
+            format!("token={}", encode(&token)).into_bytes(),
+            Some(token.clone()),
+        ),
+        (
+            "POST",
+            base.clone(),
+            Some("multipart/form-data; boundary=x"),
+            format!(
+                "--x\r\ncontent-disposition: form-data; name=\"token\"\r\n\r\n{token}\r\n--x--"
+            )
+            .into_bytes(),
+            Some(token.clone()),
+        ),
+        (
+            "POST",
+            base.clone(),
+            Some("application/x-www-form-urlencoded"),
+            vec![],
+            None,
+        ),
+        (
+            "POST",
+            base.clone(),
+            Some("application/x-www-form-urlencoded"),
+            b"token=".to_vec(),
+            None,
+        ),
+        (
+            "POST",
+            base.clone(),
+            Some("application/x-www-form-urlencoded"),
+            vec![0xff, 0xfe, 0x00, 0x80],
+            None,
+        ),
+        (
+            "POST",
+            base.clone(),
+            Some("application/x-www-form-urlencoded"),
+            (0..200_000).map(|_| rng.random::<u8>()).collect(),
+            None,
+        ),
+        (
+            "PUT",
+            format!("{base}?token={}", encode(&token)),
+            None,
+            vec![],
+            Some(token.clone()),
+        ),
+        (
+            "DELETE",
+            format!("{base}?token={}", encode(&token)),
+            None,
+            vec![],
+            Some(token.clone()),
+        ),
+        (
+            "PATCH",
+            format!("{deny}?token={}", encode(&token)),
+            Some("application/x-www-form-urlencoded"),
+            format!("token={}", encode(&token)).into_bytes(),
+            Some(token.clone()),
+        ),
+    ];
+    for junk in &junk_tokens {
+        requests.push((
+            "GET",
+            format!("{base}?token={}", encode(junk)),
+            None,
+            vec![],
+            Some(junk.clone()),
+        ));
+        requests.push((
+            "GET",
+            format!("{deny}?token={}", encode(junk)),
+            None,
+            vec![],
+            Some(junk.clone()),
+        ));
+        requests.push((
+            "POST",
+            deny.clone(),
+            Some("application/x-www-form-urlencoded"),
+            format!("token={}", encode(junk)).into_bytes(),
+            Some(junk.clone()),
+        ));
+    }
+    // The real token by GET on both links: the page, with the token only in its own form.
+    requests.push(("GET", link.clone(), None, vec![], None));
+    requests.push(("GET", link.replace("/allow", "/deny"), None, vec![], None));
+
+    for (method, url, content_type, body, secret) in requests {
+        let shown = format!("{method} {}", &url[..url.len().min(120)]);
+        let (status, page) = send(method, &url, content_type, body).await;
+        assert!(status < 500, "{shown}: {status}\n{page}");
+        for marker in INTERNALS {
+            assert!(
+                !page.contains(marker),
+                "{shown}: the answer shows {marker:?}:\n{page}"
+            );
+        }
+        if let Some(secret) = secret.filter(|s| s.len() >= 8) {
+            let escaped = secret
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', "&#39;");
+            assert!(
+                !page.contains(&secret)
+                    && !page.contains(&escaped)
+                    && !page.contains(&encode(&secret)),
+                "{shown}: the answer echoes what was sent"
+            );
+        }
+        if status == 200 {
+            assert!(page.contains("<html"), "{shown}: a page, not internals");
+        }
+    }
+
+    // Nothing was decided: the run still waits and the object is still held.
+    assert_eq!(gate.describe(&arn).await.status.as_str(), "RUNNING");
+    assert_eq!(gate.keys(Bucket::ManualReview).await, ["cards.csv"]);
+    assert!(gate.keys(Bucket::ScannedData).await.is_empty());
+    // And the real link still works.
+    assert_eq!(client::decide(&link).await.status(), 200);
+    gate.ends_with(&arn, "SUCCEEDED").await;
+    assert_eq!(gate.keys(Bucket::ScannedData).await, ["cards.csv"]);
+}
