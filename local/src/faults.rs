@@ -19,6 +19,12 @@ pub enum FaultError {
     Throttling,
     /// No error: only the latency applies.
     None,
+    /// The Lambda invocations in flight die, as a killed process does, before the request is
+    /// made: the request is never carried out and each of those invocations ends with
+    /// `Lambda.Unknown` (what Step Functions reports for a crash, an out-of-memory or a timeout).
+    /// For requests the handlers make (S3 `CopyObject`, `DeleteObject`, ...): that is where a
+    /// crash can leave an object copied but not yet deleted.
+    Crash,
 }
 
 /// One rule: which requests, how often, and what happens to them.
@@ -49,10 +55,21 @@ pub struct Decision {
     pub latency_ms: u64,
 }
 
-#[derive(Default)]
 pub struct Faults {
     rules: Mutex<Vec<(FaultRule, u64)>>,
     injected: AtomicU64,
+    /// Counts the crashes; each invocation watches it and dies when it moves.
+    crashes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            rules: Mutex::new(Vec::new()),
+            injected: AtomicU64::new(0),
+            crashes: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Faults {
@@ -83,6 +100,21 @@ impl Faults {
     /// Errors injected so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)
+    }
+
+    /// Crashes injected so far.
+    pub fn crashes(&self) -> u64 {
+        *self.crashes.borrow()
+    }
+
+    /// Kills every Lambda invocation in flight.
+    pub fn crash(&self) {
+        self.crashes.send_modify(|count| *count += 1);
+    }
+
+    /// What an invocation watches to learn it was killed.
+    pub fn watch_crashes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.crashes.subscribe()
     }
 
     /// Decides the fate of one request.

@@ -4,6 +4,7 @@
 //! timeout, and a function error reaches the state machine as Lambda reports it: the error's
 //! name as the error, the whole error payload as the cause.
 
+use crate::faults::Faults;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,8 @@ pub struct FunctionOverrides {
 pub struct Lambdas {
     functions: HashMap<String, Function>,
     approval: Arc<ReceiveApprovalDecision>,
+    /// Injected crashes kill the invocations in flight.
+    faults: Arc<Faults>,
 }
 
 fn configured<C: FromEnv>(name: &str, environment: &BTreeMap<String, String>) -> Result<C, String> {
@@ -84,6 +87,7 @@ impl Lambdas {
         deployment: &Deployment,
         aws: &SdkConfig,
         overrides: &FunctionOverrides,
+        faults: Arc<Faults>,
     ) -> Result<Self, String> {
         let mut functions = HashMap::new();
         let mut approval = None;
@@ -144,6 +148,7 @@ impl Lambdas {
         Ok(Self {
             functions,
             approval: approval.ok_or("the template has no ReceiveApprovalDecision function")?,
+            faults,
         })
     }
 
@@ -176,10 +181,21 @@ impl Lambdas {
             let step = Arc::clone(&function.step);
             let timeout = function.timeout;
             let deadline = Deadline::after(timeout);
+            let mut crashes = lambdas.faults.watch_crashes();
+            crashes.mark_unchanged();
             let mut run = tokio::spawn(async move { step.call(payload, deadline).await });
             // The handler watches its deadline; a hard stop a little after it stands for Lambda
             // killing an invocation that overran.
-            let outcome = tokio::time::timeout(timeout + Duration::from_secs(2), &mut run).await;
+            let outcome = tokio::select! {
+                outcome = tokio::time::timeout(timeout + Duration::from_secs(2), &mut run) => outcome,
+                _ = crashes.changed() => {
+                    run.abort();
+                    return Err(StatesError::new(
+                        "Lambda.Unknown",
+                        json!({"errorType": "Runtime.ExitError", "errorMessage": format!("The function {name} was killed (injected crash)")}).to_string(),
+                    ));
+                }
+            };
             if outcome.is_err() {
                 run.abort();
             }

@@ -287,6 +287,12 @@ async fn injected(faults: &Faults, service: &str, operation: &str) -> Option<Rep
     if decision.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(decision.latency_ms)).await;
     }
+    if decision.error == Some(FaultError::Crash) {
+        // The caller dies before its request is carried out: it never sees an answer.
+        faults.crash();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        return Some(fault_reply(service, FaultError::InternalError));
+    }
     decision
         .error
         .filter(|e| *e != FaultError::None)

@@ -189,7 +189,13 @@ impl LocalStack {
             configure_discovery_results(&macie, results_bucket, results_key)?;
         }
         let aws = sdk_config(&endpoint).await;
-        let lambdas = Arc::new(Lambdas::build(&deployment, &aws, &config.functions)?);
+        let faults = Arc::new(Faults::default());
+        let lambdas = Arc::new(Lambdas::build(
+            &deployment,
+            &aws,
+            &config.functions,
+            Arc::clone(&faults),
+        )?);
         let integrations = Arc::new(LocalIntegrations {
             lambdas: Arc::clone(&lambdas),
             sns: Arc::clone(&sns),
@@ -218,7 +224,7 @@ impl LocalStack {
             sns,
             engine,
             approval: lambdas.approval(),
-            faults: Arc::new(Faults::default()),
+            faults,
         });
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve(listener, Arc::clone(&services), shutdown.clone()));

@@ -193,3 +193,53 @@ async fn unusable_execution_input_fails_clearly_and_touches_nothing() {
     gate.ends_with(&arn, "SUCCEEDED").await;
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["a.txt"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_between_copy_and_delete_is_retried_and_leaves_one_copy() {
+    let gate = Gate::start().await;
+    for key in ["a.txt", "b.txt", "c.txt"] {
+        gate.upload(key, format!("fine {key}"), &[("team", "ops")], &[])
+            .await;
+    }
+    // The first copy and the first delete of the raw -> scan-stage move each kill the invocation
+    // making them: once before anything moved, once with an object copied but not deleted.
+    for operation in ["DeleteObject", "CopyObject"] {
+        gate.stack
+            .faults()
+            .add(FaultRule {
+                service: "s3".into(),
+                operation: Some(operation.into()),
+                error: FaultError::Crash,
+                count: Some(1),
+                probability: None,
+                latency_ms: None,
+            })
+            .unwrap();
+    }
+    let arn = gate.start_run("crash", json!({"id": "wf-crash"})).await;
+    let described = gate.finished(&arn).await;
+    assert_eq!(
+        described.status.as_str(),
+        "SUCCEEDED",
+        "{}",
+        gate.explain(&arn)
+    );
+    assert_eq!(gate.stack.faults().crashes(), 2);
+    let history = gate.stack.engine().describe(&arn).unwrap().history;
+    let crashed = history
+        .iter()
+        .filter(|e| {
+            e.kind == "TaskFailed"
+                && e.details["taskFailedEventDetails"]["error"] == "Lambda.Unknown"
+        })
+        .count();
+    assert_eq!(crashed, 2, "{}", gate.explain(&arn));
+    assert_eq!(
+        gate.sorted_keys(Bucket::ScannedData).await,
+        vec!["a.txt", "b.txt", "c.txt"]
+    );
+    for bucket in [Bucket::Raw, Bucket::ScanStage, Bucket::ManualReview] {
+        assert!(gate.keys(bucket).await.is_empty(), "{bucket:?}");
+    }
+    assert_eq!(gate.tags(Bucket::ScannedData, "a.txt").await["team"], "ops");
+}

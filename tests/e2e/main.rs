@@ -9,5 +9,6 @@ mod paths;
 mod restart;
 mod scale;
 mod secrets;
+mod soak;
 mod stepfunctions;
 mod unanalysed;

@@ -18,6 +18,7 @@ pub use macie_pipeline::deployment::Bucket;
 
 pub mod browser;
 pub mod logs;
+pub mod soak;
 
 /// A local stack with clients, in a temporary directory removed when dropped.
 pub struct Gate {

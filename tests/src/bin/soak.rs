@@ -1,0 +1,117 @@
+//! `cargo run -p e2e --bin soak -- [--seeds FIRST..END | --seed N] [--jobs N]`: the randomized
+//! soak (see `e2e::soak`), N runs at a time, each on its own local stack. Prints one line per
+//! run and a summary; exits 1 if any invariant was violated, naming the seeds (replay one with
+//! `--seed N`).
+
+use std::process::ExitCode;
+
+struct Options {
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        seeds: 1..21,
+        jobs: 1,
+    };
+    let mut args = std::env::args().skip(1);
+    let number = |flag: &str, value: Option<String>| -> Result<u64, String> {
+        let value = value.ok_or_else(|| format!("{flag} needs a value"))?;
+        value
+            .parse()
+            .map_err(|_| format!("{flag} {value}: not a number"))
+    };
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--seed" => {
+                let seed = number("--seed", args.next())?;
+                options.seeds = seed..seed + 1;
+            }
+            "--seeds" => {
+                let value = args.next().ok_or("--seeds needs FIRST..END")?;
+                let (first, end) = value
+                    .split_once("..")
+                    .ok_or_else(|| format!("--seeds {value}: expected FIRST..END"))?;
+                options.seeds =
+                    number("--seeds", Some(first.into()))?..number("--seeds", Some(end.into()))?;
+            }
+            "--jobs" => options.jobs = number("--jobs", args.next())?.max(1) as usize,
+            other => {
+                return Err(format!(
+                    "{other}: usage: soak [--seeds FIRST..END | --seed N] [--jobs N]"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() -> ExitCode {
+    let options = match options() {
+        Ok(options) => options,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = std::time::Instant::now();
+    let (mut runs, mut faults, mut crashes, mut objects, mut executions) =
+        (0u64, 0u64, 0u64, 0usize, 0usize);
+    let mut failing = Vec::new();
+    let mut seeds = options.seeds.clone();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < options.jobs {
+            let Some(seed) = seeds.next() else { break };
+            running.spawn(e2e::soak::run(seed));
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let report = joined.expect("a soak run does not panic");
+        let seed = report.seed;
+        runs += 1;
+        faults += report.faults_injected;
+        crashes += report.crashes;
+        objects += report.objects;
+        executions += report.executions;
+        println!(
+            "seed {seed:>5}: {:<12} {} object(s) ({} flagged), {} fault(s) injected ({} crash(es)), {} -> {}",
+            format!("{:?}", report.outcome),
+            report.objects,
+            report.flagged,
+            report.faults_injected,
+            report.crashes,
+            report.statuses.join(", "),
+            if report.violations.is_empty() {
+                "ok".to_owned()
+            } else {
+                format!("{} VIOLATION(S)", report.violations.len())
+            }
+        );
+        for violation in &report.violations {
+            println!("    seed {seed}: {violation}");
+        }
+        if !report.violations.is_empty() {
+            failing.push(seed);
+        }
+    }
+    failing.sort_unstable();
+    println!(
+        "{runs} run(s), {executions} execution(s), {objects} object(s), {faults} fault(s) injected of which {crashes} crash(es), {} violating seed(s){} in {:.0} s",
+        failing.len(),
+        if failing.is_empty() {
+            String::new()
+        } else {
+            format!(": {failing:?}")
+        },
+        started.elapsed().as_secs_f64()
+    );
+    if failing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
