@@ -6,6 +6,7 @@ mod browser;
 mod failures;
 mod macie;
 mod paths;
+mod process_restart;
 mod restart;
 mod scale;
 mod secrets;
