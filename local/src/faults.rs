@@ -5,6 +5,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// The kind of error injected, rendered in each service's own protocol.
@@ -57,6 +59,9 @@ pub struct Decision {
 
 pub struct Faults {
     rules: Mutex<Vec<(FaultRule, u64)>>,
+    /// Draws for probabilistic rules; seeded, a soak run draws the same sequence again (which
+    /// request gets which draw still depends on thread timing).
+    rng: Mutex<Xoshiro256PlusPlus>,
     injected: AtomicU64,
     /// Counts the crashes; each invocation watches it and dies when it moves.
     crashes: tokio::sync::watch::Sender<u64>,
@@ -66,6 +71,7 @@ impl Default for Faults {
     fn default() -> Self {
         Self {
             rules: Mutex::new(Vec::new()),
+            rng: Mutex::new(Xoshiro256PlusPlus::from_rng(&mut rand::rng())),
             injected: AtomicU64::new(0),
             crashes: tokio::sync::watch::Sender::new(0),
         }
@@ -82,6 +88,11 @@ impl Faults {
         }
         self.rules.lock().expect("lock").push((rule, 0));
         Ok(())
+    }
+
+    /// Makes the probabilistic rules draw from a sequence fixed by `seed`.
+    pub fn seed(&self, seed: u64) {
+        *self.rng.lock().expect("lock") = Xoshiro256PlusPlus::seed_from_u64(seed);
     }
 
     pub fn clear(&self) {
@@ -135,7 +146,10 @@ impl Faults {
                 continue;
             }
             let exhausted = rule.count.is_some_and(|count| *used >= count);
-            let chosen = !exhausted && rule.probability.is_none_or(|p| rand::random::<f64>() < p);
+            let chosen = !exhausted
+                && rule
+                    .probability
+                    .is_none_or(|p| self.rng.lock().expect("lock").random::<f64>() < p);
             if chosen {
                 *used += 1;
                 decision.error = Some(rule.error);

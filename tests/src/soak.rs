@@ -41,6 +41,10 @@ impl Outcome {
 pub struct RunReport {
     pub seed: u64,
     pub outcome: Outcome,
+    /// Whether the moves were given deadline continuations to go through.
+    pub continuations: bool,
+    /// How many times a moving step handed back a continuation (re-entered its state).
+    pub continuation_loops: usize,
     pub executions: usize,
     pub objects: usize,
     pub flagged: usize,
@@ -327,7 +331,19 @@ pub async fn run_with(seed: u64, how: Sabotage) -> RunReport {
         Outcome::JobCancelled,
         Outcome::JobPaused,
     ][rng.random_range(0..6usize)];
+    // A quarter of the runs give each invocation a fifth of a second, with slow copies, so the
+    // moves go through deadline continuations and crashes can land in the middle of one.
+    let continuations = rng.random_bool(0.25);
     let gate = Gate::start_with(|config| {
+        if continuations {
+            config.functions.timeout = Some(Duration::from_millis(1100));
+            for (variable, value) in [("DEADLINE_MARGIN_SECONDS", "1"), ("MOVE_CONCURRENCY", "2")] {
+                config
+                    .functions
+                    .environment
+                    .insert(variable.into(), value.into());
+            }
+        }
         match outcome {
             Outcome::TimeoutHold | Outcome::TimeoutDeny => {
                 config
@@ -355,7 +371,18 @@ pub async fn run_with(seed: u64, how: Sabotage) -> RunReport {
         let (key, object) = upload(&gate, &mut rng, index, false).await;
         uploaded.insert(key, object);
     }
-    let rules = random_faults(&mut rng);
+    let mut rules = random_faults(&mut rng);
+    if continuations {
+        rules.push(FaultRule {
+            service: "s3".into(),
+            operation: Some("CopyObject".into()),
+            error: FaultError::None,
+            count: None,
+            probability: None,
+            latency_ms: Some(rng.random_range(40..80u64)),
+        });
+    }
+    gate.stack.faults().seed(seed);
     for rule in rules {
         gate.stack.faults().add(rule).expect("a valid rule");
     }
@@ -385,6 +412,27 @@ pub async fn run_with(seed: u64, how: Sabotage) -> RunReport {
     gate.stack.faults().clear();
     let mut statuses = Vec::new();
     let mut finished = BTreeMap::new();
+    let mut continuation_loops = 0;
+    for (_, arn) in &executions {
+        if let Some(record) = gate.stack.engine().describe(arn) {
+            for step in [
+                "triggerMacieScan",
+                "moveAllScanStageS3Files",
+                "moveToScannedDataS3Files",
+                "deleteManualReviewS3Files",
+            ] {
+                let entered = record
+                    .history
+                    .iter()
+                    .filter(|e| {
+                        e.kind == "TaskStateEntered"
+                            && e.details["stateEnteredEventDetails"]["name"] == step
+                    })
+                    .count();
+                continuation_loops += entered.saturating_sub(1);
+            }
+        }
+    }
     for (workflow, arn) in &executions {
         let described = gate.describe(arn).await;
         let status = described.status.as_str().to_owned();
@@ -402,6 +450,8 @@ pub async fn run_with(seed: u64, how: Sabotage) -> RunReport {
     RunReport {
         seed,
         outcome,
+        continuations,
+        continuation_loops,
         executions: executions.len(),
         objects: uploaded.len(),
         flagged: uploaded.values().filter(|o| o.flagged).count(),

@@ -57,8 +57,9 @@ async fn main() -> ExitCode {
         }
     };
     let started = std::time::Instant::now();
-    let (mut runs, mut faults, mut crashes, mut objects, mut executions) =
-        (0u64, 0u64, 0u64, 0usize, 0usize);
+    let (mut runs, mut faults, mut crashes, mut objects, mut executions, mut continued) =
+        (0u64, 0u64, 0u64, 0usize, 0usize, 0u64);
+    let mut loops = 0usize;
     let mut failing = Vec::new();
     let mut seeds = options.seeds.clone();
     let mut running = tokio::task::JoinSet::new();
@@ -75,11 +76,18 @@ async fn main() -> ExitCode {
         runs += 1;
         faults += report.faults_injected;
         crashes += report.crashes;
+        continued += u64::from(report.continuations);
+        loops += report.continuation_loops;
         objects += report.objects;
         executions += report.executions;
         println!(
-            "seed {seed:>5}: {:<12} {} object(s) ({} flagged), {} fault(s) injected ({} crash(es)), {} -> {}",
+            "seed {seed:>5}: {:<12}{} {} object(s) ({} flagged), {} fault(s) injected ({} crash(es)), {} -> {}",
             format!("{:?}", report.outcome),
+            if report.continuations {
+                format!(" +{} continuation(s)", report.continuation_loops)
+            } else {
+                String::new()
+            },
             report.objects,
             report.flagged,
             report.faults_injected,
@@ -100,7 +108,7 @@ async fn main() -> ExitCode {
     }
     failing.sort_unstable();
     println!(
-        "{runs} run(s), {executions} execution(s), {objects} object(s), {faults} fault(s) injected of which {crashes} crash(es), {} violating seed(s){} in {:.0} s",
+        "{runs} run(s) ({continued} with short deadlines: {loops} continuations), {executions} execution(s), {objects} object(s), {faults} fault(s) injected of which {crashes} crash(es), {} violating seed(s){} in {:.0} s",
         failing.len(),
         if failing.is_empty() {
             String::new()
