@@ -5,6 +5,8 @@
 
 use std::process::ExitCode;
 
+use futures::FutureExt;
+
 struct Options {
     seeds: std::ops::Range<u64>,
     jobs: usize,
@@ -66,13 +68,33 @@ async fn main() -> ExitCode {
     loop {
         while running.len() < options.jobs {
             let Some(seed) = seeds.next() else { break };
-            running.spawn(e2e::soak::run(seed));
+            // A run that panics (say, the harness's own upload failing for good) is a failing
+            // seed in the summary, not the end of the soak.
+            running.spawn(async move {
+                let outcome = std::panic::AssertUnwindSafe(e2e::soak::run(seed))
+                    .catch_unwind()
+                    .await;
+                (seed, outcome)
+            });
         }
         let Some(joined) = running.join_next().await else {
             break;
         };
-        let report = joined.expect("a soak run does not panic");
-        let seed = report.seed;
+        let (seed, outcome) = joined.expect("soak tasks are not cancelled");
+        let report = match outcome {
+            Ok(report) => report,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                println!("seed {seed:>5}: the run panicked: {message}");
+                runs += 1;
+                failing.push(seed);
+                continue;
+            }
+        };
         runs += 1;
         faults += report.faults_injected;
         crashes += report.crashes;
