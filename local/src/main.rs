@@ -285,6 +285,8 @@ enum ErrorArg {
     SlowDown,
     Throttling,
     None,
+    /// Kill the Lambda invocations in flight before the request is carried out.
+    Crash,
 }
 
 fn pairs(values: &[String], what: &str) -> Result<BTreeMap<String, String>, String> {
@@ -773,6 +775,7 @@ async fn fault(command: FaultCommand) -> Result<ExitCode, String> {
                     ErrorArg::SlowDown => FaultError::SlowDown,
                     ErrorArg::Throttling => FaultError::Throttling,
                     ErrorArg::None => FaultError::None,
+                    ErrorArg::Crash => FaultError::Crash,
                 },
                 count,
                 probability,
