@@ -185,3 +185,33 @@ async fn get_findings_refuses_more_than_fifty_ids_and_list_findings_pages() {
     assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
     assert_eq!(gate.keys(Bucket::ScannedData).await.len(), 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_custom_identifier_the_classifier_cannot_use_is_refused_at_creation() {
+    let gate = Gate::start().await;
+    // Thresholds ascend but severities fall: jobs could not apply it, so it is refused now
+    // instead of being left out of every job that names it.
+    let refused = gate
+        .macie
+        .create_custom_data_identifier()
+        .name("falling")
+        .regex("P-[0-9]{4}")
+        .severity_levels(
+            SeverityLevel::builder()
+                .occurrences_threshold(1)
+                .severity(DataIdentifierSeverity::High)
+                .build(),
+        )
+        .severity_levels(
+            SeverityLevel::builder()
+                .occurrences_threshold(5)
+                .severity(DataIdentifierSeverity::Low)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("refused");
+    let message = format!("{:?}", refused);
+    assert!(message.contains("ValidationException"), "{message}");
+    assert!(message.contains("severityLevels"), "{message}");
+}

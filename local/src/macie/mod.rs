@@ -166,6 +166,23 @@ fn strings(value: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A stored (or requested) custom data identifier as the classifier defines it.
+fn custom_definition(c: &Value) -> CustomDefinition {
+    CustomDefinition {
+        id: c["id"].as_str().map(str::to_owned),
+        arn: c["arn"].as_str().map(str::to_owned),
+        name: c["name"].as_str().unwrap_or_default().to_owned(),
+        regex: c["regex"].as_str().unwrap_or_default().to_owned(),
+        keywords: strings(&c["keywords"]),
+        ignore_words: strings(&c["ignoreWords"]),
+        maximum_match_distance: c["maximumMatchDistance"]
+            .as_u64()
+            .and_then(|d| u32::try_from(d).ok()),
+        severity_levels: serde_json::from_value(c["severityLevels"].clone()).unwrap_or_default(),
+        description: None,
+    }
+}
+
 /// Rejects what Macie's regex dialect does not support: lookaround and backreferences.
 fn check_regex(pattern: &str) -> Result<Regex> {
     if pattern.is_empty() || pattern.chars().count() > 512 {
@@ -735,6 +752,9 @@ impl Macie {
             }
             previous = threshold;
         }
+        // What the jobs will compile, refused now rather than skipped later.
+        CustomIdentifier::new(custom_definition(body))
+            .map_err(|err| MacieError::validation(err.to_string()))?;
         let id = uuid::Uuid::new_v4().to_string();
         let mut stored = body.clone();
         let fields = stored
@@ -1010,14 +1030,33 @@ impl Inner {
         let Some(job) = self.lock().jobs.get(&id).cloned() else {
             return;
         };
-        let classifier = self.job_classifier(&job);
+        // A custom identifier that cannot be built (CreateCustomDataIdentifier refuses those, so
+        // only damaged state gets here) must not be left out silently: every object of the job
+        // is then reported not analysed, and the pipeline holds it.
+        let classifier = self
+            .job_classifier(&job)
+            .inspect_err(|err| warn!(job_id = job.id, %err, "the job's identifiers are unusable; nothing is analysed"))
+            .ok();
         let mut findings = Vec::new();
         let mut records = Vec::new();
         for (index, (bucket, key)) in job.objects.iter().enumerate().skip(job.processed) {
             if !self.proceed(&id).await {
                 return;
             }
-            let (record, found) = self.classify_object(&job.id, bucket, key, &classifier);
+            let (record, found) = match &classifier {
+                Some(classifier) => self.classify_object(&job.id, bucket, key, classifier),
+                None => {
+                    let skipped = results::not_read(
+                        "SKIPPED",
+                        "UNKNOWN_ERROR",
+                        macie_classifier::mime_type(key),
+                    );
+                    (
+                        results::record(&job.id, bucket, key, None, skipped, None),
+                        None,
+                    )
+                }
+            };
             records.push((key.clone(), record));
             findings.extend(found);
             if let Some(running) = self.lock().jobs.get_mut(&id) {
@@ -1117,35 +1156,13 @@ impl Inner {
 
     /// The classifier a job runs: its managed-identifier selection, custom identifiers and
     /// allow lists, and the size limit.
-    fn job_classifier(&self, job: &Job) -> Classifier {
+    fn job_classifier(&self, job: &Job) -> std::result::Result<Classifier, String> {
         let state = self.lock();
         let custom = strings(&job.request["customDataIdentifierIds"])
             .iter()
             .filter_map(|id| state.settings.custom_identifiers.get(id))
-            .filter_map(|c| {
-                let definition = CustomDefinition {
-                    id: c["id"].as_str().map(str::to_owned),
-                    arn: c["arn"].as_str().map(str::to_owned),
-                    name: c["name"].as_str().unwrap_or_default().to_owned(),
-                    regex: c["regex"].as_str().unwrap_or_default().to_owned(),
-                    keywords: strings(&c["keywords"]),
-                    ignore_words: strings(&c["ignoreWords"]),
-                    maximum_match_distance: c["maximumMatchDistance"]
-                        .as_u64()
-                        .and_then(|d| u32::try_from(d).ok()),
-                    severity_levels: serde_json::from_value(c["severityLevels"].clone())
-                        .unwrap_or_default(),
-                    description: None,
-                };
-                // CreateCustomDataIdentifier validated it; one that no longer compiles is
-                // left out loudly rather than failing every job.
-                CustomIdentifier::new(definition)
-                    .inspect_err(
-                        |err| warn!(job_id = job.id, %err, "custom data identifier not used"),
-                    )
-                    .ok()
-            })
-            .collect();
+            .map(|c| CustomIdentifier::new(custom_definition(c)).map_err(|err| err.to_string()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let ids = strings(&job.request["managedDataIdentifierIds"]);
         let managed = match job.request["managedDataIdentifierSelector"].as_str() {
             Some("NONE") => Selection::None,
@@ -1174,12 +1191,12 @@ impl Inner {
                 }
             }
         }
-        Classifier::new(Config {
+        Ok(Classifier::new(Config {
             managed,
             custom,
             allow,
             size_limit: self.options.size_limit_bytes,
-        })
+        }))
     }
 
     /// Analyses one object: its discovery result, and its finding if anything counts.
