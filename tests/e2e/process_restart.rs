@@ -203,6 +203,24 @@ async fn wait_for(mut done: impl AsyncFnMut() -> bool, what: &str) {
     }
 }
 
+/// Waits for the newest review request in `outbox`.
+async fn review_request(outbox: &Path) -> e2e::macie_pipeline_local::sns::Delivered {
+    let is_request = |e: &e2e::macie_pipeline_local::sns::Delivered| {
+        e.subject
+            .as_deref()
+            .is_some_and(|s| s.starts_with("Review needed"))
+    };
+    wait_for(
+        async || delivered_in(outbox).iter().any(is_request),
+        "asked for a review",
+    )
+    .await;
+    delivered_in(outbox)
+        .into_iter()
+        .rfind(is_request)
+        .expect("a request")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_while_moving_the_run_resumes_and_nothing_is_lost_or_doubled() {
     let dir = tempfile::tempdir().expect("a directory");
@@ -252,25 +270,7 @@ async fn killed_while_polling_macie_the_run_resumes_with_the_same_job() {
     // Started again with a Macie that finishes: the resumed run polls the same job.
     let served = launch(dir.path(), port, &[]).await;
     let outbox = dir.path().join("outbox");
-    wait_for(
-        async || {
-            delivered_in(&outbox).iter().any(|e| {
-                e.subject
-                    .as_deref()
-                    .is_some_and(|s| s.starts_with("Review needed"))
-            })
-        },
-        "asked for a review",
-    )
-    .await;
-    let email = delivered_in(&outbox)
-        .into_iter()
-        .rfind(|e| {
-            e.subject
-                .as_deref()
-                .is_some_and(|s| s.starts_with("Review needed"))
-        })
-        .expect("a request");
+    let email = review_request(&outbox).await;
     assert_eq!(
         http::decide(&link_after(&email.message, "Deny"))
             .await
@@ -304,25 +304,7 @@ async fn killed_while_waiting_for_approval_the_link_still_decides() {
     }
     let arn = served.start("wf-kill-waiting").await;
     let outbox = dir.path().join("outbox");
-    wait_for(
-        async || {
-            delivered_in(&outbox).iter().any(|e| {
-                e.subject
-                    .as_deref()
-                    .is_some_and(|s| s.starts_with("Review needed"))
-            })
-        },
-        "asked for a review",
-    )
-    .await;
-    let email = delivered_in(&outbox)
-        .into_iter()
-        .find(|e| {
-            e.subject
-                .as_deref()
-                .is_some_and(|s| s.starts_with("Review needed"))
-        })
-        .expect("a request");
+    let email = review_request(&outbox).await;
     served.kill();
 
     let served = launch(dir.path(), port, &[]).await;

@@ -210,6 +210,22 @@ impl ManagedMatcher {
             || keywords.found_in(around.context)
     }
 
+    /// A hit for identifier `id` at `start..end` if its keyword is within reach.
+    fn keyword_hit(
+        &self,
+        id: &str,
+        around: &Surroundings<'_>,
+        start: usize,
+        end: usize,
+    ) -> Option<Hit> {
+        let identifier = index(id);
+        self.keyword(identifier, around, start, end).then_some(Hit {
+            identifier,
+            start,
+            end,
+        })
+    }
+
     /// Decides what the candidate of `shape` at `start..end` (batch offsets) is.
     pub fn validate(
         &self,
@@ -227,14 +243,7 @@ impl ManagedMatcher {
                 end,
             })
         };
-        let with_keyword = |id: &str| {
-            let i = index(id);
-            self.keyword(i, around, start, end).then_some(Hit {
-                identifier: i,
-                start,
-                end,
-            })
-        };
+        let with_keyword = |id: &str| self.keyword_hit(id, around, start, end);
         match self.shapes[shape] {
             Shape::PemHeader => {
                 if value.contains("OPENSSH") {
@@ -321,14 +330,7 @@ impl ManagedMatcher {
     ) -> Option<Hit> {
         let digits = checks::digits(value);
         let plain = value.bytes().all(|b| b.is_ascii_digit());
-        let with_keyword = |id: &str| {
-            let i = index(id);
-            self.keyword(i, around, start, end).then_some(Hit {
-                identifier: i,
-                start,
-                end,
-            })
-        };
+        let with_keyword = |id: &str| self.keyword_hit(id, around, start, end);
         let phone_like = value.starts_with(['+', '('])
             || (!plain && matches!(digits.len(), 10 | 11))
             || (plain && digits.len() == 10);
