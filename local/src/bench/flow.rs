@@ -1,0 +1,262 @@
+//! The flow benchmark: N mixed objects (most clean, some flagged) uploaded to raw, one run of the
+//! real state machine, an approval, and the wall time until every object is in its final bucket;
+//! with the rate of each move phase read from the run's own history.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::client;
+use crate::demo;
+use crate::sfn::engine::ExecutionRecord;
+use crate::stack::{LocalStack, StackConfig};
+
+/// What the benchmark measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowReport {
+    pub objects: usize,
+    pub flagged: usize,
+    pub bytes: u64,
+    pub time_scale: f64,
+    pub upload_seconds: f64,
+    pub run_to_approval_request_seconds: f64,
+    pub approval_to_end_seconds: f64,
+    /// Upload start to every object in its final bucket.
+    pub total_seconds: f64,
+    pub raw_to_scan_stage_seconds: f64,
+    pub raw_to_scan_stage_objects_per_second: f64,
+    pub routing_seconds: f64,
+    pub routing_objects_per_second: f64,
+    pub release_seconds: f64,
+    pub release_objects_per_second: f64,
+    pub status: String,
+}
+
+/// The body of object `index`: every `flag_every`th holds a card number near its keyword.
+fn body(index: usize, flag_every: usize) -> String {
+    let filler = "region,units,revenue\nnorth,12,1440\n".repeat(1 + index % 64);
+    if flag_every > 0 && index.is_multiple_of(flag_every) {
+        format!("{filler}customer {index},card 4111 1111 1111 1111\n")
+    } else {
+        filler
+    }
+}
+
+/// Seconds between the first entry of `from` and the first entry of `to` after it.
+fn span(record: &ExecutionRecord, from: &str, to: &str) -> Option<f64> {
+    let entered = |name: &str| -> Vec<i64> {
+        record
+            .history
+            .iter()
+            .filter(|e| e.details["stateEnteredEventDetails"]["name"] == name)
+            .map(|e| e.timestamp_ms)
+            .collect()
+    };
+    let start = *entered(from).first()?;
+    let end = entered(to).into_iter().find(|at| *at >= start)?;
+    Some((end - start) as f64 / 1000.0)
+}
+
+/// The time the raw pass took: from the first triggerMacieScan to the call that creates the job.
+fn raw_move_seconds(record: &ExecutionRecord) -> Option<f64> {
+    let triggers: Vec<i64> = record
+        .history
+        .iter()
+        .filter(|e| e.details["stateEnteredEventDetails"]["name"] == "triggerMacieScan")
+        .map(|e| e.timestamp_ms)
+        .collect();
+    let (first, job_call) = (triggers.first()?, triggers.last()?);
+    Some((job_call - first) as f64 / 1000.0)
+}
+
+fn rate(objects: usize, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        objects as f64 / seconds
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// Runs the flow once with `objects` objects, one in `flag_every` flagged.
+pub async fn run(
+    mut config: StackConfig,
+    objects: usize,
+    flag_every: usize,
+) -> Result<FlowReport, String> {
+    config.on_publish = None;
+    config.observer = None;
+    let time_scale = config.time_scale;
+    let stack = LocalStack::start(config).await?;
+    let aws = stack.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::new(&aws);
+    let sfn = aws_sdk_sfn::Client::new(&aws);
+    let raw = stack
+        .deployment()
+        .bucket("DataPipelineRawBucket")
+        .to_owned();
+
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    let mut uploads = tokio::task::JoinSet::new();
+    let mut indices: Vec<usize> = (0..objects).collect();
+    let chunk = objects.div_ceil(32).max(1);
+    while !indices.is_empty() {
+        let batch: Vec<usize> = indices.drain(..chunk.min(indices.len())).collect();
+        bytes += batch
+            .iter()
+            .map(|i| body(*i, flag_every).len() as u64)
+            .sum::<u64>();
+        let (s3, raw) = (s3.clone(), raw.clone());
+        uploads.spawn(async move {
+            for index in batch {
+                s3.put_object()
+                    .bucket(&raw)
+                    .key(format!("bench/{index:07}.csv"))
+                    .body(ByteStream::from(body(index, flag_every).into_bytes()))
+                    .send()
+                    .await
+                    .map_err(|err| format!("upload {index}: {err}"))?;
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(done) = uploads.join_next().await {
+        done.map_err(|err| err.to_string())??;
+    }
+    let upload_seconds = started.elapsed().as_secs_f64();
+
+    let run_started = Instant::now();
+    let arn = sfn
+        .start_execution()
+        .state_machine_arn(stack.state_machine_arn())
+        .name("bench")
+        .input(json!({"id": "bench"}).to_string())
+        .send()
+        .await
+        .map_err(|err| format!("StartExecution: {err}"))?
+        .execution_arn;
+    let flagged = if flag_every == 0 {
+        0
+    } else {
+        objects.div_ceil(flag_every)
+    };
+    let mut approval_at = run_started.elapsed().as_secs_f64();
+    if flagged > 0 {
+        let email = loop {
+            let found = crate::sns::delivered_in(stack.outbox())
+                .into_iter()
+                .find(|e| {
+                    e.subject
+                        .as_deref()
+                        .is_some_and(|s| s.starts_with("Review needed"))
+                });
+            if let Some(email) = found {
+                break email;
+            }
+            if stack
+                .engine()
+                .describe(&arn)
+                .is_some_and(|r| r.status != "RUNNING")
+            {
+                return Err(format!(
+                    "the run ended before asking for approval: {:?}",
+                    stack.engine().describe(&arn).map(|r| (r.error, r.cause))
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        approval_at = run_started.elapsed().as_secs_f64();
+        let link = email
+            .message
+            .lines()
+            .skip_while(|l| !l.starts_with("Approve"))
+            .find(|l| l.starts_with("http"))
+            .ok_or("no Approve link in the email")?
+            .to_owned();
+        let decided = client::decide(&link).await;
+        if !decided.status().is_success() {
+            return Err(format!("approving failed: {}", decided.status()));
+        }
+    }
+    let described = demo::wait_for_end(&sfn, &arn, Duration::from_secs(24 * 3600)).await?;
+    let total_seconds = started.elapsed().as_secs_f64();
+    let record = stack
+        .engine()
+        .describe(&arn)
+        .ok_or("the execution disappeared")?;
+    let raw_to_scan_stage_seconds = raw_move_seconds(&record).unwrap_or(0.0);
+    let routing_seconds = span(&record, "prepareManualApproval", "triggerManualApproval")
+        .or_else(|| span(&record, "moveAllScanStageS3Files", "finishRun"))
+        .unwrap_or(0.0);
+    let release_seconds = span(&record, "moveToScannedDataS3Files", "finishRun").unwrap_or(0.0);
+    stack.shutdown().await;
+    Ok(FlowReport {
+        objects,
+        flagged,
+        bytes,
+        time_scale,
+        upload_seconds,
+        run_to_approval_request_seconds: approval_at,
+        approval_to_end_seconds: run_started.elapsed().as_secs_f64() - approval_at,
+        total_seconds,
+        raw_to_scan_stage_seconds,
+        raw_to_scan_stage_objects_per_second: rate(objects, raw_to_scan_stage_seconds),
+        routing_seconds,
+        routing_objects_per_second: rate(objects, routing_seconds),
+        release_seconds,
+        release_objects_per_second: rate(flagged, release_seconds),
+        status: described.status.as_str().to_owned(),
+    })
+}
+
+/// The report as a table.
+pub fn table(report: &FlowReport) -> String {
+    let rows = [
+        (
+            "objects (flagged)",
+            format!("{} ({})", report.objects, report.flagged),
+        ),
+        ("bytes", report.bytes.to_string()),
+        ("time scale of waits", report.time_scale.to_string()),
+        ("upload", format!("{:.2} s", report.upload_seconds)),
+        (
+            "run start -> approval request",
+            format!("{:.2} s", report.run_to_approval_request_seconds),
+        ),
+        (
+            "approval -> run end",
+            format!("{:.2} s", report.approval_to_end_seconds),
+        ),
+        (
+            "total, upload -> final buckets",
+            format!("{:.2} s", report.total_seconds),
+        ),
+        (
+            "raw -> scan-stage move",
+            format!(
+                "{:.2} s, {:.0} objects/s",
+                report.raw_to_scan_stage_seconds, report.raw_to_scan_stage_objects_per_second
+            ),
+        ),
+        (
+            "routing (review / scanned-data)",
+            format!(
+                "{:.2} s, {:.0} objects/s",
+                report.routing_seconds, report.routing_objects_per_second
+            ),
+        ),
+        (
+            "release of approved objects",
+            format!(
+                "{:.2} s, {:.0} objects/s",
+                report.release_seconds, report.release_objects_per_second
+            ),
+        ),
+        ("run status", report.status.clone()),
+    ];
+    rows.iter()
+        .map(|(name, value)| format!("{name:<34} {value}\n"))
+        .collect()
+}
