@@ -142,6 +142,15 @@ async fn flagged_objects_wait_in_review_and_an_approval_releases_them_tagged() {
         !email.message.contains("4111"),
         "the email must not carry the values"
     );
+    // What Macie was billed for: both objects read in full, 43 + 17 bytes, from the discovery
+    // results through the manifest.
+    assert!(
+        email
+            .message
+            .contains("Macie scanned:   60 B, about USD 0.0000 at USD 1.00 per GB"),
+        "{}",
+        email.message
+    );
 
     let response = http::decide(&link_after(&email.message, "Approve")).await;
     assert_eq!(response.status(), 200);

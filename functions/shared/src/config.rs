@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::macie::cost::MicroUsdPerGb;
 use crate::macie::job::JobSettings;
 use crate::macie::severity::Severity;
 
@@ -281,6 +282,8 @@ pub struct FindingsConfig {
     pub minimum_severity: Severity,
     /// Count findings a suppression rule archived.
     pub include_archived: bool,
+    /// Macie's price, for the run's cost estimate.
+    pub macie_price: MicroUsdPerGb,
 }
 
 impl FromEnv for FindingsConfig {
@@ -293,6 +296,7 @@ impl FromEnv for FindingsConfig {
             discovery_results_kms_key_arn: env.required("DISCOVERY_RESULTS_KMS_KEY_ARN"),
             minimum_severity: env.optional("MINIMUM_SEVERITY", Severity::Low),
             include_archived: env.optional("INCLUDE_ARCHIVED_FINDINGS", false),
+            macie_price: env.optional("MACIE_USD_PER_GB", MicroUsdPerGb::LIST_PRICE),
         }
     }
 }

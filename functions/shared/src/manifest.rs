@@ -13,6 +13,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::PipelineError;
+use crate::macie::cost::MicroUsdPerGb;
 use crate::macie::severity::Severity;
 use crate::s3::documents;
 use crate::workflow::WorkflowId;
@@ -113,6 +114,17 @@ pub struct Manifest {
     /// unreviewed.
     #[serde(default)]
     pub analysed: Vec<String>,
+    /// Bytes Macie analysed in the run's objects (`sizeClassified` summed): what the job is
+    /// billed for. Manifests written before it was recorded read 0.
+    #[serde(default)]
+    pub bytes_scanned: u64,
+    /// The Macie price the deployment was configured with, for the cost estimate.
+    #[serde(default = "list_price", rename = "maciePriceMicroUsdPerGb")]
+    pub macie_price: MicroUsdPerGb,
+}
+
+fn list_price() -> MicroUsdPerGb {
+    MicroUsdPerGb::LIST_PRICE
 }
 
 /// What routing does with one scan-stage object.
@@ -350,6 +362,8 @@ pub(crate) mod fixtures {
             objects,
             not_analysed: vec![],
             analysed: vec![],
+            bytes_scanned: 0,
+            macie_price: MicroUsdPerGb::LIST_PRICE,
         }
     }
 }
@@ -399,6 +413,8 @@ mod tests {
                 reasons: vec!["UNSUPPORTED_FILE_TYPE_EXCEPTION".into()],
             }],
             analysed: vec!["clean.csv".into(), "low.txt".into()],
+            bytes_scanned: 2065,
+            macie_price: MicroUsdPerGb(1_250_000),
         }
     }
 
@@ -433,6 +449,8 @@ mod tests {
         let object = value.as_object_mut().unwrap();
         object.remove("notAnalysed");
         object.remove("analysed");
+        object.remove("bytesScanned");
+        object.remove("maciePriceMicroUsdPerGb");
         object.insert("version".into(), 1.into());
         for flagged in object["objects"].as_array_mut().unwrap() {
             flagged
@@ -442,6 +460,10 @@ mod tests {
         }
         let manifest: Manifest = serde_json::from_value(value).unwrap();
         assert!(manifest.analysed.is_empty() && manifest.not_analysed.is_empty());
+        assert_eq!(
+            (manifest.bytes_scanned, manifest.macie_price),
+            (0, MicroUsdPerGb::LIST_PRICE)
+        );
         // Nothing is known clean, so routing would hold every unflagged object.
         assert_eq!(manifest.placements().get("clean.csv"), None);
     }

@@ -101,6 +101,13 @@ impl ApprovalEmail<'_> {
                 .saturating_sub(self.routed.held_for_review),
             self.scanned_data_bucket
         );
+        let _ = writeln!(
+            text,
+            "Macie scanned:   {}, about USD {} at {}",
+            human_size(manifest.bytes_scanned),
+            manifest.macie_price.cost_text(manifest.bytes_scanned),
+            manifest.macie_price
+        );
         let _ = writeln!(text, "Decide by:       {expires}");
         let _ = writeln!(text, "If no decision:  {}.", self.timeout_action.describe());
         if !flagged.is_empty() {
@@ -327,6 +334,18 @@ mod tests {
     }
 
     #[test]
+    fn the_body_says_what_the_scan_cost() {
+        let mut scanned = manifest(vec![object("a.csv", Severity::High, 1)]);
+        scanned.bytes_scanned = 3 << 30;
+        scanned.macie_price = "1.25".parse().unwrap();
+        let (_, body) = render(&scanned);
+        assert!(
+            body.contains("Macie scanned:   3.0 GiB, about USD 3.7500 at USD 1.25 per GB"),
+            "{body}"
+        );
+    }
+
+    #[test]
     fn the_body_lists_objects_expiry_and_both_links() {
         let (_, body) = render(&manifest(vec![object("data/cards.csv", Severity::High, 6)]));
         assert!(body.contains("- [High] data/cards.csv (2.0 KiB)"), "{body}");
@@ -336,6 +355,7 @@ mod tests {
         );
         assert!(body.contains("Decide by:       2026-12-03 13:41 UTC"));
         assert!(body.contains("deleted, as if denied"));
+        assert!(body.contains("Macie scanned:   0 B, about USD 0.0000 at USD 1.00 per GB"));
         assert!(body.contains("Released:        5 object(s)"));
         assert!(body.contains("https://api/allow?token=a%2Bb"));
         assert!(body.contains("https://api/deny?token=a%2Bb"));

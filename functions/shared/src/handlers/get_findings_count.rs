@@ -36,6 +36,9 @@ pub struct FindingsSummary {
     pub not_analysed_objects: u64,
     pub analysed_clean_objects: u64,
     pub highest_severity: Option<Severity>,
+    /// Bytes Macie analysed, and what that costs at the configured price (USD, estimated).
+    pub bytes_scanned: u64,
+    pub estimated_macie_cost_usd: String,
 }
 
 pub struct GetFindingsCount {
@@ -99,6 +102,8 @@ impl Handler for GetFindingsCount {
             objects: verdicts.flagged,
             not_analysed: verdicts.not_analysed,
             analysed: verdicts.analysed,
+            bytes_scanned: job_results.bytes_classified,
+            macie_price: config.macie_price,
         };
         let count =
             |route: Route| manifest.objects.iter().filter(|o| o.route == route).count() as u64;
@@ -113,12 +118,16 @@ impl Handler for GetFindingsCount {
             not_analysed_objects: not_analysed,
             analysed_clean_objects: manifest.analysed.len() as u64,
             highest_severity: manifest.highest_severity(),
+            bytes_scanned: manifest.bytes_scanned,
+            estimated_macie_cost_usd: manifest.macie_price.cost_text(manifest.bytes_scanned),
         };
         info!(
             findings = summary.finding_count,
             review = summary.review_objects,
             pass_tagged = summary.pass_tagged_objects,
             not_analysed,
+            bytes_scanned = summary.bytes_scanned,
+            estimated_macie_cost_usd = summary.estimated_macie_cost_usd,
             results_files = job_results.files,
             results_prefix = prefix,
             "findings and discovery results summarised"

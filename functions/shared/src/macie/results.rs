@@ -134,6 +134,8 @@ pub struct Record {
     pub bucket: String,
     pub key: String,
     pub size: u64,
+    /// Bytes Macie analysed (`sizeClassified`): what the job is billed for.
+    pub size_classified: u64,
     pub status: Status,
     pub reason: Option<String>,
 }
@@ -185,10 +187,14 @@ pub fn parse_record(line: &str) -> Result<Record, String> {
         (Status::Partial, Some(format!("{path}: {reason}")))
     };
     let size = object["size"].as_u64().unwrap_or(0);
+    let size_classified = value["classificationDetails"]["result"]["sizeClassified"]
+        .as_u64()
+        .unwrap_or(0);
     Ok(Record {
         bucket,
         key,
         size,
+        size_classified,
         status,
         reason,
     })
@@ -220,12 +226,15 @@ pub struct JobResults {
     pub files: usize,
     /// Per object of `bucket`, what Macie did with it.
     pub objects: HashMap<String, ObjectAnalysis>,
+    /// Bytes Macie analysed in the objects of `bucket`, archive members included.
+    pub bytes_classified: u64,
 }
 
 impl JobResults {
     /// Folds records in, keeping the objects of `bucket`.
     pub fn add(&mut self, bucket: &str, records: Vec<Record>) {
         for record in records.into_iter().filter(|r| r.bucket == bucket) {
+            self.bytes_classified += record.size_classified;
             let analysis = self
                 .objects
                 .entry(record.key)

@@ -14,6 +14,7 @@ use macie_pipeline::approval::TimeoutAction;
 use macie_pipeline::approval::record::{ApprovalRecord, decision_key, request_key};
 use macie_pipeline::config::DecisionConfig;
 use macie_pipeline::handlers::receive_approval_decision::ReceiveApprovalDecision;
+use macie_pipeline::macie::cost::MicroUsdPerGb;
 use macie_pipeline::macie::severity::Severity;
 use macie_pipeline::manifest::{
     self, Detection, FlaggedObject, Manifest, ManifestRef, NotAnalysedObject, NotAnalysedStatus,
@@ -81,6 +82,8 @@ fn run_manifest() -> Manifest {
             reasons: vec!["UNSUPPORTED_FILE_TYPE_EXCEPTION".into()],
         }],
         analysed: vec!["clean.csv".into()],
+        bytes_scanned: 1000,
+        macie_price: MicroUsdPerGb::LIST_PRICE,
     }
 }
 

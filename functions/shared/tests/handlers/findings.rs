@@ -22,6 +22,7 @@ use flate2::write::GzEncoder;
 use macie_pipeline::config::FindingsConfig;
 use macie_pipeline::handlers::get_findings_count::{FindingsSummary, GetFindingsCount};
 use macie_pipeline::lambda::invoke;
+use macie_pipeline::macie::cost::MicroUsdPerGb;
 use macie_pipeline::macie::severity::Severity;
 use macie_pipeline::manifest::{Manifest, NotAnalysedStatus, Route};
 use macie_pipeline::{Deadline, PipelineError};
@@ -98,11 +99,19 @@ struct Macie {
 const RESULTS_BUCKET: &str = "results";
 const RESULTS_KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/k";
 
-/// One discovery result line.
+/// One discovery result line: a 1,000-byte object, read in full, in half or not at all.
 fn result(key: &str, code: &str, reason: Option<&str>) -> String {
+    let classified = match code {
+        "COMPLETE" => 1000,
+        "PARTIAL" => 500,
+        _ => 0,
+    };
     json!({
         "resourcesAffected": {"s3Bucket": {"name": "scan"}, "s3Object": {"key": key, "size": 1000}},
-        "classificationDetails": {"result": {"status": {"code": code, "reason": reason}}},
+        "classificationDetails": {"result": {
+            "status": {"code": code, "reason": reason},
+            "sizeClassified": classified,
+        }},
     })
     .to_string()
 }
@@ -251,6 +260,8 @@ fn config() -> FindingsConfig {
         discovery_results_kms_key_arn: RESULTS_KEY.into(),
         minimum_severity: Severity::Low,
         include_archived: false,
+        // An implausible price, so the estimate of a few kilobytes shows in four decimals.
+        macie_price: MicroUsdPerGb(1_000_000_000),
     }
 }
 
@@ -423,7 +434,15 @@ async fn results_are_read_from_the_jobs_prefix_and_skipped_objects_are_held() {
         ),
         (3, 1, 1, 1)
     );
+    // Billed bytes: 1,000 for each complete record (three objects with findings and
+    // clean.csv), 500 for the partial one, nothing for the skipped image.
+    assert_eq!(summary.bytes_scanned, 4500);
+    assert_eq!(summary.estimated_macie_cost_usd, "0.0042");
     let manifest = written_manifest(&macie);
+    assert_eq!(
+        (manifest.bytes_scanned, manifest.macie_price),
+        (4500, MicroUsdPerGb(1_000_000_000))
+    );
     assert_eq!(manifest.analysed, vec!["clean.csv"]);
     assert_eq!(manifest.not_analysed[0].key, "photo.png");
     assert_eq!(manifest.not_analysed[0].status, NotAnalysedStatus::Skipped);

@@ -22,6 +22,7 @@ use macie_pipeline::handlers::move_all_scan_stage_files::MoveAllScanStageFiles;
 use macie_pipeline::handlers::move_to_scanned_data_files::MoveToScannedDataFiles;
 use macie_pipeline::handlers::trigger_manual_approval::TriggerManualApproval;
 use macie_pipeline::lambda::invoke;
+use macie_pipeline::macie::cost::MicroUsdPerGb;
 use macie_pipeline::macie::severity::Severity;
 use macie_pipeline::manifest::{
     self, Detection, FlaggedObject, Manifest, NotAnalysedObject, NotAnalysedStatus, Route,
@@ -65,6 +66,8 @@ fn manifest(workflow: &str) -> Manifest {
             reasons: vec!["UNSUPPORTED_FILE_TYPE_EXCEPTION".into()],
         }],
         analysed: vec!["clean.csv".into(), "low.csv".into()],
+        bytes_scanned: 1000,
+        macie_price: MicroUsdPerGb::LIST_PRICE,
     }
 }
 
