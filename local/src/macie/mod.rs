@@ -36,7 +36,8 @@ pub struct MacieOptions {
     /// Objects larger than this (after decompression) are skipped with
     /// `FILE_EXCEEDS_SIZE_LIMIT`.
     pub size_limit_bytes: u64,
-    /// How long after a job completes its discovery results appear, in workflow seconds.
+    /// How long after a job completes its discovery results appear, in workflow seconds. At 0
+    /// they are there when the status says COMPLETE.
     pub results_delay_seconds: f64,
 }
 
@@ -1070,6 +1071,17 @@ impl Inner {
             &self.dir.join("findings").join(format!("{id}.json")),
             &findings,
         );
+        // Macie writes the results after the job's status says COMPLETE, sometimes minutes
+        // later, and the pipeline waits up to 5 minutes for them. Scaled waits shrink that
+        // window below the real time a large job's results take to write here, so when no delay
+        // is asked for they are written before the status changes; a delay opens the window
+        // on purpose, to test it.
+        let mut pending = Some(records);
+        if self.options.results_delay_seconds <= 0.0 {
+            let configuration = self.lock().settings.export_configuration.clone();
+            self.write_results(&id, configuration, pending.take().unwrap_or_default())
+                .await;
+        }
         let configuration = {
             let mut state = self.lock();
             for found in findings {
@@ -1091,10 +1103,10 @@ impl Inner {
             }
             state.settings.export_configuration.clone()
         };
-        // Macie writes the results after the job's status says COMPLETE, sometimes minutes
-        // later; the delay makes that window testable.
-        self.clock.sleep(self.options.results_delay_seconds).await;
-        self.write_results(&id, configuration, records).await;
+        if let Some(records) = pending {
+            self.clock.sleep(self.options.results_delay_seconds).await;
+            self.write_results(&id, configuration, records).await;
+        }
     }
 
     /// Writes a job's discovery results to the configured location. Without a configuration
