@@ -20,6 +20,8 @@ use macie_pipeline_local::sfn::machine;
 use macie_pipeline_local::sns::{Delivered, OnPublish};
 use macie_pipeline_local::stack::{LocalStack, StackConfig};
 
+mod bench_cli;
+
 #[derive(Parser)]
 #[command(
     name = "macie-pipeline-local",
@@ -42,8 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: StatesCommand,
     },
-    /// Measure the flow: N mixed objects through a run with an approval, and each move's rate.
-    Bench(BenchArgs),
+    /// Measure: a whole run's wall time, move rates by size and concurrency, billed state transitions.
+    Bench {
+        #[command(subcommand)]
+        command: bench_cli::BenchCommand,
+    },
     /// Add, list or clear fault rules of a running stack.
     Fault {
         #[command(subcommand)]
@@ -199,21 +204,6 @@ struct DemoArgs {
 enum DecideArg {
     Allow,
     Deny,
-}
-
-#[derive(Args)]
-struct BenchArgs {
-    #[command(flatten)]
-    stack: StackArgs,
-    /// Objects in the run.
-    #[arg(long, default_value_t = 1000)]
-    objects: usize,
-    /// One object in this many holds sensitive data (0: none).
-    #[arg(long, default_value_t = 10)]
-    flag_every: usize,
-    /// Print the figures as JSON only.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
@@ -405,7 +395,7 @@ async fn main() -> ExitCode {
                     substitutions,
                 },
         } => run_definition(stack, definition, input, substitutions).await,
-        Command::Bench(args) => bench(args).await,
+        Command::Bench { command } => bench_cli::run(command).await,
         Command::Fault { command } => fault(command).await,
         Command::Scan(args) => scan(args),
     };
@@ -718,38 +708,6 @@ async fn run_definition(
     }
     stack.shutdown().await;
     Ok(if record.status == "SUCCEEDED" {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-async fn bench(args: BenchArgs) -> Result<ExitCode, String> {
-    let mut temp = None;
-    let config = stack_config(&args.stack, 0.001, 0, &mut temp)?;
-    let report = macie_pipeline_local::bench::flow(config, args.objects, args.flag_every).await?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|err| err.to_string())?
-        );
-    } else {
-        println!(
-            "Flow benchmark ({} build)",
-            if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            }
-        );
-        print!("{}", macie_pipeline_local::bench::table(&report));
-        println!();
-        println!(
-            "{}",
-            serde_json::to_string(&report).map_err(|err| err.to_string())?
-        );
-    }
-    Ok(if report.status == "SUCCEEDED" {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

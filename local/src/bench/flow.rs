@@ -31,6 +31,14 @@ pub struct FlowReport {
     pub routing_objects_per_second: f64,
     pub release_seconds: f64,
     pub release_objects_per_second: f64,
+    /// Invocations of the raw pass (continuations included) and of the routing pass.
+    pub raw_pass_invocations: usize,
+    pub routing_invocations: usize,
+    /// States entered: what Step Functions Standard bills.
+    pub state_transitions: usize,
+    /// From the run summary (getMacieFindingsCount's output).
+    pub bytes_scanned: u64,
+    pub estimated_macie_cost_usd: String,
     pub status: String,
 }
 
@@ -57,6 +65,28 @@ fn span(record: &ExecutionRecord, from: &str, to: &str) -> Option<f64> {
     let start = *entered(from).first()?;
     let end = entered(to).into_iter().find(|at| *at >= start)?;
     Some((end - start) as f64 / 1000.0)
+}
+
+/// How many times the run entered `state`.
+fn entries(record: &ExecutionRecord, state: &str) -> usize {
+    record
+        .history
+        .iter()
+        .filter(|e| e.details["stateEnteredEventDetails"]["name"] == state)
+        .count()
+}
+
+/// The Payload getMacieFindingsCount returned: the run summary.
+fn run_summary(record: &ExecutionRecord) -> Option<serde_json::Value> {
+    record
+        .history
+        .iter()
+        .filter_map(|e| e.details.get("stateExitedEventDetails"))
+        .filter(|details| details["name"] == "getMacieFindingsCount")
+        .filter_map(|details| details["output"].as_str())
+        .filter_map(|output| serde_json::from_str::<serde_json::Value>(output).ok())
+        .map(|state| state["findings"]["Payload"].clone())
+        .next_back()
 }
 
 /// The time the raw pass took: from the first triggerMacieScan to the call that creates the job.
@@ -191,6 +221,12 @@ pub async fn run(
         .or_else(|| span(&record, "moveAllScanStageS3Files", "finishRun"))
         .unwrap_or(0.0);
     let release_seconds = span(&record, "moveToScannedDataS3Files", "finishRun").unwrap_or(0.0);
+    let summary = run_summary(&record).unwrap_or_default();
+    let state_transitions = record
+        .history
+        .iter()
+        .filter(|e| e.kind.ends_with("StateEntered"))
+        .count();
     stack.shutdown().await;
     Ok(FlowReport {
         objects,
@@ -207,6 +243,15 @@ pub async fn run(
         routing_objects_per_second: rate(objects, routing_seconds),
         release_seconds,
         release_objects_per_second: rate(flagged, release_seconds),
+        // The last call of the raw pass creates the job; it moves nothing.
+        raw_pass_invocations: entries(&record, "triggerMacieScan").saturating_sub(1),
+        routing_invocations: entries(&record, "moveAllScanStageS3Files"),
+        state_transitions,
+        bytes_scanned: summary["bytesScanned"].as_u64().unwrap_or(0),
+        estimated_macie_cost_usd: summary["estimatedMacieCostUsd"]
+            .as_str()
+            .unwrap_or("unknown")
+            .to_owned(),
         status: described.status.as_str().to_owned(),
     })
 }
@@ -252,6 +297,21 @@ pub fn table(report: &FlowReport) -> String {
             format!(
                 "{:.2} s, {:.0} objects/s",
                 report.release_seconds, report.release_objects_per_second
+            ),
+        ),
+        (
+            "handler invocations",
+            format!(
+                "raw pass {}, routing {}",
+                report.raw_pass_invocations, report.routing_invocations
+            ),
+        ),
+        ("state transitions", report.state_transitions.to_string()),
+        (
+            "Macie scanned (run summary)",
+            format!(
+                "{} bytes, about USD {}",
+                report.bytes_scanned, report.estimated_macie_cost_usd
             ),
         ),
         ("run status", report.status.clone()),
