@@ -243,7 +243,7 @@ async fn move_matrix(
         sizes: matrix.sizes.clone(),
         concurrencies: matrix.concurrency.clone(),
         object_bytes: matrix.object_bytes,
-        worker,
+        worker: Some(worker),
         budget: Duration::from_secs_f64(budget_seconds),
     };
     if let Some(url) = endpoint_url {

@@ -147,3 +147,40 @@ async fn five_thousand_flagged_objects_travel_by_manifest_and_are_all_released()
         .unwrap();
     assert!(largest < 262_144, "a state payload reached {largest} bytes");
 }
+
+/// The move benchmark's harness: every pass moves every object at each concurrency (`run`
+/// fails when one does not), and it removes the buckets it made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_move_benchmark_moves_every_object_at_each_concurrency_and_cleans_up() {
+    use e2e::macie_pipeline_local::bench::moves::{self, Endpoint, MoveOptions};
+
+    let gate = Gate::start().await;
+    let before = gate.s3.list_buckets().send().await.unwrap().buckets().len();
+    let options = MoveOptions {
+        endpoint: Endpoint {
+            url: gate.stack.endpoint().to_owned(),
+            local: true,
+        },
+        sizes: vec![150],
+        concurrencies: vec![1, 8, 32],
+        object_bytes: 100,
+        worker: None,
+        budget: Duration::from_secs(900),
+    };
+    let cases = moves::run(&options).await.unwrap();
+    assert_eq!(
+        cases
+            .iter()
+            .map(|c| (c.objects, c.concurrency))
+            .collect::<Vec<_>>(),
+        vec![(150, 1), (150, 8), (150, 32)]
+    );
+    assert!(
+        cases
+            .iter()
+            .all(|c| c.objects_per_second > 0.0 && c.invocations == 1),
+        "{cases:?}"
+    );
+    let after = gate.s3.list_buckets().send().await.unwrap().buckets().len();
+    assert_eq!(after, before, "the benchmark's buckets are gone");
+}

@@ -83,6 +83,14 @@ pub async fn worker(
     concurrency: usize,
     budget: Duration,
 ) -> Result<WorkerReport, String> {
+    let margin = MoveSettings::default().deadline_margin;
+    if budget <= margin {
+        // Every invocation would stop before starting anything, and the pass never end.
+        return Err(format!(
+            "an invocation's budget must be longer than the handler's {} s deadline margin",
+            margin.as_secs()
+        ));
+    }
     let aws = endpoint.sdk_config().await;
     let config = TriggerConfig {
         raw_bucket: from.to_owned(),
@@ -160,8 +168,9 @@ pub struct MoveOptions {
     pub sizes: Vec<usize>,
     pub concurrencies: Vec<usize>,
     pub object_bytes: usize,
-    /// This program, started as `bench move-worker` for each pass.
-    pub worker: PathBuf,
+    /// This program, started as `bench move-worker` for each pass; None runs the passes in this
+    /// process (for tests: no memory figure, since the process also serves the stack).
+    pub worker: Option<PathBuf>,
     pub budget: Duration,
 }
 
@@ -188,7 +197,16 @@ pub async fn run(options: &MoveOptions) -> Result<Vec<MoveCase>, String> {
             let mut sizes = Vec::new();
             for (index, &concurrency) in options.concurrencies.iter().enumerate() {
                 let (from, to) = (&buckets[index % 2], &buckets[(index + 1) % 2]);
-                let report = spawn_worker(options, from, to, concurrency).await?;
+                let report = match &options.worker {
+                    Some(program) => spawn_worker(options, program, from, to, concurrency).await?,
+                    None => {
+                        let mut report =
+                            worker(&options.endpoint, from, to, concurrency, options.budget)
+                                .await?;
+                        report.peak_rss_bytes = None;
+                        report
+                    }
+                };
                 if report.moved != objects as u64 {
                     return Err(format!(
                         "{objects} objects at concurrency {concurrency}: the pass moved {} \
@@ -287,11 +305,12 @@ async fn remove_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(), Stri
 
 async fn spawn_worker(
     options: &MoveOptions,
+    program: &std::path::Path,
     from: &str,
     to: &str,
     concurrency: usize,
 ) -> Result<WorkerReport, String> {
-    let mut command = tokio::process::Command::new(&options.worker);
+    let mut command = tokio::process::Command::new(program);
     command
         .args([
             "bench",
@@ -314,7 +333,7 @@ async fn spawn_worker(
     let output = command
         .output()
         .await
-        .map_err(|err| format!("starting {}: {err}", options.worker.display()))?;
+        .map_err(|err| format!("starting {}: {err}", program.display()))?;
     if !output.status.success() {
         return Err(format!(
             "the move worker ({from} -> {to}, concurrency {concurrency}) failed: {}",
