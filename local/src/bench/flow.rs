@@ -102,7 +102,9 @@ fn raw_move_seconds(record: &ExecutionRecord) -> Option<f64> {
 }
 
 fn rate(objects: usize, seconds: f64) -> f64 {
-    if seconds > 0.0 {
+    if objects == 0 {
+        0.0
+    } else if seconds > 0.0 {
         objects as f64 / seconds
     } else {
         f64::INFINITY
@@ -275,6 +277,13 @@ pub fn table(report: &FlowReport) -> String {
             format!("{:.2} s", report.approval_to_end_seconds),
         ),
         (
+            "run start -> run end",
+            format!(
+                "{:.2} s",
+                report.run_to_approval_request_seconds + report.approval_to_end_seconds
+            ),
+        ),
+        (
             "total, upload -> final buckets",
             format!("{:.2} s", report.total_seconds),
         ),
@@ -316,7 +325,14 @@ pub fn table(report: &FlowReport) -> String {
         ),
         ("run status", report.status.clone()),
     ];
+    // The clean path has no approval and releases nothing: those rows would only read 0.
+    let review_only = [
+        "run start -> approval request",
+        "approval -> run end",
+        "release of approved objects",
+    ];
     rows.iter()
+        .filter(|(name, _)| report.flagged > 0 || !review_only.contains(name))
         .map(|(name, value)| format!("{name:<34} {value}\n"))
         .collect()
 }

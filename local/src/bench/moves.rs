@@ -71,6 +71,8 @@ pub struct WorkerReport {
     pub seconds: f64,
     /// The process's peak resident set (Linux `VmHWM`), None where it cannot be read.
     pub peak_rss_bytes: Option<u64>,
+    /// CPU time the process used (user and system), None where it cannot be read.
+    pub cpu_seconds: Option<f64>,
 }
 
 /// Runs the production move pass from `from` to `to` until nothing is left, the way the state
@@ -138,7 +140,20 @@ pub async fn worker(
         invocations,
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
+        cpu_seconds: cpu_seconds(),
     })
+}
+
+/// User and system CPU time from /proc/self/stat (fields 14 and 15, in clock ticks of 1/100 s,
+/// the value Linux uses on every architecture Rust targets).
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index)?.parse::<u64>().ok();
+    // after_name starts at field 3, so fields 14 and 15 are at 11 and 12.
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 /// `VmHWM` from /proc/self/status: the most this process ever had resident.
@@ -159,6 +174,8 @@ pub struct MoveCase {
     pub objects_per_second: f64,
     pub invocations: u32,
     pub peak_rss_mib: Option<f64>,
+    /// The handler process's CPU time per object moved, in milliseconds.
+    pub cpu_ms_per_object: Option<f64>,
 }
 
 /// What to measure.
@@ -204,6 +221,7 @@ pub async fn run(options: &MoveOptions) -> Result<Vec<MoveCase>, String> {
                             worker(&options.endpoint, from, to, concurrency, options.budget)
                                 .await?;
                         report.peak_rss_bytes = None;
+                        report.cpu_seconds = None;
                         report
                     }
                 };
@@ -223,7 +241,15 @@ pub async fn run(options: &MoveOptions) -> Result<Vec<MoveCase>, String> {
                     peak_rss_mib: report
                         .peak_rss_bytes
                         .map(|bytes| bytes as f64 / (1024.0 * 1024.0)),
+                    cpu_ms_per_object: report
+                        .cpu_seconds
+                        .map(|cpu| cpu * 1000.0 / objects as f64),
                 });
+                let last = sizes.last().expect("just pushed");
+                eprintln!(
+                    "moved {objects} objects at concurrency {concurrency}: {:.0} objects/s",
+                    last.objects_per_second
+                );
             }
             Ok::<_, String>(sizes)
         }
@@ -351,19 +377,28 @@ async fn spawn_worker(
 /// The cases as a table, one row per size and concurrency.
 pub fn table(cases: &[MoveCase]) -> String {
     let mut out = format!(
-        "{:>9} {:>11} {:>10} {:>12} {:>11} {:>14}\n",
-        "objects", "concurrency", "seconds", "objects/s", "invocations", "peak RSS MiB"
+        "{:>9} {:>11} {:>10} {:>12} {:>11} {:>14} {:>13}\n",
+        "objects",
+        "concurrency",
+        "seconds",
+        "objects/s",
+        "invocations",
+        "peak RSS MiB",
+        "CPU ms/object"
     );
+    let figure = |value: Option<f64>, decimals: usize| {
+        value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
+    };
     for case in cases {
         out.push_str(&format!(
-            "{:>9} {:>11} {:>10.2} {:>12.0} {:>11} {:>14}\n",
+            "{:>9} {:>11} {:>10.2} {:>12.0} {:>11} {:>14} {:>13}\n",
             case.objects,
             case.concurrency,
             case.seconds,
             case.objects_per_second,
             case.invocations,
-            case.peak_rss_mib
-                .map_or_else(|| "n/a".to_owned(), |mib| format!("{mib:.1}")),
+            figure(case.peak_rss_mib, 1),
+            figure(case.cpu_ms_per_object, 3),
         ));
     }
     out
