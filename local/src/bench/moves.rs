@@ -241,9 +241,7 @@ pub async fn run(options: &MoveOptions) -> Result<Vec<MoveCase>, String> {
                     peak_rss_mib: report
                         .peak_rss_bytes
                         .map(|bytes| bytes as f64 / (1024.0 * 1024.0)),
-                    cpu_ms_per_object: report
-                        .cpu_seconds
-                        .map(|cpu| cpu * 1000.0 / objects as f64),
+                    cpu_ms_per_object: report.cpu_seconds.map(|cpu| cpu * 1000.0 / objects as f64),
                 });
                 let last = sizes.last().expect("just pushed");
                 eprintln!(
