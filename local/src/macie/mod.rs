@@ -1037,7 +1037,8 @@ impl Inner {
         let classifier = self
             .job_classifier(&job)
             .inspect_err(|err| warn!(job_id = job.id, %err, "the job's identifiers are unusable; nothing is analysed"))
-            .ok();
+            .ok()
+            .map(Arc::new);
         let mut findings = Vec::new();
         let mut records = Vec::new();
         for (index, (bucket, key)) in job.objects.iter().enumerate().skip(job.processed) {
@@ -1045,7 +1046,30 @@ impl Inner {
                 return;
             }
             let (record, found) = match &classifier {
-                Some(classifier) => self.classify_object(&job.id, bucket, key, classifier),
+                // Reading and classifying is blocking work: a large job would otherwise hold one
+                // of the runtime's workers, and every request the stack serves, for seconds.
+                Some(classifier) => {
+                    let (inner, classifier) = (Arc::clone(&self), Arc::clone(classifier));
+                    let (job_id, in_bucket, in_key) = (job.id.clone(), bucket.clone(), key.clone());
+                    tokio::task::spawn_blocking(move || {
+                        inner.classify_object(&job_id, &in_bucket, &in_key, &classifier)
+                    })
+                    .await
+                    .unwrap_or_else(|err| {
+                        // A classifier panic must not pass the object as clean: it is reported
+                        // not analysed, and the pipeline holds it.
+                        warn!(job_id = job.id, key, %err, "classification failed");
+                        let failed = results::not_read(
+                            "SKIPPED",
+                            "UNKNOWN_ERROR",
+                            macie_classifier::mime_type(key),
+                        );
+                        (
+                            results::record(&job.id, bucket, key, None, failed, None),
+                            None,
+                        )
+                    })
+                }
                 None => {
                     let skipped = results::not_read(
                         "SKIPPED",
