@@ -77,6 +77,7 @@ impl StackConfig {
 struct LocalIntegrations {
     lambdas: Arc<Lambdas>,
     sns: Arc<Sns>,
+    store: Arc<Store>,
 }
 
 impl Integrations for LocalIntegrations {
@@ -86,6 +87,41 @@ impl Integrations for LocalIntegrations {
         payload: Value,
     ) -> BoxFuture<'static, Result<Value, StatesError>> {
         self.lambdas.invoke(&function, payload)
+    }
+
+    fn list_objects(
+        &self,
+        bucket: String,
+        prefix: String,
+    ) -> BoxFuture<'static, Result<Vec<Value>, StatesError>> {
+        let store = Arc::clone(&self.store);
+        Box::pin(async move {
+            let mut items = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = store
+                    .list(&bucket, &prefix, after.as_deref(), None, 1000)
+                    .map_err(|err| {
+                        StatesError::new(
+                            "States.ItemReaderFailed",
+                            format!("listing s3://{bucket}/{prefix}: {err}"),
+                        )
+                    })?;
+                items.extend(page.objects.iter().map(|meta| {
+                    json!({
+                        "Etag": format!("\"{}\"", meta.etag),
+                        "Key": meta.key,
+                        "LastModified": meta.last_modified_ms / 1000,
+                        "Size": meta.size,
+                        "StorageClass": meta.attributes.storage_class.as_deref().unwrap_or("STANDARD"),
+                    })
+                }));
+                if !page.truncated {
+                    return Ok(items);
+                }
+                after = page.last;
+            }
+        })
     }
 
     fn publish(&self, parameters: Value) -> BoxFuture<'static, Result<Value, StatesError>> {
@@ -199,6 +235,7 @@ impl LocalStack {
         let integrations = Arc::new(LocalIntegrations {
             lambdas: Arc::clone(&lambdas),
             sns: Arc::clone(&sns),
+            store: Arc::clone(&store),
         });
         let engine = Engine::open(
             data_dir.join("states"),

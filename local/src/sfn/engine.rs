@@ -18,6 +18,7 @@ use tracing::warn;
 
 use crate::clock::{Clock, now_ms, rfc3339_ms};
 use crate::sfn::choice;
+use crate::sfn::distributed;
 use crate::sfn::machine::Machine;
 use crate::sfn::paths::{self, StatesError};
 
@@ -37,6 +38,14 @@ pub trait Integrations: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Value, StatesError>>;
     /// Publishes to SNS with Publish's parameters; returns `{"MessageId": ...}`.
     fn publish(&self, parameters: Value) -> BoxFuture<'static, Result<Value, StatesError>>;
+    /// Lists every object of `bucket` under `prefix`, in key order, as a Distributed Map's
+    /// `s3:listObjectsV2` reader presents them (`Etag`, `Key`, `LastModified`, `Size`,
+    /// `StorageClass`).
+    fn list_objects(
+        &self,
+        bucket: String,
+        prefix: String,
+    ) -> BoxFuture<'static, Result<Vec<Value>, StatesError>>;
 }
 
 /// Receives every history event as it is recorded (the demo prints state names from these).
@@ -1301,8 +1310,12 @@ impl Inner {
         outcome
     }
 
-    /// An inline Map: runs the item processor for each item, at most `MaxConcurrency` at once,
-    /// and returns the outputs in item order.
+    /// A Map: runs the item processor for each item, at most `MaxConcurrency` at once, and
+    /// returns the outputs in item order. Inline, the first failure fails the Map. Distributed
+    /// (`ProcessorConfig.Mode` DISTRIBUTED), items may come from an `ItemReader` listing and be
+    /// grouped by `ItemBatcher`, and failures count against the tolerated threshold. Locally the
+    /// children run inside the parent execution rather than as child executions, and a tolerated
+    /// failure leaves `{"Error", "Cause"}` where its output would be.
     async fn run_map(
         self: &Arc<Self>,
         context: &ExecutionContext,
@@ -1314,14 +1327,43 @@ impl Inner {
     ) -> Result<Value, StatesError> {
         let ctx = self.context_object(context, name, entered_ms, 0);
         let effective = paths::select(raw, state.get("InputPath"), &ctx)?;
-        let items_path = state["ItemsPath"].as_str().unwrap_or("$");
-        let items = paths::read(items_path, &effective, &ctx)
-            .map_err(|cause| StatesError::new("States.Runtime", cause))?;
-        let Value::Array(items) = items else {
+        let distributed = state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED";
+        if state.get("ResultWriter").is_some() {
             return Err(StatesError::new(
                 "States.Runtime",
-                format!("ItemsPath {items_path} is not an array"),
+                "ResultWriter is not supported locally: the Map's output is its result array",
             ));
+        }
+        let items = match state.get("ItemReader") {
+            Some(reader) if distributed => {
+                let listing = distributed::Listing::from_reader(reader, &effective, &ctx)?;
+                let mut objects = self
+                    .integrations
+                    .list_objects(listing.bucket, listing.prefix)
+                    .await?;
+                if let Some(max) = listing.max_items {
+                    objects.truncate(max);
+                }
+                objects
+            }
+            Some(_) => {
+                return Err(StatesError::new(
+                    "States.Runtime",
+                    "ItemReader needs ProcessorConfig Mode DISTRIBUTED",
+                ));
+            }
+            None => {
+                let items_path = state["ItemsPath"].as_str().unwrap_or("$");
+                let items = paths::read(items_path, &effective, &ctx)
+                    .map_err(|cause| StatesError::new("States.Runtime", cause))?;
+                let Value::Array(items) = items else {
+                    return Err(StatesError::new(
+                        "States.Runtime",
+                        format!("ItemsPath {items_path} is not an array"),
+                    ));
+                };
+                items
+            }
         };
         let processor = machine.processor(name).ok_or_else(|| {
             StatesError::new("States.Runtime", format!("Map {name} has no processor"))
@@ -1329,16 +1371,46 @@ impl Inner {
         let selector = state
             .get("ItemSelector")
             .or_else(|| state.get("Parameters"));
+        let unbounded = if distributed {
+            distributed::DEFAULT_CONCURRENCY
+        } else {
+            40
+        };
         let concurrency = match state["MaxConcurrency"].as_u64() {
-            None | Some(0) => 40,
-            Some(n) => usize::try_from(n).unwrap_or(40),
+            None | Some(0) => unbounded,
+            Some(n) => usize::try_from(n).unwrap_or(unbounded),
+        };
+        // ItemSelector applies to each item, then ItemBatcher groups the results.
+        let mut inputs = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            let mut item_ctx = ctx.clone();
+            item_ctx["Map"] = json!({"Item": {"Index": index, "Value": item}});
+            inputs.push(match selector {
+                Some(template) => paths::build(template, &effective, &item_ctx)?,
+                None => item_ctx["Map"]["Item"]["Value"].take(),
+            });
+        }
+        let total_items = inputs.len();
+        let children: Vec<(Value, usize)> = match state.get("ItemBatcher") {
+            Some(batcher) if distributed => {
+                distributed::Batcher::from_state(batcher, &effective, &ctx)?.batch(inputs)?
+            }
+            _ => inputs.into_iter().map(|input| (input, 1)).collect(),
+        };
+        let tolerance = if distributed {
+            Some(distributed::Tolerance::from_state(state, &effective, &ctx)?)
+        } else {
+            None
         };
         if context.top_level {
             self.event(
                 &context.arn,
                 "MapStateStarted",
-                json!({"mapStateStartedEventDetails": {"length": items.len()}}),
+                json!({"mapStateStartedEventDetails": {"length": children.len()}}),
             );
+            if distributed {
+                self.event(&context.arn, "MapRunStarted", json!({"mapRunStartedEventDetails": {"items": total_items, "children": children.len()}}));
+            }
         }
         let nested = ExecutionContext {
             arn: context.arn.clone(),
@@ -1350,17 +1422,11 @@ impl Inner {
             role_arn: context.role_arn.clone(),
             top_level: false,
         };
-        let outputs: Vec<Value> = stream::iter(items.into_iter().enumerate())
-            .map(|(index, item)| {
-                let mut item_ctx = ctx.clone();
-                item_ctx["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                let input = match selector {
-                    Some(template) => paths::build(template, &effective, &item_ctx),
-                    None => Ok(item_ctx["Map"]["Item"]["Value"].clone()),
-                };
+        let runs = stream::iter(children)
+            .map(|(input, weight)| {
                 let nested = &nested;
-                async move {
-                    let mut input = input?;
+                let run = async move {
+                    let mut input = input;
                     let mut current = processor.start_at.clone();
                     loop {
                         match self
@@ -1374,11 +1440,50 @@ impl Inner {
                             Transition::End(output) => return Ok::<Value, StatesError>(output),
                         }
                     }
-                }
+                };
+                async move { (run.await, weight) }
             })
-            .buffered(concurrency)
-            .try_collect()
-            .await?;
+            .buffered(concurrency);
+        let outputs: Vec<Value> = match &tolerance {
+            // Inline: the first failure fails the Map and stops the other iterations.
+            None => runs.map(|(outcome, _)| outcome).try_collect().await?,
+            // Distributed: every child runs; failures count against the threshold, and a
+            // tolerated failure leaves its error in the output where its result would be.
+            Some(tolerance) => {
+                let finished: Vec<(Result<Value, StatesError>, usize)> = runs.collect().await;
+                let failed: usize = finished
+                    .iter()
+                    .filter(|(outcome, _)| outcome.is_err())
+                    .map(|(_, weight)| weight)
+                    .sum();
+                let first_error = finished
+                    .iter()
+                    .find_map(|(outcome, _)| outcome.as_ref().err())
+                    .cloned();
+                if tolerance.exceeded(failed as u64, total_items as u64) {
+                    if context.top_level {
+                        self.event(&context.arn, "MapRunFailed", json!({"mapRunFailedEventDetails": {"failedItems": failed, "items": total_items}}));
+                    }
+                    let first = first_error.map_or_else(String::new, |err| {
+                        format!("; first: {}: {}", err.error, err.cause.unwrap_or_default())
+                    });
+                    return Err(StatesError::new(
+                        "States.ExceedToleratedFailureThreshold",
+                        format!("{failed} of {total_items} items failed{first}"),
+                    ));
+                }
+                if context.top_level {
+                    self.event(&context.arn, "MapRunSucceeded", json!({"mapRunSucceededEventDetails": {"failedItems": failed, "items": total_items}}));
+                }
+                finished
+                    .into_iter()
+                    .map(|(outcome, _)| {
+                        outcome
+                            .unwrap_or_else(|err| json!({"Error": err.error, "Cause": err.cause}))
+                    })
+                    .collect()
+            }
+        };
         let result = Value::Array(outputs);
         let selected = match state.get("ResultSelector") {
             Some(template) => paths::build(template, &result, &ctx)?,
@@ -1432,6 +1537,26 @@ mod tests {
 
         fn publish(&self, _parameters: Value) -> BoxFuture<'static, Result<Value, StatesError>> {
             Box::pin(async { Ok(json!({"MessageId": "m"})) })
+        }
+
+        /// Bucket `b` holds `in/k0` .. `in/k4` and `other`; any other bucket does not exist.
+        fn list_objects(
+            &self,
+            bucket: String,
+            prefix: String,
+        ) -> BoxFuture<'static, Result<Vec<Value>, StatesError>> {
+            Box::pin(async move {
+                if bucket != "b" {
+                    return Err(StatesError::new("States.ItemReaderFailed", "NoSuchBucket"));
+                }
+                let keys = (0..5)
+                    .map(|i| format!("in/k{i}"))
+                    .chain(["other".to_owned()]);
+                Ok(keys
+                    .filter(|key| key.starts_with(&prefix))
+                    .map(|key| json!({"Etag": "\"e\"", "Key": key, "LastModified": 1, "Size": 3, "StorageClass": "STANDARD"}))
+                    .collect())
+            })
         }
     }
 
@@ -1572,6 +1697,88 @@ mod tests {
                 {"ContextIndex": 2, "ContextValue": {"who": "joe"}}
             ]))
         );
+    }
+
+    /// A Distributed Map over `s3://b/in/`, in batches of two; the processor fails the batch
+    /// that starts with `in/k0` (two items of five).
+    fn distributed_map(tolerance: Value) -> Value {
+        let mut map = json!({"Type": "Map",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
+                           "Parameters": {"Bucket.$": "$.bucket", "Prefix": "in/"}},
+            "ItemSelector": {"key.$": "$$.Map.Item.Value.Key"},
+            "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"run.$": "$.run"}},
+            "MaxConcurrency": 2,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "c", "States": {
+                    "c": {"Type": "Choice", "Choices": [
+                        {"Variable": "$.Items[0].key", "StringEquals": "in/k0", "Next": "fail"}],
+                        "Default": "ok"},
+                    "fail": task("boom", json!({"End": true})),
+                    "ok": {"Type": "Pass", "End": true}}},
+            "End": true});
+        for (key, value) in tolerance.as_object().unwrap() {
+            map[key] = value.clone();
+        }
+        json!({"StartAt": "m", "States": {"m": map}})
+    }
+
+    #[tokio::test]
+    async fn a_distributed_map_lists_the_bucket_batches_and_tolerates_failures() {
+        let record = run(
+            distributed_map(json!({"ToleratedFailurePercentage": 40})),
+            json!({"bucket": "b", "run": "wf"}),
+        )
+        .await;
+        assert_eq!(record.status, "SUCCEEDED", "{:?}", record.cause);
+        let output = record.output.unwrap();
+        assert_eq!(output.as_array().unwrap().len(), 3, "{output}");
+        assert_eq!(
+            output[0]["Error"], "Permanent",
+            "a tolerated failure keeps its place"
+        );
+        assert_eq!(
+            output[1],
+            json!({"BatchInput": {"run": "wf"}, "Items": [{"key": "in/k2"}, {"key": "in/k3"}]})
+        );
+        assert_eq!(
+            output[2]["Items"],
+            json!([{"key": "in/k4"}]),
+            "other is outside the prefix"
+        );
+        let kinds: Vec<&str> = record.history.iter().map(|e| e.kind.as_str()).collect();
+        assert!(
+            kinds.contains(&"MapRunStarted") && kinds.contains(&"MapRunSucceeded"),
+            "{kinds:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_distributed_map_past_its_failure_threshold_fails() {
+        let record = run(
+            distributed_map(json!({"ToleratedFailurePercentage": 39})),
+            json!({"bucket": "b", "run": "wf"}),
+        )
+        .await;
+        assert_eq!(record.status, "FAILED");
+        assert_eq!(
+            record.error.as_deref(),
+            Some("States.ExceedToleratedFailureThreshold")
+        );
+        assert!(
+            record
+                .cause
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("2 of 5 items failed"),
+            "{:?}",
+            record.cause
+        );
+        let unreadable = run(
+            distributed_map(json!({})),
+            json!({"bucket": "nope", "run": "wf"}),
+        )
+        .await;
+        assert_eq!(unreadable.error.as_deref(), Some("States.ItemReaderFailed"));
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod choice;
+pub mod distributed;
 pub mod engine;
 pub mod intrinsics;
 pub mod machine;
