@@ -6,12 +6,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use serde::Serialize;
-use serde_json::json;
 
+use super::{RunStack, states_entered};
 use crate::client;
-use crate::demo;
 use crate::sfn::engine::ExecutionRecord;
-use crate::stack::{LocalStack, StackConfig};
+use crate::stack::StackConfig;
 
 /// What the benchmark measured.
 #[derive(Debug, Clone, Serialize)]
@@ -69,10 +68,9 @@ fn span(record: &ExecutionRecord, from: &str, to: &str) -> Option<f64> {
 
 /// How many times the run entered `state`.
 fn entries(record: &ExecutionRecord, state: &str) -> usize {
-    record
-        .history
-        .iter()
-        .filter(|e| e.details["stateEnteredEventDetails"]["name"] == state)
+    states_entered(record)
+        .into_iter()
+        .filter(|name| *name == state)
         .count()
 }
 
@@ -113,21 +111,13 @@ fn rate(objects: usize, seconds: f64) -> f64 {
 
 /// Runs the flow once with `objects` objects, one in `flag_every` flagged.
 pub async fn run(
-    mut config: StackConfig,
+    config: StackConfig,
     objects: usize,
     flag_every: usize,
 ) -> Result<FlowReport, String> {
-    config.on_publish = None;
-    config.observer = None;
     let time_scale = config.time_scale;
-    let stack = LocalStack::start(config).await?;
-    let aws = stack.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::new(&aws);
-    let sfn = aws_sdk_sfn::Client::new(&aws);
-    let raw = stack
-        .deployment()
-        .bucket("DataPipelineRawBucket")
-        .to_owned();
+    let bench = RunStack::start(config).await?;
+    let (s3, raw) = (&bench.s3, &bench.raw);
 
     let started = Instant::now();
     let mut bytes = 0u64;
@@ -160,15 +150,7 @@ pub async fn run(
     let upload_seconds = started.elapsed().as_secs_f64();
 
     let run_started = Instant::now();
-    let arn = sfn
-        .start_execution()
-        .state_machine_arn(stack.state_machine_arn())
-        .name("bench")
-        .input(json!({"id": "bench"}).to_string())
-        .send()
-        .await
-        .map_err(|err| format!("StartExecution: {err}"))?
-        .execution_arn;
+    let arn = bench.start_run("bench").await?;
     let flagged = if flag_every == 0 {
         0
     } else {
@@ -177,7 +159,7 @@ pub async fn run(
     let mut approval_at = run_started.elapsed().as_secs_f64();
     if flagged > 0 {
         let email = loop {
-            let found = crate::sns::delivered_in(stack.outbox())
+            let found = crate::sns::delivered_in(bench.stack.outbox())
                 .into_iter()
                 .find(|e| {
                     e.subject
@@ -187,14 +169,19 @@ pub async fn run(
             if let Some(email) = found {
                 break email;
             }
-            if stack
+            if bench
+                .stack
                 .engine()
                 .describe(&arn)
                 .is_some_and(|r| r.status != "RUNNING")
             {
                 return Err(format!(
                     "the run ended before asking for approval: {:?}",
-                    stack.engine().describe(&arn).map(|r| (r.error, r.cause))
+                    bench
+                        .stack
+                        .engine()
+                        .describe(&arn)
+                        .map(|r| (r.error, r.cause))
                 ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -212,24 +199,15 @@ pub async fn run(
             return Err(format!("approving failed: {}", decided.status()));
         }
     }
-    let described = demo::wait_for_end(&sfn, &arn, Duration::from_secs(24 * 3600)).await?;
+    let (status, record) = bench.finish(&arn, Duration::from_secs(24 * 3600)).await?;
     let total_seconds = started.elapsed().as_secs_f64();
-    let record = stack
-        .engine()
-        .describe(&arn)
-        .ok_or("the execution disappeared")?;
     let raw_to_scan_stage_seconds = raw_move_seconds(&record).unwrap_or(0.0);
     let routing_seconds = span(&record, "prepareManualApproval", "triggerManualApproval")
         .or_else(|| span(&record, "moveAllScanStageS3Files", "finishRun"))
         .unwrap_or(0.0);
     let release_seconds = span(&record, "moveToScannedDataS3Files", "finishRun").unwrap_or(0.0);
     let summary = run_summary(&record).unwrap_or_default();
-    let state_transitions = record
-        .history
-        .iter()
-        .filter(|e| e.kind.ends_with("StateEntered"))
-        .count();
-    stack.shutdown().await;
+    let state_transitions = states_entered(&record).len();
     Ok(FlowReport {
         objects,
         flagged,
@@ -254,7 +232,7 @@ pub async fn run(
             .as_str()
             .unwrap_or("unknown")
             .to_owned(),
-        status: described.status.as_str().to_owned(),
+        status,
     })
 }
 

@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use serde::Serialize;
-use serde_json::json;
 
-use crate::demo;
-use crate::stack::{LocalStack, StackConfig};
+use super::{RunStack, states_entered};
+use crate::stack::StackConfig;
 
 /// States one poll enters: the wait, the status check and the choice after it.
 const STATES_PER_POLL: u64 = 3;
@@ -37,6 +36,9 @@ pub struct TransitionsCase {
     /// Seconds from the job's completion to the status check that saw it.
     pub ours_detection_delay_seconds: f64,
     pub reference: u64,
+    /// The reference checks once right after creating the job, then after every wait.
+    pub reference_checks: u64,
+    pub reference_detection_delay_seconds: f64,
     pub backoff: u64,
     pub backoff_polls: u64,
     pub backoff_detection_delay_seconds: f64,
@@ -81,58 +83,32 @@ pub async fn measure(
 ) -> Result<TransitionsCase, String> {
     let job_seconds = job_minutes * 60.0;
     config.macie.startup_delay_seconds = job_seconds;
-    config.on_publish = None;
-    config.observer = None;
     let poll_interval_seconds: u64 = config
         .parameters
         .get("PollIntervalSeconds")
         .map_or(Ok(60), |value| value.parse())
         .map_err(|err| format!("PollIntervalSeconds: {err}"))?;
-    let stack = LocalStack::start(config).await?;
-    let aws = stack.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::new(&aws);
-    let sfn = aws_sdk_sfn::Client::new(&aws);
-    let raw = stack
-        .deployment()
-        .bucket("DataPipelineRawBucket")
-        .to_owned();
+    let bench = RunStack::start(config).await?;
     for index in 0..10 {
-        s3.put_object()
-            .bucket(&raw)
+        bench
+            .s3
+            .put_object()
+            .bucket(&bench.raw)
             .key(format!("transitions/{index}.csv"))
             .body(ByteStream::from_static(b"region,units\nnorth,12\n"))
             .send()
             .await
             .map_err(|err| format!("upload: {}", err.into_service_error()))?;
     }
-    let arn = sfn
-        .start_execution()
-        .state_machine_arn(stack.state_machine_arn())
-        .name("transitions")
-        .input(json!({"id": "transitions"}).to_string())
-        .send()
-        .await
-        .map_err(|err| format!("StartExecution: {}", err.into_service_error()))?
-        .execution_arn;
-    let ended = demo::wait_for_end(&sfn, &arn, Duration::from_secs(3600)).await?;
-    let record = stack
-        .engine()
-        .describe(&arn)
-        .ok_or("the execution disappeared")?;
-    stack.shutdown().await;
-    if ended.status.as_str() != "SUCCEEDED" {
+    let arn = bench.start_run("transitions").await?;
+    let (status, record) = bench.finish(&arn, Duration::from_secs(3600)).await?;
+    if status != "SUCCEEDED" {
         return Err(format!(
-            "the {job_minutes}-minute run ended {}: {:?}",
-            ended.status.as_str(),
+            "the {job_minutes}-minute run ended {status}: {:?}",
             (record.error, record.cause)
         ));
     }
-    let entered: Vec<&str> = record
-        .history
-        .iter()
-        .filter(|event| event.kind.ends_with("StateEntered"))
-        .filter_map(|event| event.details["stateEnteredEventDetails"]["name"].as_str())
-        .collect();
+    let entered = states_entered(&record);
     let ours = entered.len() as u64;
     let ours_polls = entered
         .iter()
@@ -141,7 +117,8 @@ pub async fn measure(
 
     let (_, ours_detection_delay_seconds) =
         polls_until_seen(job_seconds, std::iter::repeat(poll_interval_seconds.max(1)));
-    let (reference_waits, _) = polls_until_seen(job_seconds, std::iter::repeat(60));
+    let (reference_waits, reference_detection_delay_seconds) =
+        polls_until_seen(job_seconds, std::iter::repeat(60));
     let (backoff_polls, backoff_detection_delay_seconds) = polls_until_seen(
         job_seconds,
         backoff_schedule(poll_interval_seconds.max(1), backoff_cap_seconds),
@@ -154,6 +131,8 @@ pub async fn measure(
         ours_polls,
         ours_detection_delay_seconds,
         reference: REFERENCE_STATES_OUTSIDE_LOOP + STATES_PER_POLL * reference_waits,
+        reference_checks: reference_waits + 1,
+        reference_detection_delay_seconds,
         backoff: outside_loop + STATES_PER_POLL * backoff_polls,
         backoff_polls,
         backoff_detection_delay_seconds,
@@ -169,14 +148,12 @@ pub fn table(cases: &[TransitionsCase]) -> String {
         "job", "machine", "transitions", "status checks", "seen after done", "USD/run"
     );
     for case in cases {
-        let reference_checks =
-            case.reference.saturating_sub(REFERENCE_STATES_OUTSIDE_LOOP) / STATES_PER_POLL + 1;
         let rows = [
             (
                 "reference sample, fixed 60 s".to_owned(),
                 case.reference,
-                reference_checks,
-                case.ours_detection_delay_seconds,
+                case.reference_checks,
+                case.reference_detection_delay_seconds,
             ),
             (
                 format!("ours, fixed {} s (counted)", case.poll_interval_seconds),

@@ -1059,28 +1059,10 @@ impl Inner {
                         // A classifier panic must not pass the object as clean: it is reported
                         // not analysed, and the pipeline holds it.
                         warn!(job_id = job.id, key, %err, "classification failed");
-                        let failed = results::not_read(
-                            "SKIPPED",
-                            "UNKNOWN_ERROR",
-                            macie_classifier::mime_type(key),
-                        );
-                        (
-                            results::record(&job.id, bucket, key, None, failed, None),
-                            None,
-                        )
+                        (results::unknown_error(&job.id, bucket, key), None)
                     })
                 }
-                None => {
-                    let skipped = results::not_read(
-                        "SKIPPED",
-                        "UNKNOWN_ERROR",
-                        macie_classifier::mime_type(key),
-                    );
-                    (
-                        results::record(&job.id, bucket, key, None, skipped, None),
-                        None,
-                    )
-                }
+                None => (results::unknown_error(&job.id, bucket, key), None),
             };
             records.push((key.clone(), record));
             findings.extend(found);

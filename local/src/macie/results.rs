@@ -25,6 +25,13 @@ pub fn not_read(status: &str, reason: &str, mime_type: &str) -> Value {
     })
 }
 
+/// The record of an object the job could not analyse for a reason of its own (Macie's
+/// `UNKNOWN_ERROR`): skipped, so the pipeline holds it.
+pub fn unknown_error(job_id: &str, bucket: &str, key: &str) -> Value {
+    let skipped = not_read("SKIPPED", "UNKNOWN_ERROR", macie_classifier::mime_type(key));
+    record(job_id, bucket, key, None, skipped, None)
+}
+
 /// The results file a job writes, from the export configuration: (bucket, key).
 pub fn location(configuration: &Value, job_id: &str) -> Option<(String, String)> {
     let destination = &configuration["s3Destination"];
