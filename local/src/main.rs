@@ -454,11 +454,7 @@ async fn run_demo(args: DemoArgs) -> Result<ExitCode, String> {
         let email = loop {
             let review = macie_pipeline_local::sns::delivered_in(&outbox)
                 .into_iter()
-                .find(|e| {
-                    e.subject
-                        .as_deref()
-                        .is_some_and(|s| s.starts_with("Review needed"))
-                });
+                .find(|e| e.is_review_request());
             if let Some(email) = review {
                 break email;
             }

@@ -3,6 +3,7 @@
 //! sidecar that tests read without parsing MIME. Subject and size limits are enforced as AWS
 //! does, so a message the real service would refuse is refused here too.
 
+use macie_pipeline::approval::email::REVIEW_SUBJECT_PREFIX;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +60,15 @@ pub struct Delivered {
     pub timestamp_ms: i64,
     /// The `.eml` files written, one per recipient.
     pub files: Vec<PathBuf>,
+}
+
+impl Delivered {
+    /// An approval request, as opposed to an alert.
+    pub fn is_review_request(&self) -> bool {
+        self.subject
+            .as_deref()
+            .is_some_and(|s| s.starts_with(REVIEW_SUBJECT_PREFIX))
+    }
 }
 
 /// Called with each delivered message (the CLI prints it).

@@ -380,11 +380,7 @@ async fn an_approval_releases_only_what_its_request_showed_even_when_an_id_is_re
         let mut requests: Vec<_> = gate
             .emails()
             .into_iter()
-            .filter(|e| {
-                e.subject
-                    .as_deref()
-                    .is_some_and(|s| s.starts_with("Review needed"))
-            })
+            .filter(|e| e.is_review_request())
             .collect();
         if requests.len() == 2 {
             break requests.pop().unwrap();

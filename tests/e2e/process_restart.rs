@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{Value, json};
 
-use e2e::macie_pipeline_local::sns::delivered_in;
+use e2e::macie_pipeline_local::sns::{Delivered, delivered_in};
 use e2e::macie_pipeline_local::stack::sdk_config;
 use e2e::{http, link_after};
 
@@ -204,20 +204,19 @@ async fn wait_for(mut done: impl AsyncFnMut() -> bool, what: &str) {
 }
 
 /// Waits for the newest review request in `outbox`.
-async fn review_request(outbox: &Path) -> e2e::macie_pipeline_local::sns::Delivered {
-    let is_request = |e: &e2e::macie_pipeline_local::sns::Delivered| {
-        e.subject
-            .as_deref()
-            .is_some_and(|s| s.starts_with("Review needed"))
-    };
+async fn review_request(outbox: &Path) -> Delivered {
     wait_for(
-        async || delivered_in(outbox).iter().any(is_request),
+        async || {
+            delivered_in(outbox)
+                .iter()
+                .any(Delivered::is_review_request)
+        },
         "asked for a review",
     )
     .await;
     delivered_in(outbox)
         .into_iter()
-        .rfind(is_request)
+        .rfind(|e| e.is_review_request())
         .expect("a request")
 }
 

@@ -298,11 +298,7 @@ impl Gate {
     pub async fn approval_email_within(&self, limit: Duration) -> Delivered {
         let start = Instant::now();
         loop {
-            if let Some(email) = self.emails().into_iter().find(|e| {
-                e.subject
-                    .as_deref()
-                    .is_some_and(|s| s.starts_with("Review needed"))
-            }) {
+            if let Some(email) = self.emails().into_iter().find(|e| e.is_review_request()) {
                 return email;
             }
             assert!(start.elapsed() < limit, "no approval email after {limit:?}");

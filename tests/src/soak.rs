@@ -492,10 +492,7 @@ async fn drive(
                 // published makes Step Functions retry it, which sends a new request.
                 let mut newest: BTreeMap<&str, (i64, String)> = BTreeMap::new();
                 for email in gate.emails() {
-                    let is_request = email
-                        .subject
-                        .as_deref()
-                        .is_some_and(|s| s.starts_with("Review needed"));
+                    let is_request = email.is_review_request();
                     let Some((workflow, _)) = executions
                         .iter()
                         .find(|(w, _)| email.message.contains(w.as_str()))

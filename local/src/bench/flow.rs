@@ -161,11 +161,7 @@ pub async fn run(
         let email = loop {
             let found = crate::sns::delivered_in(bench.stack.outbox())
                 .into_iter()
-                .find(|e| {
-                    e.subject
-                        .as_deref()
-                        .is_some_and(|s| s.starts_with("Review needed"))
-                });
+                .find(|e| e.is_review_request());
             if let Some(email) = found {
                 break email;
             }

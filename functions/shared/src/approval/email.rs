@@ -19,6 +19,10 @@ pub const MAX_DETECTIONS_PER_OBJECT: usize = 4;
 /// Characters of a key shown before it is cut.
 pub const MAX_KEY_CHARS: usize = 120;
 
+/// How every approval request's subject starts, so that mail rules (and the local tools) can
+/// tell requests from alerts.
+pub const REVIEW_SUBJECT_PREFIX: &str = "Review needed";
+
 /// Everything the email says.
 pub struct ApprovalEmail<'a> {
     pub manifest: &'a Manifest,
@@ -58,7 +62,7 @@ impl ApprovalEmail<'_> {
             ),
         };
         safe_subject(&format!(
-            "Review needed: {what}, run {}",
+            "{REVIEW_SUBJECT_PREFIX}: {what}, run {}",
             self.manifest.workflow_id
         ))
     }
