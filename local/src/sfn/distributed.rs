@@ -17,7 +17,7 @@ pub const MAX_BATCH_BYTES: usize = 262_144;
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// A number from `Name` or `NamePath` (resolved against the Map's effective input).
-fn number(
+pub(super) fn number(
     state: &Value,
     name: &str,
     input: &Value,

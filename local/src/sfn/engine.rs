@@ -1376,9 +1376,15 @@ impl Inner {
         } else {
             40
         };
-        let concurrency = match state["MaxConcurrency"].as_u64() {
-            None | Some(0) => unbounded,
-            Some(n) => usize::try_from(n).unwrap_or(unbounded),
+        let concurrency = match distributed::number(state, "MaxConcurrency", &effective, &ctx)? {
+            Some(n) if n < 0.0 || n.fract() != 0.0 => {
+                return Err(StatesError::new(
+                    "States.Runtime",
+                    format!("MaxConcurrency must be a non-negative integer, not {n}"),
+                ));
+            }
+            None | Some(0.0) => unbounded,
+            Some(n) => n as usize,
         };
         // ItemSelector applies to each item, then ItemBatcher groups the results.
         let mut inputs = Vec::with_capacity(items.len());
@@ -1779,6 +1785,34 @@ mod tests {
         )
         .await;
         assert_eq!(unreadable.error.as_deref(), Some("States.ItemReaderFailed"));
+    }
+
+    #[tokio::test]
+    async fn max_concurrency_may_come_from_the_input() {
+        let mut by_path = distributed_map(json!({"ToleratedFailurePercentage": 40}));
+        let map = by_path["States"]["m"].as_object_mut().unwrap();
+        map.remove("MaxConcurrency");
+        map.insert("MaxConcurrencyPath".into(), json!("$.limit"));
+        let record = run(
+            by_path.clone(),
+            json!({"bucket": "b", "run": "wf", "limit": 3}),
+        )
+        .await;
+        assert_eq!(record.status, "SUCCEEDED", "{:?}", record.cause);
+        assert_eq!(record.output.unwrap().as_array().unwrap().len(), 3);
+        for bad in [json!("three"), json!(-1), json!(1.5)] {
+            let record = run(
+                by_path.clone(),
+                json!({"bucket": "b", "run": "wf", "limit": bad}),
+            )
+            .await;
+            assert_eq!(record.status, "FAILED", "limit {bad}");
+            assert_eq!(
+                record.error.as_deref(),
+                Some("States.Runtime"),
+                "limit {bad}"
+            );
+        }
     }
 
     #[tokio::test]
