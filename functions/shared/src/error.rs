@@ -86,6 +86,11 @@ pub enum PipelineError {
     /// The approval request cannot be built or sent.
     #[error("approval notification cannot be sent: {0}")]
     Notification(String),
+
+    /// A Distributed Map batch met the Lambda deadline before every object in it was started.
+    /// The Map's child retries the whole batch; the objects already moved are found gone.
+    #[error("{0}")]
+    BatchUnfinished(String),
 }
 
 impl PipelineError {
@@ -105,6 +110,7 @@ impl PipelineError {
         "InvalidDiscoveryResults",
         "TooManyTags",
         "NotificationFailed",
+        "BatchUnfinished",
     ];
 
     /// The name of the error that means "wait for Macie to finish writing its results".
@@ -124,6 +130,7 @@ impl PipelineError {
             Self::InvalidDiscoveryResults { .. } => "InvalidDiscoveryResults",
             Self::TooManyTags { .. } => "TooManyTags",
             Self::Notification(_) => "NotificationFailed",
+            Self::BatchUnfinished(_) => "BatchUnfinished",
         }
     }
 
@@ -242,6 +249,7 @@ mod tests {
                 detail: "d".into(),
             },
             PipelineError::Notification(String::new()),
+            PipelineError::BatchUnfinished(String::new()),
         ];
         for err in &samples {
             assert!(

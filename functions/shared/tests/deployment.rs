@@ -274,3 +274,88 @@ fn the_state_machine_may_invoke_exactly_the_functions_it_uses() {
         "every step function is used by the state machine"
     );
 }
+
+/// The Distributed Maps run as this state machine's own child executions and list buckets with
+/// its role: it may list exactly the buckets their ItemReaders name, and start, describe and
+/// stop executions of itself, by the name the template gives it.
+#[test]
+fn the_state_machine_may_list_what_its_maps_read_and_run_its_own_children() {
+    let asl = common::asl();
+    let machines = resources(&template(), "AWS::Serverless::StateMachine");
+    let properties = &machines[0].1["Properties"];
+    let substitutions = &properties["DefinitionSubstitutions"];
+    let read: BTreeSet<String> = asl["States"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|state| state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED")
+        .map(|state| {
+            let name = state["ItemReader"]["Parameters"]["Bucket"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sub-");
+            let (tag, bucket) = tagged(&substitutions[name]).expect("a !Ref to a bucket");
+            assert_eq!(tag, "Ref");
+            bucket.as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(read.len(), 2, "{read:?}");
+
+    let statements: Vec<&Yaml> = properties["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|policy| policy["Statement"].as_sequence())
+        .flatten()
+        .collect();
+    let granted = |action: &str| -> Vec<&Yaml> {
+        statements
+            .iter()
+            .filter(|s| {
+                s["Action"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a.as_str() == Some(action))
+            })
+            .flat_map(|s| s["Resource"].as_sequence().unwrap())
+            .collect()
+    };
+    let listed: BTreeSet<String> = granted("s3:ListBucket")
+        .into_iter()
+        .map(|resource| {
+            let (tag, text) = tagged(resource).unwrap();
+            assert_eq!(tag, "GetAtt");
+            text.as_str().unwrap().trim_end_matches(".Arn").to_owned()
+        })
+        .collect();
+    assert_eq!(listed, read);
+
+    let (tag, name) = tagged(&properties["Name"]).expect("a named state machine");
+    assert_eq!(
+        (tag.as_str(), name.as_str()),
+        ("Ref", Some("StepFunctionName"))
+    );
+    let sub = |resources: Vec<&Yaml>| -> Vec<String> {
+        resources
+            .into_iter()
+            .map(|r| {
+                let (tag, text) = tagged(r).unwrap();
+                assert_eq!(tag, "Sub");
+                text.as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let prefix = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}";
+    assert_eq!(
+        sub(granted("states:StartExecution")),
+        vec![format!("{prefix}:stateMachine:${{StepFunctionName}}")]
+    );
+    for action in ["states:DescribeExecution", "states:StopExecution"] {
+        assert_eq!(
+            sub(granted(action)),
+            vec![format!("{prefix}:execution:${{StepFunctionName}}/*")],
+            "{action}"
+        );
+    }
+}

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 /// States that move data towards scanned-data.
 const RELEASING: &[&str] = &[
     "moveAllScanStageS3Files",
+    "routeMap",
     "prepareManualApproval",
     "moveToScannedDataS3Files",
 ];
@@ -155,10 +156,22 @@ fn data_is_released_only_after_a_complete_scan_or_an_approval() {
     for (source, label) in into("moveAllScanStageS3Files", &states) {
         assert!(
             source == "getMacieFindingsCount"
-                || (source == "moveAllScanStageChoice" && label.contains("MORE")),
+                || (source == "moveAllScanStageChoice" && label.contains("MORE"))
+                || source == "routeMapped",
             "routing entered from {source} ({label})"
         );
     }
+    // The Map path routes only when routing asked for it, and reports back to routing.
+    let fan_out =
+        json!({"Variable": "$.routing.Payload.status", "StringEquals": "FAN_OUT"}).to_string();
+    assert_eq!(
+        into("routeMap", &states),
+        vec![("moveAllScanStageChoice".to_owned(), fan_out)]
+    );
+    assert_eq!(
+        into("routeMapped", &states),
+        vec![("routeMap".to_owned(), "next".to_owned())]
+    );
     // The approval request goes out only once routing is done and held something.
     let done = json!({"Variable": "$.routing.Payload.status", "StringEquals": "DONE"}).to_string();
     assert_eq!(
@@ -322,6 +335,7 @@ fn sample(path: &str) -> Value {
         "$.routing.Payload.tally" => tally,
         "$.config.approvalTimeoutSeconds" => json!(432000),
         "$.config.approvalTimeoutAction" => json!("hold"),
+        "$.config.movePath" => json!("Loop"),
         other => panic!("no sample for {other}; add one"),
     }
 }
@@ -422,6 +436,11 @@ fn choices_compare_with_the_statuses_handlers_emit() {
         })
         .unwrap(),
         serde_json::to_value(ScanProgress::NothingToScan {
+            workflow_id: id.clone(),
+            tally: Tally::default(),
+        })
+        .unwrap(),
+        serde_json::to_value(ScanProgress::FanOut {
             workflow_id: id,
             tally: Tally::default(),
         })
@@ -445,9 +464,13 @@ fn choices_compare_with_the_statuses_handlers_emit() {
     ]);
     assert_eq!(choice_values("$.job.Payload.status"), job);
     let steps: BTreeSet<String> = ["MORE", "DONE"].map(str::to_owned).into();
-    for variable in ["$.routing.Payload.status", "$.release.Payload.status"] {
-        assert_eq!(choice_values(variable), steps, "{variable}");
-    }
+    assert_eq!(choice_values("$.release.Payload.status"), steps);
+    let routing = emitted(vec![
+        json!({"status": "MORE"}),
+        json!({"status": "DONE"}),
+        serde_json::to_value(macie_pipeline::handlers::steps::StepProgress::fan_out()).unwrap(),
+    ]);
+    assert_eq!(choice_values("$.routing.Payload.status"), routing);
     let decisions: BTreeSet<String> = [
         macie_pipeline::approval::links::Decision::Allow.action(),
         macie_pipeline::approval::links::Decision::Deny.action(),
@@ -455,4 +478,131 @@ fn choices_compare_with_the_statuses_handlers_emit() {
     .map(str::to_owned)
     .into();
     assert_eq!(choice_values("$.decision.action"), decisions);
+}
+
+/// The Distributed Map path: each Map lists one pipeline bucket, hands batches to the same
+/// function as the loop (which accepts them), retries like every Lambda task plus an unfinished
+/// batch, lets a failed batch fail the Map (never tolerated), announces that failure, and hands
+/// the outcomes back to the looping task as `FANNED_OUT`.
+#[test]
+fn each_distributed_map_moves_one_bucket_in_batches_and_fails_closed() {
+    use macie_pipeline::handlers::fan_out::Request;
+    let states = states();
+    let maps = [
+        ("intakeMap", "sub-RawBucket", "triggerMacieScan", "$.scan"),
+        (
+            "routeMap",
+            "sub-ScanStageBucket",
+            "moveAllScanStageS3Files",
+            "$.routing",
+        ),
+    ];
+    let distributed: BTreeSet<&String> = states
+        .iter()
+        .filter(|(_, state)| state["Type"] == "Map")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(distributed.len(), maps.len(), "{distributed:?}");
+    for (name, bucket, looping, result) in maps {
+        let map = &states[name];
+        let processor = &map["ItemProcessor"];
+        assert_eq!(
+            processor["ProcessorConfig"]["Mode"], "DISTRIBUTED",
+            "{name}"
+        );
+        assert_eq!(
+            map["ItemReader"],
+            json!({"Resource": "arn:aws:states:::s3:listObjectsV2",
+                   "Parameters": {"Bucket": bucket}}),
+            "{name}"
+        );
+        for field in [
+            "ToleratedFailurePercentage",
+            "ToleratedFailureCount",
+            "ResultWriter",
+        ] {
+            assert!(map.get(field).is_none(), "{name} sets {field}");
+        }
+        assert_eq!(map["MaxConcurrencyPath"], "$.config.mapMaxConcurrency");
+        assert_eq!(
+            map["ItemBatcher"]["MaxItemsPerBatchPath"],
+            "$.config.mapItemsPerBatch"
+        );
+        let catchers = map["Catch"].as_array().unwrap();
+        assert_eq!(
+            catchers.last().unwrap()["ErrorEquals"],
+            json!(["States.ALL"])
+        );
+        assert_eq!(catchers.last().unwrap()["Next"], "notifyFailure");
+        assert_eq!(map["ResultPath"], format!("{result}.Payload.batches"));
+
+        let children = processor["States"].as_object().unwrap();
+        assert_eq!(children.len(), 1, "{name}: one task per batch");
+        let (child, task) = children.iter().next().unwrap();
+        assert_eq!(processor["StartAt"], child.as_str());
+        assert!(is_lambda_task(task), "{name}.{child}");
+        assert_eq!(
+            task["Parameters"]["FunctionName"], states[looping]["Parameters"]["FunctionName"],
+            "{name}: batches go to the looping step's own function"
+        );
+        assert_eq!(task["Parameters"]["Payload.$"], "$");
+        assert!(
+            task.get("Catch").is_none(),
+            "{name}.{child} must fail the Map"
+        );
+        let retried: BTreeSet<&str> = task["Retry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["ErrorEquals"].as_array().unwrap())
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        for needed in PipelineError::RETRYABLE_NAMES.iter().chain(&[
+            "BatchUnfinished",
+            "Lambda.ServiceException",
+            "Lambda.TooManyRequestsException",
+            "Lambda.Unknown",
+        ]) {
+            assert!(
+                retried.contains(needed),
+                "{name}.{child} does not retry {needed}"
+            );
+        }
+
+        // The batch a child sends, as ItemBatcher builds it, is one its function accepts.
+        let batch = json!({
+            "BatchInput": payload(&map["ItemBatcher"]["BatchInput"]),
+            "Items": [{"Etag": "\"e\"", "Key": "a/b c.csv", "LastModified": 1_700_000_000,
+                       "Size": 12, "StorageClass": "STANDARD"}],
+        });
+        let accepted = match looping {
+            "triggerMacieScan" => matches!(
+                serde_json::from_value::<
+                    Request<trigger_macie_scan::IntakeBatchInput, trigger_macie_scan::TriggerInput>,
+                >(batch.clone()),
+                Ok(Request::Batch(_))
+            ),
+            _ => matches!(
+                serde_json::from_value::<
+                    Request<
+                        move_all_scan_stage_files::RouteBatchInput,
+                        move_all_scan_stage_files::RouteInput,
+                    >,
+                >(batch.clone()),
+                Ok(Request::Batch(_))
+            ),
+        };
+        assert!(accepted, "{name}'s batch {batch} is refused");
+
+        // Back to the looping step with the outcomes.
+        let mapped = &states[map["Next"].as_str().unwrap()];
+        assert_eq!(mapped["Type"], "Pass");
+        assert_eq!(mapped["Result"], "FANNED_OUT");
+        assert_eq!(mapped["ResultPath"], format!("{result}.Payload.status"));
+        assert_eq!(mapped["Next"], looping);
+    }
+    assert_eq!(
+        common::asl()["States"]["startRun"]["Parameters"]["config"]["movePath"],
+        "sub-MovePath"
+    );
 }

@@ -21,8 +21,8 @@ use serde_json::json;
 
 use macie_pipeline::config::{MoveSettings, TriggerConfig};
 use macie_pipeline::deadline::Deadline;
+use macie_pipeline::handlers::fan_out::MovePath;
 use macie_pipeline::handlers::trigger_macie_scan::{ScanProgress, TriggerInput, TriggerMacieScan};
-use macie_pipeline::lambda::Handler;
 use macie_pipeline::macie::job::JobSettings;
 use macie_pipeline::s3::pass::Tally;
 
@@ -117,9 +117,10 @@ pub async fn worker(
             execution_name: "bench-move".to_owned(),
             retry_count: 0,
             progress: progress.take(),
+            move_path: MovePath::Loop,
         };
         match handler
-            .handle(input, Deadline::after(budget))
+            .step(input, Deadline::after(budget))
             .await
             .map_err(|err| format!("the move failed: {err}"))?
         {
@@ -127,8 +128,12 @@ pub async fn worker(
             ScanProgress::ReadyToScan { tally, .. } | ScanProgress::NothingToScan { tally, .. } => {
                 break tally;
             }
-            ScanProgress::JobStarted { .. } => {
-                return Err("the move pass started a Macie job; it must not".to_owned());
+            other @ (ScanProgress::JobStarted { .. }
+            | ScanProgress::FanOut { .. }
+            | ScanProgress::FannedOut { .. }) => {
+                return Err(format!(
+                    "the move pass answered {other:?}; it must only move and report"
+                ));
             }
         }
     };

@@ -292,6 +292,8 @@ mod tests {
                             ("ScanStageBucket".to_owned(), "scan".to_owned()),
                             ("ManualReviewBucket".to_owned(), "review".to_owned()),
                             ("RawBucket".to_owned(), "raw".to_owned()),
+                            ("MapMaxConcurrency".to_owned(), "10".to_owned()),
+                            ("MapItemsPerBatch".to_owned(), "1000".to_owned()),
                         ]),
                     )
                     .unwrap();

@@ -3,6 +3,7 @@
 
 pub mod check_macie_status;
 pub mod delete_manual_review_files;
+pub mod fan_out;
 pub mod get_findings_count;
 pub mod move_all_scan_stage_files;
 pub mod move_to_scanned_data_files;

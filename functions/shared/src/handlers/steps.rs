@@ -1,6 +1,8 @@
 //! The later moves of a run, each limited to the objects tagged with its workflow id: routing
 //! scan-stage objects by the manifest, releasing approved objects, deleting denied ones. Each is
 //! a loop like triggerMacieScan's: `MORE` with a cursor until a pass completes, then `DONE`.
+//! Routing can also run as a Distributed Map (`FAN_OUT`, batches, `FANNED_OUT`; see
+//! [`fan_out`](crate::handlers::fan_out)).
 
 use std::collections::HashMap;
 
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::MoveSettings;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
+use crate::handlers::fan_out::{self, BatchItem, BatchOutcome};
 use crate::manifest::{self, Manifest, ManifestRef, Placement};
 use crate::s3::objects::{Deleted, Listed, Moved, Objects};
 use crate::s3::pass::{Outcome, PassEnd, Tally, visit_bucket};
@@ -21,6 +24,10 @@ use crate::workflow::WorkflowId;
 pub enum StepStatus {
     More,
     Done,
+    /// Routing on the Distributed Map path: the Map is to route the scan-stage bucket.
+    FanOut,
+    /// The Map has routed every batch; `batches` holds their outcomes.
+    FannedOut,
 }
 
 /// A looping step's result, passed back to it while `MORE`.
@@ -34,6 +41,9 @@ pub struct StepProgress {
     /// decision. Counted from the manifest, not the tally, which a retried pass can undercount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting_review: Option<u64>,
+    /// `FANNED_OUT` only: the Map children's outcomes, put here by the Map's `ResultPath`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchOutcome>,
 }
 
 impl StepProgress {
@@ -44,13 +54,26 @@ impl StepProgress {
                 resume_after: None,
                 tally,
                 awaiting_review: None,
+                batches: Vec::new(),
             },
             PassEnd::Interrupted { resume_after } => Self {
                 status: StepStatus::More,
                 resume_after,
                 tally,
                 awaiting_review: None,
+                batches: Vec::new(),
             },
+        }
+    }
+
+    /// The first answer on the Distributed Map path: nothing moved yet.
+    pub fn fan_out() -> Self {
+        Self {
+            status: StepStatus::FanOut,
+            resume_after: None,
+            tally: Tally::default(),
+            awaiting_review: None,
+            batches: Vec::new(),
         }
     }
 
@@ -72,6 +95,13 @@ impl StepProgress {
                 ..
             }) => Err(PipelineError::InvalidInput(format!(
                 "{step} was called again after it reported DONE"
+            ))),
+            Some(Self {
+                status: status @ (StepStatus::FanOut | StepStatus::FannedOut),
+                ..
+            }) => Err(PipelineError::InvalidInput(format!(
+                "{step} cannot continue a loop from {status:?}: that progress belongs to the \
+                 Distributed Map path"
             ))),
         }
     }
@@ -144,6 +174,21 @@ pub async fn route_scan_stage(
     )
     .await?;
     Ok(StepProgress::from_pass(end, tally))
+}
+
+/// Routes one Distributed Map batch of scan-stage objects, as [`route_scan_stage`] routes a
+/// listing page.
+pub async fn route_batch(
+    context: &PassContext<'_>,
+    targets: &RouteTargets<'_>,
+    run: &RunManifest<'_>,
+    items: Vec<BatchItem>,
+) -> Result<BatchOutcome, PipelineError> {
+    let placements = run.manifest.placements();
+    fan_out::move_batch(items, context.settings, context.deadline, |object| {
+        route_one(context, targets, run, &placements, object)
+    })
+    .await
 }
 
 async fn route_one(
@@ -313,6 +358,7 @@ mod tests {
             resume_after: Some("k".into()),
             tally: Tally::default(),
             awaiting_review: None,
+            batches: Vec::new(),
         };
         let json = serde_json::to_value(&progress).unwrap();
         assert_eq!(json["status"], "MORE");
@@ -330,6 +376,7 @@ mod tests {
             resume_after: None,
             tally: Tally::default(),
             awaiting_review: Some(0),
+            batches: Vec::new(),
         };
         let err = StepProgress::resume(Some(done), "moveAllScanStageS3Files").unwrap_err();
         assert_eq!(err.name(), "InvalidInput");

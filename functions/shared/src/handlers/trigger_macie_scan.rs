@@ -5,6 +5,10 @@
 //! a cursor; when a pass finds nothing left it returns `READY_TO_SCAN`, and only the next
 //! invocation creates the job. Job creation never moves anything, so a retried creation cannot
 //! tag an object the already-started job did not see.
+//!
+//! On the Distributed Map path (see [`fan_out`](crate::handlers::fan_out)) the first call only
+//! names the workflow (`FAN_OUT`), Map children send intake batches, and the call after the Map
+//! adds their outcomes up (`FANNED_OUT`) into `READY_TO_SCAN` or `NOTHING_TO_SCAN`.
 
 use aws_types::SdkConfig;
 use serde::{Deserialize, Serialize};
@@ -14,6 +18,7 @@ use tracing::{info, instrument};
 use crate::config::TriggerConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
+use crate::handlers::fan_out::{self, BatchOutcome, MovePath, Request, Response};
 use crate::lambda::Handler;
 use crate::macie::job::create_job;
 use crate::s3::objects::{Listed, Moved, Objects};
@@ -34,6 +39,16 @@ pub struct TriggerInput {
     pub retry_count: u32,
     /// The previous invocation's result while the step loops; null on the first call.
     pub progress: Option<ScanProgress>,
+    /// `$.config.movePath`; a state machine from before the Map path sends none.
+    #[serde(default)]
+    pub move_path: MovePath,
+}
+
+/// What every intake batch of one run shares.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntakeBatchInput {
+    pub workflow_id: WorkflowId,
 }
 
 /// Where the step stands. The state machine loops while `MOVING` or `READY_TO_SCAN`.
@@ -66,6 +81,19 @@ pub enum ScanProgress {
         workflow_id: WorkflowId,
         tally: Tally,
     },
+    /// Distributed Map path: the Map is to move the raw bucket, in batches.
+    #[serde(rename_all = "camelCase")]
+    FanOut {
+        workflow_id: WorkflowId,
+        tally: Tally,
+    },
+    /// Distributed Map path: the Map has moved every batch; `batches` are their outcomes.
+    #[serde(rename_all = "camelCase")]
+    FannedOut {
+        workflow_id: WorkflowId,
+        tally: Tally,
+        batches: Vec<BatchOutcome>,
+    },
 }
 
 impl ScanProgress {
@@ -75,6 +103,8 @@ impl ScanProgress {
             Self::ReadyToScan { .. } => "READY_TO_SCAN",
             Self::JobStarted { .. } => "JOB_STARTED",
             Self::NothingToScan { .. } => "NOTHING_TO_SCAN",
+            Self::FanOut { .. } => "FAN_OUT",
+            Self::FannedOut { .. } => "FANNED_OUT",
         }
     }
 }
@@ -177,12 +207,39 @@ impl TriggerMacieScan {
 }
 
 impl Handler for TriggerMacieScan {
-    type Input = TriggerInput;
-    type Output = ScanProgress;
+    type Input = Request<IntakeBatchInput, TriggerInput>;
+    type Output = Response<ScanProgress>;
     const NAME: &'static str = "triggerMacieScan";
 
-    #[instrument(skip_all, fields(execution = %input.execution_name))]
     async fn handle(
+        &self,
+        input: Self::Input,
+        deadline: Deadline,
+    ) -> Result<Self::Output, PipelineError> {
+        match input {
+            Request::Batch(batch) => {
+                let workflow_id = batch.batch_input.workflow_id;
+                let objects = Objects::new(&self.s3, &self.config.moves);
+                let outcome = fan_out::move_batch(batch.items, &self.config.moves, deadline, |o| {
+                    self.move_to_scan_stage(objects, &workflow_id, o)
+                })
+                .await?;
+                info!(
+                    workflow_id = workflow_id.as_str(),
+                    moved = outcome.moved,
+                    rejected = outcome.rejected,
+                    "intake batch moved"
+                );
+                Ok(Response::Batch(outcome))
+            }
+            Request::Step(input) => self.step(input, deadline).await.map(Response::Step),
+        }
+    }
+}
+
+impl TriggerMacieScan {
+    #[instrument(skip_all, fields(execution = %input.execution_name))]
+    pub async fn step(
         &self,
         input: TriggerInput,
         deadline: Deadline,
@@ -190,6 +247,12 @@ impl Handler for TriggerMacieScan {
         match input.progress {
             None => {
                 let workflow_id = workflow_id_for(&input.execution_input, &input.execution_name)?;
+                if input.move_path == MovePath::DistributedMap {
+                    return Ok(ScanProgress::FanOut {
+                        workflow_id,
+                        tally: Tally::default(),
+                    });
+                }
                 self.move_raw_objects(
                     workflow_id,
                     None,
@@ -206,6 +269,28 @@ impl Handler for TriggerMacieScan {
             }) => {
                 self.move_raw_objects(workflow_id, resume_after, tally, false, deadline)
                     .await
+            }
+            Some(ScanProgress::FannedOut {
+                workflow_id,
+                batches,
+                ..
+            }) => {
+                let tally = BatchOutcome::total(batches);
+                info!(
+                    workflow_id = workflow_id.as_str(),
+                    moved = tally.moved,
+                    rejected = tally.rejected,
+                    deferred = tally.deferred,
+                    "raw bucket moved by the map"
+                );
+                // A retried batch finds the objects its first attempt moved gone: those count
+                // as vanished, so only a map that neither moved nor missed anything proves there
+                // is nothing to scan. A job over nothing costs a job, never an object.
+                Ok(if tally.moved > 0 || tally.vanished > 0 {
+                    ScanProgress::ReadyToScan { workflow_id, tally }
+                } else {
+                    ScanProgress::NothingToScan { workflow_id, tally }
+                })
             }
             Some(ScanProgress::ReadyToScan { workflow_id, tally }) => {
                 let job_id = create_job(

@@ -61,6 +61,20 @@ impl Tally {
     /// Rejections kept with their reasons; the state payload must stay small.
     pub const MAX_REJECTIONS_LISTED: usize = 20;
 
+    /// Adds `other`'s counts; its rejections are listed while there is room.
+    pub fn absorb(&mut self, other: Tally) {
+        self.moved += other.moved;
+        self.moved_bytes += other.moved_bytes;
+        self.held_for_review += other.held_for_review;
+        self.deleted += other.deleted;
+        self.deferred += other.deferred;
+        self.vanished += other.vanished;
+        self.rejected += other.rejected;
+        let room = Self::MAX_REJECTIONS_LISTED.saturating_sub(self.rejections.len());
+        self.rejections
+            .extend(other.rejections.into_iter().take(room));
+    }
+
     pub fn record(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Moved { bytes } => {
@@ -141,42 +155,68 @@ where
             return Ok(PassEnd::Complete);
         };
 
-        let listed = objects.len();
-        let mut started = 0usize;
-        let mut last_started = None;
-        let results: Vec<Result<Outcome, PipelineError>> = stream::iter(objects)
-            .take_while(|_| futures::future::ready(!deadline.is_near(settings.deadline_margin)))
-            .map(|object| {
-                started += 1;
-                last_started = Some(object.key.clone());
-                visit(object)
-            })
-            .buffer_unordered(settings.concurrency)
-            .collect()
-            .await;
-
-        let mut first_error = None;
-        for result in results {
-            match result {
-                Ok(outcome) => tally.record(outcome),
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
+        match visit_listed(objects, settings, deadline, tally, &visit).await? {
+            PassEnd::Complete => {}
+            PassEnd::Interrupted { resume_after } => {
+                return Ok(PassEnd::Interrupted {
+                    resume_after: resume_after.or(cursor),
+                });
             }
-        }
-        if let Some(err) = first_error {
-            return Err(err);
-        }
-        if started < listed {
-            return Ok(PassEnd::Interrupted {
-                resume_after: last_started.or(cursor),
-            });
         }
         if !truncated {
             return Ok(PassEnd::Complete);
         }
         cursor = Some(last_listed);
     }
+}
+
+/// Visits `objects` (one listing page, or one Distributed Map batch) with bounded concurrency,
+/// starting none once the deadline is near. `Interrupted` names the last object started
+/// (`None`: none was). An error from any object is returned once the objects already started
+/// have finished, so nothing is abandoned half-moved by this process.
+pub async fn visit_listed<F, Fut>(
+    objects: Vec<Listed>,
+    settings: &MoveSettings,
+    deadline: Deadline,
+    tally: &mut Tally,
+    visit: F,
+) -> Result<PassEnd, PipelineError>
+where
+    F: Fn(Listed) -> Fut,
+    Fut: Future<Output = Result<Outcome, PipelineError>>,
+{
+    let listed = objects.len();
+    let mut started = 0usize;
+    let mut last_started = None;
+    let results: Vec<Result<Outcome, PipelineError>> = stream::iter(objects)
+        .take_while(|_| futures::future::ready(!deadline.is_near(settings.deadline_margin)))
+        .map(|object| {
+            started += 1;
+            last_started = Some(object.key.clone());
+            visit(object)
+        })
+        .buffer_unordered(settings.concurrency)
+        .collect()
+        .await;
+
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok(outcome) => tally.record(outcome),
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    if let Some(err) = first_error {
+        return Err(err);
+    }
+    if started < listed {
+        return Ok(PassEnd::Interrupted {
+            resume_after: last_started,
+        });
+    }
+    Ok(PassEnd::Complete)
 }
 
 #[cfg(test)]

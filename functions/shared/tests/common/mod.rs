@@ -27,6 +27,8 @@ pub fn asl() -> Json {
     for (name, value) in [
         ("${PollIntervalSeconds}", "60"),
         ("${ApprovalTimeoutSeconds}", "432000"),
+        ("${MapMaxConcurrency}", "10"),
+        ("${MapItemsPerBatch}", "1000"),
     ] {
         text = text.replace(name, value);
     }

@@ -223,15 +223,15 @@ fn scan_stage() -> Bucket {
 }
 
 fn router(s3: aws_sdk_s3::Client) -> MoveAllScanStageFiles {
-    MoveAllScanStageFiles {
+    MoveAllScanStageFiles::with_client(
         s3,
-        config: RouteConfig {
+        RouteConfig {
             scan_stage_bucket: "scan".into(),
             manual_review_bucket: "review".into(),
             scanned_data_bucket: "scanned".into(),
             moves: MoveSettings::default(),
         },
-    }
+    )
 }
 
 fn later() -> Deadline {
