@@ -3,6 +3,7 @@
 
 mod aws_cli;
 mod browser;
+mod distributed_map;
 mod failures;
 mod macie;
 mod paths;

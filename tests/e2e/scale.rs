@@ -6,29 +6,12 @@ use e2e::{Bucket, Gate, http, link_after};
 use serde_json::json;
 
 async fn upload_many(gate: &Gate, count: usize, body: impl Fn(usize) -> String) {
-    let mut uploads = tokio::task::JoinSet::new();
-    for chunk in (0..count).collect::<Vec<_>>().chunks(50) {
-        let s3 = gate.s3.clone();
-        let bucket = gate.bucket(Bucket::Raw);
-        let items: Vec<(String, String)> = chunk
-            .iter()
-            .map(|i| (format!("many/{i:05}.txt"), body(*i)))
-            .collect();
-        uploads.spawn(async move {
-            for (key, body) in items {
-                s3.put_object()
-                    .bucket(&bucket)
-                    .key(key)
-                    .body(body.into_bytes().into())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        });
-    }
-    while let Some(done) = uploads.join_next().await {
-        done.unwrap();
-    }
+    gate.upload_many(
+        (0..count)
+            .map(|i| (format!("many/{i:05}.txt"), body(i)))
+            .collect(),
+    )
+    .await;
 }
 
 fn entries(gate: &Gate, arn: &str, state: &str) -> usize {

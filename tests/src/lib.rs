@@ -101,6 +101,31 @@ impl Gate {
             .unwrap_or_else(|err| panic!("upload {key}: {err:?}"));
     }
 
+    /// Uploads many small objects to the raw bucket, sixteen at a time: `(key, body)` pairs.
+    pub async fn upload_many(&self, objects: Vec<(String, String)>) {
+        let per_task = objects.len().div_ceil(16).max(1);
+        let mut uploads = tokio::task::JoinSet::new();
+        let mut objects = objects.into_iter().peekable();
+        while objects.peek().is_some() {
+            let chunk: Vec<(String, String)> = objects.by_ref().take(per_task).collect();
+            let (s3, bucket) = (self.s3.clone(), self.bucket(Bucket::Raw));
+            uploads.spawn(async move {
+                for (key, body) in chunk {
+                    s3.put_object()
+                        .bucket(&bucket)
+                        .key(&key)
+                        .body(ByteStream::from(body.into_bytes()))
+                        .send()
+                        .await
+                        .unwrap_or_else(|err| panic!("upload {key}: {err:?}"));
+                }
+            });
+        }
+        while let Some(done) = uploads.join_next().await {
+            done.expect("an upload task");
+        }
+    }
+
     /// Starts an execution with `input`; returns its ARN.
     pub async fn start_run(&self, name: &str, input: Value) -> String {
         self.sfn

@@ -45,6 +45,8 @@ pub struct RunReport {
     pub continuations: bool,
     /// How many times a moving step handed back a continuation (re-entered its state).
     pub continuation_loops: usize,
+    /// Whether the run moved through Distributed Maps (`MovePath=DistributedMap`).
+    pub map_path: bool,
     pub executions: usize,
     pub objects: usize,
     pub flagged: usize,
@@ -334,7 +336,20 @@ pub async fn run_with(seed: u64, how: Sabotage) -> RunReport {
     // A quarter of the runs give each invocation a fifth of a second, with slow copies, so the
     // moves go through deadline continuations and crashes can land in the middle of one.
     let continuations = rng.random_bool(0.25);
+    // A third of the other runs move through Distributed Maps in batches of three. Chosen from
+    // the seed, not drawn, so every seed keeps the scenario it had before the Map path existed.
+    // Not with short deadlines: a batch that cannot finish before the deadline fails by design.
+    let map_path = !continuations && seed.is_multiple_of(3);
     let gate = Gate::start_with(|config| {
+        if map_path {
+            for (name, value) in [
+                ("MovePath", "DistributedMap"),
+                ("MapItemsPerBatch", "3"),
+                ("MapMaxConcurrency", "2"),
+            ] {
+                config.parameters.insert(name.into(), value.into());
+            }
+        }
         if continuations {
             config.functions.timeout = Some(Duration::from_millis(1100));
             for (variable, value) in [("DEADLINE_MARGIN_SECONDS", "1"), ("MOVE_CONCURRENCY", "2")] {
@@ -452,6 +467,7 @@ pub async fn run_with(seed: u64, how: Sabotage) -> RunReport {
         outcome,
         continuations,
         continuation_loops,
+        map_path,
         executions: executions.len(),
         objects: uploaded.len(),
         flagged: uploaded.values().filter(|o| o.flagged).count(),

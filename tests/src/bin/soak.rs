@@ -62,6 +62,7 @@ async fn main() -> ExitCode {
     let (mut runs, mut faults, mut crashes, mut objects, mut executions, mut continued) =
         (0u64, 0u64, 0u64, 0usize, 0usize, 0u64);
     let mut loops = 0usize;
+    let mut mapped = 0u64;
     let mut failing = Vec::new();
     let mut seeds = options.seeds.clone();
     let mut running = tokio::task::JoinSet::new();
@@ -99,6 +100,7 @@ async fn main() -> ExitCode {
         faults += report.faults_injected;
         crashes += report.crashes;
         continued += u64::from(report.continuations);
+        mapped += u64::from(report.map_path);
         loops += report.continuation_loops;
         objects += report.objects;
         executions += report.executions;
@@ -107,6 +109,8 @@ async fn main() -> ExitCode {
             format!("{:?}", report.outcome),
             if report.continuations {
                 format!(" +{} continuation(s)", report.continuation_loops)
+            } else if report.map_path {
+                " via Distributed Maps".to_owned()
             } else {
                 String::new()
             },
@@ -130,7 +134,7 @@ async fn main() -> ExitCode {
     }
     failing.sort_unstable();
     println!(
-        "{runs} run(s) ({continued} with short deadlines: {loops} continuations), {executions} execution(s), {objects} object(s), {faults} fault(s) injected of which {crashes} crash(es), {} violating seed(s){} in {:.0} s",
+        "{runs} run(s) ({continued} with short deadlines: {loops} continuations; {mapped} through Distributed Maps), {executions} execution(s), {objects} object(s), {faults} fault(s) injected of which {crashes} crash(es), {} violating seed(s){} in {:.0} s",
         failing.len(),
         if failing.is_empty() {
             String::new()
