@@ -294,6 +294,7 @@ struct Suite {
     transitions: Vec<TransitionsCase>,
     flow_clean: FlowReport,
     flow_review: FlowReport,
+    flow_review_distributed_map: FlowReport,
     moves: Vec<MoveCase>,
 }
 
@@ -314,18 +315,31 @@ async fn all(args: AllArgs) -> Result<ExitCode, String> {
         args.flow_objects
     );
     println!("{}", flow::table(&flow_review));
+    let mut map_stack = default_stack();
+    map_stack
+        .parameters
+        .push("MovePath=DistributedMap".to_owned());
+    let flow_review_distributed_map = flow_run(&map_stack, args.flow_objects, 10).await?;
+    println!(
+        "Flow, review path on the Distributed Map path ({} objects, as above)",
+        args.flow_objects
+    );
+    println!("{}", flow::table(&flow_review_distributed_map));
 
     let moves = move_matrix(&args.matrix, None, 900.0).await?;
     println!("raw -> scan-stage moves, local stack");
     println!("{}", moves::table(&moves));
 
-    let ok = flow_clean.status == "SUCCEEDED" && flow_review.status == "SUCCEEDED";
+    let ok = [&flow_clean, &flow_review, &flow_review_distributed_map]
+        .iter()
+        .all(|report| report.status == "SUCCEEDED");
     let suite = Suite {
         build: build(),
         date: macie_pipeline_local::clock::rfc3339_ms(macie_pipeline_local::clock::now_ms()),
         transitions,
         flow_clean,
         flow_review,
+        flow_review_distributed_map,
         moves,
     };
     let document = to_json(&suite)?;

@@ -19,6 +19,8 @@ pub struct FlowReport {
     pub flagged: usize,
     pub bytes: u64,
     pub time_scale: f64,
+    /// The template's `MovePath`: `Loop` or `DistributedMap`.
+    pub move_path: String,
     pub upload_seconds: f64,
     pub run_to_approval_request_seconds: f64,
     pub approval_to_end_seconds: f64,
@@ -30,9 +32,15 @@ pub struct FlowReport {
     pub routing_objects_per_second: f64,
     pub release_seconds: f64,
     pub release_objects_per_second: f64,
-    /// Invocations of the raw pass (continuations included) and of the routing pass.
+    /// Invocations of the raw pass (continuations or Map batches included) and of the routing
+    /// pass.
     pub raw_pass_invocations: usize,
     pub routing_invocations: usize,
+    /// On the Distributed Map path: the batches (child executions) of the raw pass and of
+    /// routing. Each child is billed its own transitions, one Task each, on top of
+    /// `state_transitions`.
+    pub raw_pass_batches: usize,
+    pub routing_batches: usize,
     /// States entered: what Step Functions Standard bills.
     pub state_transitions: usize,
     /// From the run summary (getMacieFindingsCount's output).
@@ -87,6 +95,23 @@ fn run_summary(record: &ExecutionRecord) -> Option<serde_json::Value> {
         .next_back()
 }
 
+/// The children each Map state started, by the Map's name.
+fn map_children(record: &ExecutionRecord, map: &str) -> usize {
+    let mut current = "";
+    let mut children = 0;
+    for event in &record.history {
+        if let Some(name) = event.details["stateEnteredEventDetails"]["name"].as_str() {
+            current = name;
+        }
+        if event.kind == "MapRunStarted" && current == map {
+            children += event.details["mapRunStartedEventDetails"]["children"]
+                .as_u64()
+                .unwrap_or(0) as usize;
+        }
+    }
+    children
+}
+
 /// The time the raw pass took: from the first triggerMacieScan to the call that creates the job.
 fn raw_move_seconds(record: &ExecutionRecord) -> Option<f64> {
     let triggers: Vec<i64> = record
@@ -116,6 +141,11 @@ pub async fn run(
     flag_every: usize,
 ) -> Result<FlowReport, String> {
     let time_scale = config.time_scale;
+    let move_path = config
+        .parameters
+        .get("MovePath")
+        .cloned()
+        .unwrap_or_else(|| "Loop".to_owned());
     let bench = RunStack::start(config).await?;
     let (s3, raw) = (&bench.s3, &bench.raw);
 
@@ -204,11 +234,14 @@ pub async fn run(
     let release_seconds = span(&record, "moveToScannedDataS3Files", "finishRun").unwrap_or(0.0);
     let summary = run_summary(&record).unwrap_or_default();
     let state_transitions = states_entered(&record).len();
+    let raw_pass_batches = map_children(&record, "intakeMap");
+    let routing_batches = map_children(&record, "routeMap");
     Ok(FlowReport {
         objects,
         flagged,
         bytes,
         time_scale,
+        move_path,
         upload_seconds,
         run_to_approval_request_seconds: approval_at,
         approval_to_end_seconds: run_started.elapsed().as_secs_f64() - approval_at,
@@ -220,8 +253,11 @@ pub async fn run(
         release_seconds,
         release_objects_per_second: rate(flagged, release_seconds),
         // The last call of the raw pass creates the job; it moves nothing.
-        raw_pass_invocations: entries(&record, "triggerMacieScan").saturating_sub(1),
-        routing_invocations: entries(&record, "moveAllScanStageS3Files"),
+        raw_pass_invocations: entries(&record, "triggerMacieScan").saturating_sub(1)
+            + raw_pass_batches,
+        routing_invocations: entries(&record, "moveAllScanStageS3Files") + routing_batches,
+        raw_pass_batches,
+        routing_batches,
         state_transitions,
         bytes_scanned: summary["bytesScanned"].as_u64().unwrap_or(0),
         estimated_macie_cost_usd: summary["estimatedMacieCostUsd"]
@@ -241,6 +277,7 @@ pub fn table(report: &FlowReport) -> String {
         ),
         ("bytes", report.bytes.to_string()),
         ("time scale of waits", report.time_scale.to_string()),
+        ("move path", report.move_path.clone()),
         ("upload", format!("{:.2} s", report.upload_seconds)),
         (
             "run start -> approval request",
@@ -289,6 +326,13 @@ pub fn table(report: &FlowReport) -> String {
                 report.raw_pass_invocations, report.routing_invocations
             ),
         ),
+        (
+            "map batches (child executions)",
+            format!(
+                "raw pass {}, routing {}",
+                report.raw_pass_batches, report.routing_batches
+            ),
+        ),
         ("state transitions", report.state_transitions.to_string()),
         (
             "Macie scanned (run summary)",
@@ -305,8 +349,10 @@ pub fn table(report: &FlowReport) -> String {
         "approval -> run end",
         "release of approved objects",
     ];
+    let map_only = "map batches (child executions)";
     rows.iter()
         .filter(|(name, _)| report.flagged > 0 || !review_only.contains(name))
+        .filter(|(name, _)| report.move_path != "Loop" || *name != map_only)
         .map(|(name, value)| format!("{name:<34} {value}\n"))
         .collect()
 }
