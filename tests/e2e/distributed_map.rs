@@ -70,18 +70,6 @@ fn map_runs(gate: &Gate, arn: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
-fn entered(gate: &Gate, arn: &str) -> Vec<String> {
-    gate.stack
-        .engine()
-        .describe(arn)
-        .unwrap()
-        .history
-        .iter()
-        .filter_map(|e| e.details["stateEnteredEventDetails"]["name"].as_str())
-        .map(str::to_owned)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_map_run_moves_in_batches_holds_what_macie_flags_and_releases_on_approval() {
     let gate = map_gate(40, 4).await;
@@ -136,11 +124,14 @@ async fn a_map_run_moves_in_batches_holds_what_macie_flags_and_releases_on_appro
 
     // Both moves ran as Maps over the whole bucket, 40 objects a batch; neither looped.
     assert_eq!(map_runs(&gate, &arn), vec![(600, 15), (601, 16)]);
-    let states = entered(&gate, &arn);
-    let count = |name: &str| states.iter().filter(|s| *s == name).count();
     // FAN_OUT, FANNED_OUT, then the job; routing: FAN_OUT, FANNED_OUT.
-    assert_eq!(count("triggerMacieScan"), 3, "{states:?}");
-    assert_eq!(count("moveAllScanStageS3Files"), 2, "{states:?}");
+    let states = gate.states_entered(&arn);
+    assert_eq!(gate.entries(&arn, "triggerMacieScan"), 3, "{states:?}");
+    assert_eq!(
+        gate.entries(&arn, "moveAllScanStageS3Files"),
+        2,
+        "{states:?}"
+    );
     let output: Value = serde_json::from_str(described.output.as_deref().unwrap()).unwrap();
     assert_eq!(output["scan"]["Payload"]["tally"]["moved"], 600);
     assert_eq!(output["routing"]["Payload"]["tally"]["moved"], 600);
@@ -167,13 +158,7 @@ async fn a_crashed_batch_is_retried_without_losing_or_doubling_an_object() {
         gate.explain(&arn)
     );
     assert_eq!(gate.stack.faults().crashes(), 1);
-    assert_eq!(gate.keys(Bucket::ScannedData).await.len(), 100);
-    for bucket in [Bucket::Raw, Bucket::ScanStage, Bucket::ManualReview] {
-        assert!(
-            gate.keys(bucket).await.is_empty(),
-            "{bucket:?} is not empty"
-        );
-    }
+    gate.only_in(Bucket::ScannedData, 100).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -206,15 +191,11 @@ async fn a_batch_that_keeps_failing_fails_the_run_announced_with_every_object_in
         "{}",
         failures[0].message
     );
-    assert_eq!(gate.keys(Bucket::Raw).await.len(), 30);
-    for bucket in [Bucket::ScanStage, Bucket::ManualReview, Bucket::ScannedData] {
-        assert!(
-            gate.keys(bucket).await.is_empty(),
-            "{bucket:?} is not empty"
-        );
-    }
+    gate.only_in(Bucket::Raw, 30).await;
     assert!(
-        !entered(&gate, &arn).contains(&"getMacieFindingsCount".to_owned()),
+        !gate
+            .states_entered(&arn)
+            .contains(&"getMacieFindingsCount".to_owned()),
         "no scan after a failed intake"
     );
 }
@@ -231,7 +212,10 @@ async fn an_empty_raw_bucket_maps_nothing_and_starts_no_job() {
         gate.explain(&arn)
     );
     assert_eq!(map_runs(&gate, &arn), vec![(0, 0)]);
-    assert!(entered(&gate, &arn).contains(&"noNewKeysInRawBucket".to_owned()));
+    assert!(
+        gate.states_entered(&arn)
+            .contains(&"noNewKeysInRawBucket".to_owned())
+    );
     let jobs = gate.macie.list_classification_jobs().send().await.unwrap();
     assert!(jobs.items().is_empty(), "{:?}", jobs.items());
 }
@@ -273,13 +257,7 @@ async fn a_hundred_thousand_objects_pass_through_the_maps() {
         "{}",
         gate.explain(&arn)
     );
-    assert_eq!(gate.keys(Bucket::ScannedData).await.len(), OBJECTS);
-    for bucket in [Bucket::Raw, Bucket::ScanStage, Bucket::ManualReview] {
-        assert!(
-            gate.keys(bucket).await.is_empty(),
-            "{bucket:?} is not empty"
-        );
-    }
+    gate.only_in(Bucket::ScannedData, OBJECTS).await;
     assert_eq!(
         map_runs(&gate, &arn),
         vec![(OBJECTS as u64, 100), (OBJECTS as u64, 100)]

@@ -14,17 +14,6 @@ async fn upload_many(gate: &Gate, count: usize, body: impl Fn(usize) -> String) 
     .await;
 }
 
-fn entries(gate: &Gate, arn: &str, state: &str) -> usize {
-    gate.stack
-        .engine()
-        .describe(arn)
-        .unwrap()
-        .history
-        .iter()
-        .filter(|e| e.details["stateEnteredEventDetails"]["name"] == state)
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_objects_move_through_deadline_continuations() {
     let gate = Gate::start_with(|config| {
@@ -56,13 +45,13 @@ async fn a_thousand_objects_move_through_deadline_continuations() {
     );
     assert_eq!(gate.keys(Bucket::ScannedData).await.len(), 1000);
     assert!(gate.keys(Bucket::Raw).await.is_empty());
-    let triggers = entries(&gate, &arn, "triggerMacieScan");
+    let triggers = gate.entries(&arn, "triggerMacieScan");
     assert!(
         triggers > 3,
         "expected continuations, triggerMacieScan ran {triggers} times"
     );
     assert!(
-        entries(&gate, &arn, "moveAllScanStageS3Files") > 1,
+        gate.entries(&arn, "moveAllScanStageS3Files") > 1,
         "the final move loops too"
     );
 }

@@ -208,6 +208,44 @@ impl Gate {
         lines.join("\n")
     }
 
+    /// The states the execution entered, in order.
+    pub fn states_entered(&self, arn: &str) -> Vec<String> {
+        self.stack
+            .engine()
+            .describe(arn)
+            .expect("a known execution")
+            .history
+            .iter()
+            .filter_map(|e| e.details["stateEnteredEventDetails"]["name"].as_str())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// How many times the execution entered `state`.
+    pub fn entries(&self, arn: &str, state: &str) -> usize {
+        self.states_entered(arn)
+            .iter()
+            .filter(|name| *name == state)
+            .count()
+    }
+
+    /// Asserts that the run's objects all sit in `bucket`, `count` of them, and that no other
+    /// pipeline bucket holds anything.
+    pub async fn only_in(&self, bucket: Bucket, count: usize) {
+        assert_eq!(self.keys(bucket).await.len(), count, "{bucket:?}");
+        for other in [
+            Bucket::Raw,
+            Bucket::ScanStage,
+            Bucket::ManualReview,
+            Bucket::ScannedData,
+        ] {
+            if other != bucket {
+                let keys = self.keys(other).await;
+                assert!(keys.is_empty(), "{other:?} holds {keys:?}");
+            }
+        }
+    }
+
     /// Seconds from the start of the execution at which each state was entered.
     pub fn timings(&self, arn: &str) -> Vec<(String, f64)> {
         let Some(record) = self.stack.engine().describe(arn) else {
