@@ -104,13 +104,9 @@ async fn a_map_run_moves_in_batches_holds_what_macie_flags_and_releases_on_appro
             .status(),
         200
     );
-    let described = gate.finished_within(&arn, Duration::from_secs(120)).await;
-    assert_eq!(
-        described.status.as_str(),
-        "SUCCEEDED",
-        "{}",
-        gate.explain(&arn)
-    );
+    let described = gate
+        .ends_within(&arn, "SUCCEEDED", Duration::from_secs(120))
+        .await;
     let released: BTreeSet<String> = gate.keys(Bucket::ScannedData).await.into_iter().collect();
     assert_eq!(released.len(), 600);
     assert_eq!(
@@ -150,13 +146,8 @@ async fn a_crashed_batch_is_retried_without_losing_or_doubling_an_object() {
         .add(s3_fault("DeleteObject", FaultError::Crash, Some(1)))
         .unwrap();
     let arn = gate.start_run("crash", json!({"id": "wf-crash"})).await;
-    let described = gate.finished_within(&arn, Duration::from_secs(120)).await;
-    assert_eq!(
-        described.status.as_str(),
-        "SUCCEEDED",
-        "{}",
-        gate.explain(&arn)
-    );
+    gate.ends_within(&arn, "SUCCEEDED", Duration::from_secs(120))
+        .await;
     assert_eq!(gate.stack.faults().crashes(), 1);
     gate.only_in(Bucket::ScannedData, 100).await;
 }
@@ -170,13 +161,9 @@ async fn a_batch_that_keeps_failing_fails_the_run_announced_with_every_object_in
         .add(s3_fault("CopyObject", FaultError::InternalError, None))
         .unwrap();
     let arn = gate.start_run("failing", json!({"id": "wf-failing"})).await;
-    let described = gate.finished_within(&arn, Duration::from_secs(120)).await;
-    assert_eq!(
-        described.status.as_str(),
-        "FAILED",
-        "{}",
-        gate.explain(&arn)
-    );
+    let described = gate
+        .ends_within(&arn, "FAILED", Duration::from_secs(120))
+        .await;
     assert_eq!(described.error.as_deref(), Some("PipelineRunFailed"));
     let failures: Vec<_> = gate
         .emails()
@@ -204,13 +191,7 @@ async fn a_batch_that_keeps_failing_fails_the_run_announced_with_every_object_in
 async fn an_empty_raw_bucket_maps_nothing_and_starts_no_job() {
     let gate = map_gate(10, 2).await;
     let arn = gate.start_run("empty", json!({"id": "wf-empty"})).await;
-    let described = gate.finished(&arn).await;
-    assert_eq!(
-        described.status.as_str(),
-        "SUCCEEDED",
-        "{}",
-        gate.explain(&arn)
-    );
+    gate.ends_with(&arn, "SUCCEEDED").await;
     assert_eq!(map_runs(&gate, &arn), vec![(0, 0)]);
     assert!(
         gate.states_entered(&arn)

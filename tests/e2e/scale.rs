@@ -36,13 +36,8 @@ async fn a_thousand_objects_move_through_deadline_continuations() {
     let arn = gate
         .start_run("thousand", json!({"id": "wf-thousand"}))
         .await;
-    let described = gate.finished_within(&arn, Duration::from_secs(300)).await;
-    assert_eq!(
-        described.status.as_str(),
-        "SUCCEEDED",
-        "{}",
-        gate.explain(&arn)
-    );
+    gate.ends_within(&arn, "SUCCEEDED", Duration::from_secs(300))
+        .await;
     assert_eq!(gate.keys(Bucket::ScannedData).await.len(), 1000);
     assert!(gate.keys(Bucket::Raw).await.is_empty());
     let triggers = gate.entries(&arn, "triggerMacieScan");

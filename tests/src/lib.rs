@@ -169,9 +169,21 @@ impl Gate {
     }
 
     /// Waits for the execution to end and checks it ended with `status`, explaining it if not.
-    pub async fn ends_with(&self, arn: &str, status: &str) {
-        let described = self.finished(arn).await;
+    pub async fn ends_with(&self, arn: &str, status: &str) -> DescribeExecutionOutput {
+        self.ends_within(arn, status, Duration::from_secs(60)).await
+    }
+
+    /// Waits up to `limit` for the execution to end and asserts it ended with `status`; the
+    /// message lists its failed tasks.
+    pub async fn ends_within(
+        &self,
+        arn: &str,
+        status: &str,
+        limit: Duration,
+    ) -> DescribeExecutionOutput {
+        let described = self.finished_within(arn, limit).await;
         assert_eq!(described.status.as_str(), status, "{}", self.explain(arn));
+        described
     }
 
     /// Every failed task of an execution, with its error and cause: for assertion messages.

@@ -10,8 +10,6 @@
 //! the Map sends every outcome back (`FANNED_OUT`) and gets the step's result, in the shape the
 //! loop gives, so the rest of the state machine does not know which path ran.
 
-use std::fmt;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -171,25 +169,6 @@ pub enum Response<S> {
     Step(S),
 }
 
-/// Raised when a batch could not be finished before the Lambda deadline (S3 throttled it to a
-/// crawl). The moves done stay done; the Map's retry moves the rest, and objects already moved
-/// are found gone and counted as vanished.
-#[derive(Debug)]
-pub struct Unfinished {
-    pub started: usize,
-    pub total: usize,
-}
-
-impl fmt::Display for Unfinished {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the batch was not finished before the Lambda deadline: {} of {} objects started",
-            self.started, self.total
-        )
-    }
-}
-
 /// Moves one batch: `visit` on each item with the step's concurrency. A batch is never handed
 /// back half-done as a success: if the deadline comes first, the batch fails with
 /// `BatchUnfinished` and is retried whole.
@@ -205,18 +184,16 @@ where
 {
     let total = items.len();
     let objects: Vec<Listed> = items.into_iter().map(Listed::from).collect();
-    let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
     let mut tally = Tally::default();
     match visit_listed(objects, settings, deadline, &mut tally, visit).await? {
         PassEnd::Complete => Ok(BatchOutcome::new(tally)),
-        PassEnd::Interrupted { resume_after } => {
-            let started = resume_after
-                .and_then(|last| keys.iter().position(|key| *key == last))
-                .map_or(0, |index| index + 1);
-            Err(PipelineError::BatchUnfinished(
-                Unfinished { started, total }.to_string(),
-            ))
-        }
+        // S3 throttled the batch to a crawl. The moves done stay done; the retry moves the
+        // rest and finds the moved objects gone.
+        PassEnd::Interrupted { .. } => Err(PipelineError::BatchUnfinished(format!(
+            "a batch of {total} objects was not finished before the Lambda deadline \
+             ({} moved); it is retried whole",
+            tally.moved
+        ))),
     }
 }
 
@@ -336,7 +313,7 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.name(), "BatchUnfinished");
-        assert!(err.to_string().contains("0 of 1"), "{err}");
+        assert!(err.to_string().contains("batch of 1 objects"), "{err}");
         let done = move_batch(
             items,
             &settings,

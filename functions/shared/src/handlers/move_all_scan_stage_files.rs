@@ -21,6 +21,7 @@ use crate::handlers::steps::{
 };
 use crate::lambda::Handler;
 use crate::manifest::{self, Manifest, ManifestRef};
+use crate::s3::pass::PassEnd;
 use crate::workflow::WorkflowId;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,12 +145,7 @@ impl MoveAllScanStageFiles {
                 status: StepStatus::FannedOut,
                 batches,
                 ..
-            }) => {
-                let mut done = StepProgress::fan_out();
-                done.status = StepStatus::Done;
-                done.tally = BatchOutcome::total(batches);
-                done
-            }
+            }) => StepProgress::from_pass(PassEnd::Complete, BatchOutcome::total(batches)),
             previous => {
                 let manifest =
                     manifest::read(&self.s3, &input.manifest, &input.workflow_id).await?;

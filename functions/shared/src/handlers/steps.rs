@@ -47,7 +47,7 @@ pub struct StepProgress {
 }
 
 impl StepProgress {
-    fn from_pass(end: PassEnd, tally: Tally) -> Self {
+    pub(crate) fn from_pass(end: PassEnd, tally: Tally) -> Self {
         match end {
             PassEnd::Complete => Self {
                 status: StepStatus::Done,
