@@ -19,6 +19,10 @@ pub enum FaultError {
     /// Throttling: 429 for Macie and SNS, 400 `ThrottlingException` for Step Functions, 503
     /// `SlowDown` for S3.
     Throttling,
+    /// S3 only: 409 `ConditionalRequestConflict`, what S3 answers a conditional write
+    /// (`If-None-Match`, `If-Match`) that raced another operation on the key. Other services
+    /// answer 500.
+    Conflict,
     /// No error: only the latency applies.
     None,
     /// The Lambda invocations in flight die, as a killed process does, before the request is

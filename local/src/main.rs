@@ -277,6 +277,8 @@ enum ErrorArg {
     None,
     /// Kill the Lambda invocations in flight before the request is carried out.
     Crash,
+    /// S3: 409 ConditionalRequestConflict, as for a conditional write that raced another.
+    Conflict,
 }
 
 fn pairs(values: &[String], what: &str) -> Result<BTreeMap<String, String>, String> {
@@ -730,6 +732,7 @@ async fn fault(command: FaultCommand) -> Result<ExitCode, String> {
                     ErrorArg::Throttling => FaultError::Throttling,
                     ErrorArg::None => FaultError::None,
                     ErrorArg::Crash => FaultError::Crash,
+                    ErrorArg::Conflict => FaultError::Conflict,
                 },
                 count,
                 probability,

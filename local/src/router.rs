@@ -127,6 +127,7 @@ fn macie_operation(method: &Method, path: &str) -> String {
 fn fault_reply(service: &str, error: FaultError) -> Reply {
     let (status, code) = match (service, error) {
         ("s3", FaultError::InternalError) => (500, "InternalError"),
+        ("s3", FaultError::Conflict) => (409, "ConditionalRequestConflict"),
         ("s3", _) => (503, "SlowDown"),
         ("macie2", FaultError::Throttling) => (429, "ThrottlingException"),
         ("macie2", _) => (500, "InternalServerException"),
@@ -140,7 +141,12 @@ fn fault_reply(service: &str, error: FaultError) -> Reply {
             status,
             &[("content-type", "application/xml".into())],
             format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>Injected fault: please reduce your request rate.</Message></Error>"
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>Injected fault: {}</Message></Error>",
+                if status == 409 {
+                    "a conflicting operation occurred; retry the request."
+                } else {
+                    "please reduce your request rate."
+                }
             ),
         ),
         "sns" => reply(

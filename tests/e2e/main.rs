@@ -9,6 +9,7 @@ mod macie;
 mod paths;
 mod process_restart;
 mod restart;
+mod s3_protocol;
 mod scale;
 mod secrets;
 mod soak;

@@ -2,6 +2,7 @@
 
 pub mod service;
 pub mod store;
+pub mod versions;
 
 use std::path::Path;
 use std::sync::Arc;

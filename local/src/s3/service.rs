@@ -1,7 +1,9 @@
 //! The S3 operations the gate, the AWS CLI and the tests use, on top of [`Store`]. The `s3s`
 //! crate does the protocol (routing, XML, headers); this maps each operation onto the store with
-//! S3's semantics: metadata and tagging directives, ETag conditions, tag limits, listing
-//! pagination with `encoding-type=url`, multipart uploads and part copies.
+//! S3's semantics: metadata and tagging directives, ETag conditions on sources and conditional
+//! writes on targets (`If-None-Match: *`, `If-Match`), versioning (version ids on reads, copies,
+//! tags and deletes, delete markers, ListObjectVersions), tag limits, listing pagination with
+//! `encoding-type=url`, multipart uploads and part copies.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -14,7 +16,9 @@ use tokio_util::io::ReaderStream;
 
 use macie_pipeline::tags::{self, MAX_KEY_CHARS, MAX_TAGS, Tag as GateTag};
 
-use crate::s3::store::{Attributes, Listing, Match, ObjectMeta, Store, StoreError};
+use crate::s3::store::{
+    Attributes, Entry, Listing, Match, ObjectMeta, Store, StoreError, Versioning, WriteCondition,
+};
 
 /// The S3 service over a store.
 #[derive(Clone)]
@@ -26,6 +30,12 @@ impl LocalS3 {
     pub fn new(store: Arc<Store>) -> Self {
         Self { store }
     }
+
+    /// The `x-amz-version-id` to report for `meta` in `bucket`.
+    fn version_of(&self, bucket: &str, meta: &ObjectMeta) -> Option<String> {
+        let versioning = self.store.versioning(bucket).unwrap_or_default();
+        version_header(meta.version_id.as_deref(), versioning)
+    }
 }
 
 fn map_error(err: StoreError) -> S3Error {
@@ -34,10 +44,22 @@ fn map_error(err: StoreError) -> S3Error {
         StoreError::BucketExists => s3_error!(BucketAlreadyOwnedByYou),
         StoreError::BucketNotEmpty => s3_error!(BucketNotEmpty),
         StoreError::NoSuchKey => s3_error!(NoSuchKey),
+        StoreError::NoSuchVersion => {
+            s3_error!(NoSuchVersion, "The specified version does not exist.")
+        }
+        StoreError::MethodNotAllowed => s3_error!(
+            MethodNotAllowed,
+            "The specified method is not allowed against this resource."
+        ),
         StoreError::PreconditionFailed => s3_error!(
             PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold"
         ),
+        StoreError::ConditionalConflict => s3_error!(
+            ConditionalRequestConflict,
+            "A conflicting operation occurred. If using PutObject you can retry the request. If using multipart upload you should initiate another CreateMultipartUpload request and re-upload each part."
+        ),
+        StoreError::InvalidVersioning(message) => s3_error!(MalformedXML, "{message}"),
         StoreError::NoSuchUpload => s3_error!(NoSuchUpload),
         StoreError::InvalidPart(message) => s3_error!(InvalidPart, "{message}"),
         StoreError::EntityTooSmall(part) => s3_error!(
@@ -66,6 +88,57 @@ fn condition(value: Option<ETagCondition>) -> Option<Match> {
         ETagCondition::Any => Match::Any,
         ETagCondition::ETag(tag) => Match::ETag(tag.into_value()),
     })
+}
+
+/// A write's condition on its target: `If-None-Match: *` or `If-Match: <etag>`, as S3 takes
+/// them on PutObject, CopyObject and CompleteMultipartUpload.
+fn write_condition(
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+) -> S3Result<Option<WriteCondition>> {
+    match (if_match, if_none_match) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(s3_error!(
+            NotImplemented,
+            "A header you provided implies functionality that is not implemented: If-Match and If-None-Match together"
+        )),
+        (None, Some(ETagCondition::Any)) => Ok(Some(WriteCondition::IfAbsent)),
+        (Some(ETagCondition::ETag(tag)), None) => {
+            Ok(Some(WriteCondition::IfMatch(tag.into_value())))
+        }
+        (None, Some(ETagCondition::ETag(_))) | (Some(ETagCondition::Any), None) => Err(s3_error!(
+            NotImplemented,
+            "A header you provided implies functionality that is not implemented: If-None-Match takes only *, If-Match an ETag"
+        )),
+    }
+}
+
+/// A header the s3s request model does not carry for this operation (CopyObject's target
+/// conditions), parsed as the others are.
+fn header_condition(headers: &http::HeaderMap, name: &str) -> S3Result<Option<ETagCondition>> {
+    headers
+        .get(name)
+        .map(|value| {
+            let text = value
+                .to_str()
+                .map_err(|_| s3_error!(InvalidArgument, "{name} is not valid text"))?;
+            Ok(if text.trim() == "*" {
+                ETagCondition::Any
+            } else {
+                ETagCondition::ETag(ETag::Strong(text.trim().trim_matches('"').to_owned()))
+            })
+        })
+        .transpose()
+}
+
+/// The `x-amz-version-id` of a version: its id in a bucket that is or was versioned, `null`
+/// for its null version there, and nothing in a bucket that never was.
+fn version_header(meta_version: Option<&str>, versioning: Versioning) -> Option<String> {
+    match (meta_version, versioning) {
+        (Some(id), _) => Some(id.to_owned()),
+        (None, Versioning::Unversioned) => None,
+        (None, _) => Some("null".to_owned()),
+    }
 }
 
 /// Archived objects cannot be read or copied until restored.
@@ -220,21 +293,17 @@ fn parse_copy_range(range: &str) -> S3Result<(u64, u64)> {
     ))
 }
 
-fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
+fn copy_source(source: &CopySource) -> S3Result<(String, String, Option<String>)> {
     match source {
         CopySource::Bucket {
             bucket,
             key,
             version_id,
-        } => {
-            if version_id.as_deref().is_some_and(|v| v != "null") {
-                return Err(s3_error!(
-                    NoSuchVersion,
-                    "The local stack keeps no versions"
-                ));
-            }
-            Ok((bucket.to_string(), key.to_string()))
-        }
+        } => Ok((
+            bucket.to_string(),
+            key.to_string(),
+            version_id.as_deref().map(str::to_owned),
+        )),
         _ => Err(s3_error!(
             NotImplemented,
             "Access point copy sources are not supported locally"
@@ -312,15 +381,8 @@ impl S3 for LocalS3 {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         let tags = header_tags(input.tagging)?;
+        let target = write_condition(input.if_match, input.if_none_match)?;
         let body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
-        if input
-            .if_none_match
-            .as_ref()
-            .is_some_and(ETagCondition::is_any)
-            && self.store.head(&input.bucket, &input.key).is_ok()
-        {
-            return Err(map_error(StoreError::PreconditionFailed));
-        }
         let attributes = Attributes {
             content_type: input.content_type,
             content_encoding: input.content_encoding,
@@ -334,18 +396,12 @@ impl S3 for LocalS3 {
         };
         let meta = self
             .store
-            .put(
-                &input.bucket,
-                &input.key,
-                body,
-                attributes,
-                tags,
-                condition(input.if_match),
-            )
+            .put(&input.bucket, &input.key, body, attributes, tags, target)
             .await
             .map_err(map_error)?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&meta)),
+            version_id: self.version_of(&input.bucket, &meta),
             ..Default::default()
         }))
     }
@@ -357,7 +413,7 @@ impl S3 for LocalS3 {
         let input = req.input;
         let (meta, file) = self
             .store
-            .open_object(&input.bucket, &input.key)
+            .open_version(&input.bucket, &input.key, input.version_id.as_deref())
             .map_err(map_error)?;
         if let Some(expected) = condition(input.if_match)
             && expected != Match::Any
@@ -403,6 +459,7 @@ impl S3 for LocalS3 {
             metadata: Some(attributes.metadata.clone().into_iter().collect()),
             tag_count: (!meta.tags.is_empty()).then(|| i32::try_from(meta.tags.len()).unwrap_or(0)),
             storage_class: attributes.storage_class.clone().map(StorageClass::from),
+            version_id: self.version_of(&input.bucket, &meta),
             ..Default::default()
         }))
     }
@@ -414,7 +471,7 @@ impl S3 for LocalS3 {
         let input = req.input;
         let meta = self
             .store
-            .head(&input.bucket, &input.key)
+            .head_version(&input.bucket, &input.key, input.version_id.as_deref())
             .map_err(map_error)?;
         if let Some(expected) = condition(input.if_match)
             && expected != Match::Any
@@ -437,6 +494,7 @@ impl S3 for LocalS3 {
             website_redirect_location: attributes.website_redirect_location.clone(),
             metadata: Some(attributes.metadata.clone().into_iter().collect()),
             storage_class: attributes.storage_class.clone().map(StorageClass::from),
+            version_id: self.version_of(&input.bucket, &meta),
             ..Default::default()
         }))
     }
@@ -446,14 +504,22 @@ impl S3 for LocalS3 {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
-        self.store
+        let deletion = self
+            .store
             .delete(
                 &input.bucket,
                 &input.key,
+                input.version_id.as_deref(),
                 condition(input.if_match).as_ref(),
             )
             .map_err(map_error)?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        let versioning = self.store.versioning(&input.bucket).map_err(map_error)?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: deletion.delete_marker.then_some(true),
+            version_id: version_header(deletion.version_id.as_deref(), versioning)
+                .filter(|_| deletion.delete_marker || input.version_id.is_some()),
+            ..Default::default()
+        }))
     }
 
     async fn delete_objects(
@@ -461,18 +527,27 @@ impl S3 for LocalS3 {
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
+        let versioning = self.store.versioning(&input.bucket).map_err(map_error)?;
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for object in input.delete.objects {
             let matcher = object.e_tag.map(|tag| Match::ETag(tag.into_value()));
-            match self
-                .store
-                .delete(&input.bucket, &object.key, matcher.as_ref())
-            {
-                Ok(_) => deleted.push(DeletedObject {
-                    key: Some(object.key),
-                    ..Default::default()
-                }),
+            match self.store.delete(
+                &input.bucket,
+                &object.key,
+                object.version_id.as_deref(),
+                matcher.as_ref(),
+            ) {
+                Ok(deletion) => {
+                    let version = version_header(deletion.version_id.as_deref(), versioning);
+                    let added_marker = deletion.delete_marker && object.version_id.is_none();
+                    deleted.push(DeletedObject {
+                        key: Some(object.key),
+                        delete_marker: deletion.delete_marker.then_some(true),
+                        delete_marker_version_id: added_marker.then(|| version.clone()).flatten(),
+                        version_id: object.version_id,
+                    })
+                }
                 Err(StoreError::NoSuchBucket) => return Err(s3_error!(NoSuchBucket)),
                 Err(err) => {
                     let error = map_error(err);
@@ -497,8 +572,13 @@ impl S3 for LocalS3 {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        // s3s 0.14 does not model CopyObject's target conditions; the headers are S3's.
+        let target = write_condition(
+            header_condition(&req.headers, "if-match")?,
+            header_condition(&req.headers, "if-none-match")?,
+        )?;
         let input = req.input;
-        let (source_bucket, source_key) = copy_source(&input.copy_source)?;
+        let (source_bucket, source_key, source_version) = copy_source(&input.copy_source)?;
         let replace_metadata = input
             .metadata_directive
             .as_ref()
@@ -515,6 +595,7 @@ impl S3 for LocalS3 {
         let storage_class = input.storage_class.map(|c| c.as_str().to_owned());
         if source_bucket == input.bucket
             && source_key == input.key
+            && source_version.is_none()
             && !replace_metadata
             && !replace_tags
             && storage_class.is_none()
@@ -526,7 +607,7 @@ impl S3 for LocalS3 {
         }
         let source_meta = self
             .store
-            .head(&source_bucket, &source_key)
+            .head_version(&source_bucket, &source_key, source_version.as_deref())
             .map_err(map_error)?;
         if archived(&source_meta) {
             return Err(archived_error());
@@ -542,12 +623,13 @@ impl S3 for LocalS3 {
             storage_class: storage_class.clone(),
             metadata: input.metadata.unwrap_or_default().into_iter().collect(),
         };
-        let meta = self
+        let (copied, meta) = self
             .store
             .copy(
-                (&source_bucket, &source_key),
+                (&source_bucket, &source_key, source_version.as_deref()),
                 condition(input.copy_source_if_match).as_ref(),
                 (&input.bucket, &input.key),
+                target.as_ref(),
                 |source| {
                     let mut attributes = if replace_metadata {
                         requested
@@ -567,8 +649,140 @@ impl S3 for LocalS3 {
                 last_modified: Some(timestamp(meta.last_modified_ms)),
                 ..Default::default()
             }),
+            copy_source_version_id: self.version_of(&source_bucket, &copied),
+            version_id: self.version_of(&input.bucket, &meta),
             ..Default::default()
         }))
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let input = req.input;
+        let encoder = Encoder(
+            input
+                .encoding_type
+                .as_ref()
+                .is_some_and(|e| e.as_str() == EncodingType::URL),
+        );
+        let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000);
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let listing = self
+            .store
+            .list_versions(
+                &input.bucket,
+                &prefix,
+                input.key_marker.as_deref(),
+                input.version_id_marker.as_deref(),
+                input.delimiter.as_deref(),
+                usize::try_from(max_keys).unwrap_or(0),
+            )
+            .map_err(map_error)?;
+        let versioning = self.store.versioning(&input.bucket).map_err(map_error)?;
+        let mut versions = Vec::new();
+        let mut delete_markers = Vec::new();
+        for (entry, latest) in &listing.entries {
+            let version_id =
+                version_header(entry.version_id(), versioning).or_else(|| Some("null".to_owned()));
+            match entry {
+                Entry::Object(meta) => versions.push(ObjectVersion {
+                    e_tag: Some(etag(meta)),
+                    is_latest: Some(*latest),
+                    key: Some(encoder.apply(meta.key.clone())),
+                    last_modified: Some(timestamp(meta.last_modified_ms)),
+                    size: Some(i64::try_from(meta.size).unwrap_or(i64::MAX)),
+                    storage_class: Some(ObjectVersionStorageClass::from(
+                        meta.attributes
+                            .storage_class
+                            .clone()
+                            .unwrap_or_else(|| "STANDARD".to_owned()),
+                    )),
+                    version_id,
+                    ..Default::default()
+                }),
+                Entry::DeleteMarker(marker) => delete_markers.push(DeleteMarkerEntry {
+                    is_latest: Some(*latest),
+                    key: Some(encoder.apply(marker.key.clone())),
+                    last_modified: Some(timestamp(marker.last_modified_ms)),
+                    version_id,
+                    ..Default::default()
+                }),
+            }
+        }
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(input.bucket),
+            prefix: Some(encoder.apply(prefix)),
+            delimiter: input.delimiter.map(|d| encoder.apply(d)),
+            max_keys: Some(max_keys),
+            is_truncated: Some(listing.truncated),
+            key_marker: input.key_marker.map(|k| encoder.apply(k)),
+            version_id_marker: input.version_id_marker,
+            next_key_marker: listing.next_key_marker.map(|k| encoder.apply(k)),
+            next_version_id_marker: listing.next_version_id_marker,
+            encoding_type: input.encoding_type,
+            versions: Some(versions),
+            delete_markers: Some(delete_markers),
+            common_prefixes: Some(
+                listing
+                    .common_prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(encoder.apply(p)),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let status = match self
+            .store
+            .versioning(&req.input.bucket)
+            .map_err(map_error)?
+        {
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::ENABLED,
+            )),
+            Versioning::Suspended => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::SUSPENDED,
+            )),
+        };
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status,
+            ..Default::default()
+        }))
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let input = req.input;
+        let versioning = match input
+            .versioning_configuration
+            .status
+            .as_ref()
+            .map(BucketVersioningStatus::as_str)
+        {
+            Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+            Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "The versioning status must be Enabled or Suspended"
+                ));
+            }
+        };
+        self.store
+            .set_versioning(&input.bucket, versioning)
+            .map_err(map_error)?;
+        Ok(S3Response::new(PutBucketVersioningOutput::default()))
     }
 
     async fn list_objects_v2(
@@ -665,13 +879,14 @@ impl S3 for LocalS3 {
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let input = req.input;
         let meta = self
             .store
-            .head(&req.input.bucket, &req.input.key)
+            .head_version(&input.bucket, &input.key, input.version_id.as_deref())
             .map_err(map_error)?;
         Ok(S3Response::new(GetObjectTaggingOutput {
             tag_set: tag_set(&meta.tags),
-            ..Default::default()
+            version_id: self.version_of(&input.bucket, &meta),
         }))
     }
 
@@ -687,20 +902,32 @@ impl S3 for LocalS3 {
             .map(|tag| GateTag::new(tag.key.unwrap_or_default(), tag.value.unwrap_or_default()))
             .collect();
         check_tags(&tags)?;
-        self.store
-            .set_tags(&input.bucket, &input.key, tags)
+        let meta = self
+            .store
+            .set_tags(&input.bucket, &input.key, input.version_id.as_deref(), tags)
             .map_err(map_error)?;
-        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+        Ok(S3Response::new(PutObjectTaggingOutput {
+            version_id: self.version_of(&input.bucket, &meta),
+        }))
     }
 
     async fn delete_object_tagging(
         &self,
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-        self.store
-            .set_tags(&req.input.bucket, &req.input.key, Vec::new())
+        let input = req.input;
+        let meta = self
+            .store
+            .set_tags(
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+                Vec::new(),
+            )
             .map_err(map_error)?;
-        Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+        Ok(S3Response::new(DeleteObjectTaggingOutput {
+            version_id: self.version_of(&input.bucket, &meta),
+        }))
     }
 
     async fn create_multipart_upload(
@@ -772,11 +999,11 @@ impl S3 for LocalS3 {
                 "Part number must be an integer between 1 and 10000"
             ));
         }
-        let (source_bucket, source_key) = copy_source(&input.copy_source)?;
+        let (source_bucket, source_key, source_version) = copy_source(&input.copy_source)?;
         if archived(
             &self
                 .store
-                .head(&source_bucket, &source_key)
+                .head_version(&source_bucket, &source_key, source_version.as_deref())
                 .map_err(map_error)?,
         ) {
             return Err(archived_error());
@@ -794,9 +1021,10 @@ impl S3 for LocalS3 {
             input.upload_id.clone(),
             input.part_number,
         );
-        let etag = tokio::task::spawn_blocking(move || {
+        let source_name = source_bucket.clone();
+        let (etag, copied) = tokio::task::spawn_blocking(move || {
             store.copy_part(
-                (&source_bucket, &source_key),
+                (&source_bucket, &source_key, source_version.as_deref()),
                 matcher.as_ref(),
                 range,
                 (&target.0, &target.1, &target.2, target.3),
@@ -811,6 +1039,7 @@ impl S3 for LocalS3 {
                 last_modified: Some(timestamp(crate::s3::store::now_ms())),
                 ..Default::default()
             }),
+            copy_source_version_id: self.version_of(&source_name, &copied),
             ..Default::default()
         }))
     }
@@ -820,6 +1049,7 @@ impl S3 for LocalS3 {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
+        let target = write_condition(input.if_match, input.if_none_match)?;
         let parts: Vec<(i32, String)> = input
             .multipart_upload
             .and_then(|upload| upload.parts)
@@ -839,12 +1069,13 @@ impl S3 for LocalS3 {
             input.upload_id.clone(),
         );
         let meta = tokio::task::spawn_blocking(move || {
-            store.complete_upload(&bucket, &key, &upload_id, &parts)
+            store.complete_upload(&bucket, &key, &upload_id, &parts, target.as_ref())
         })
         .await
         .map_err(|err| s3_error!(err, InternalError))?
         .map_err(map_error)?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
+            version_id: self.version_of(&input.bucket, &meta),
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(etag(&meta)),

@@ -1,10 +1,16 @@
-//! The local S3's storage: buckets and objects in a data directory that survives restarts.
+//! The local S3's storage: buckets and object versions in a data directory that survives
+//! restarts.
 //!
 //! Each object version's bytes live in their own file that is never changed after it is written.
-//! A small JSON record per key names the current file, with the object's ETag, metadata and tags.
-//! Writing that record is the commit: a crash leaves either the old object or the new one, never
-//! a mix. Copies hard-link the bytes, so copying an object of any size is instant, and a reader
-//! that opened a file keeps reading it even if the object is replaced meanwhile.
+//! A small JSON record per key lists its versions (see [`versions`](crate::s3::versions)), each
+//! with its ETag, metadata and tags. Writing that record is the commit: a crash leaves either the
+//! old versions or the new ones, never a mix. Copies hard-link the bytes, so copying an object of
+//! any size is instant, and a reader that opened a file keeps reading it even if the version is
+//! deleted meanwhile.
+//!
+//! Conditional writes are judged when they commit, against the key's current version; a delete
+//! of the key between a conditional write's start and its commit makes it fail with
+//! `ConditionalRequestConflict`, as S3 does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -12,6 +18,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
@@ -22,6 +29,8 @@ use tracing::warn;
 use macie_pipeline::tags::Tag;
 
 pub use crate::clock::now_ms;
+use crate::s3::versions::{Chain, requested};
+pub use crate::s3::versions::{Deletion, Entry, Marker, Versioning, WriteCondition};
 
 /// S3's smallest part, except for the last one.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -37,8 +46,14 @@ pub enum StoreError {
     BucketNotEmpty,
     #[error("the key does not exist")]
     NoSuchKey,
+    #[error("the version does not exist")]
+    NoSuchVersion,
+    #[error("the version is a delete marker")]
+    MethodNotAllowed,
     #[error("a precondition failed")]
     PreconditionFailed,
+    #[error("the key was deleted while a conditional write was in progress")]
+    ConditionalConflict,
     #[error("the upload does not exist")]
     NoSuchUpload,
     #[error("invalid part: {0}")]
@@ -47,6 +62,8 @@ pub enum StoreError {
     EntityTooSmall(i32),
     #[error("the range is not satisfiable")]
     InvalidRange,
+    #[error("{0}")]
+    InvalidVersioning(String),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -69,10 +86,13 @@ pub struct Attributes {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// An object's record.
+/// One object version's record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectMeta {
     pub key: String,
+    /// `None` is the `null` version (every version of an unversioned bucket).
+    #[serde(default)]
+    pub version_id: Option<String>,
     /// Without quotes.
     pub etag: String,
     pub size: u64,
@@ -84,12 +104,20 @@ pub struct ObjectMeta {
     data: String,
 }
 
+impl ObjectMeta {
+    /// The version id as S3 reports it: `null` for the null version.
+    pub fn version_label(&self) -> &str {
+        self.version_id.as_deref().unwrap_or("null")
+    }
+}
+
 #[cfg(test)]
 impl ObjectMeta {
     /// A record for tests of code that reads records.
     pub fn for_test(key: &str, size: u64, attributes: Attributes) -> Self {
         Self {
             key: key.to_owned(),
+            version_id: None,
             etag: "0".into(),
             size,
             last_modified_ms: 0,
@@ -100,7 +128,7 @@ impl ObjectMeta {
     }
 }
 
-/// A condition on an object's ETag.
+/// A condition on a source object's ETag (reads, copy sources, deletes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
     /// Any existing object.
@@ -128,6 +156,18 @@ pub struct Listing {
     pub last: Option<String>,
 }
 
+/// A page of a version listing: versions and delete markers, each key's newest first.
+#[derive(Debug, Clone, Default)]
+pub struct VersionListing {
+    /// Each entry with whether it is its key's current version.
+    pub entries: Vec<(Entry, bool)>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+    /// Where the next page starts: after this key, or after this version of it.
+    pub next_key_marker: Option<String>,
+    pub next_version_id_marker: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct UploadMeta {
     key: String,
@@ -145,17 +185,69 @@ struct PartMeta {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct BucketRecord {
     created_ms: i64,
+    #[serde(default)]
+    versioning: Versioning,
+}
+
+/// A key's record on disk. Records written before versioning held one object.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum KeyRecord {
+    Versions { key: String, versions: Vec<Entry> },
+    Single(Box<ObjectMeta>),
 }
 
 struct Upload {
     meta: UploadMeta,
     parts: BTreeMap<i32, PartMeta>,
+    /// The key's delete count when the upload started: a conditional completion after a
+    /// delete of the key is a conflict.
+    deletes_at_start: u64,
 }
 
 struct BucketState {
     created_ms: i64,
-    objects: BTreeMap<String, ObjectMeta>,
+    versioning: Versioning,
+    keys: BTreeMap<String, Chain>,
     uploads: HashMap<String, Upload>,
+    /// Deletes per key since the store opened, for conditional-write conflicts.
+    deletes: HashMap<String, u64>,
+}
+
+impl BucketState {
+    fn deletes_of(&self, key: &str) -> u64 {
+        self.deletes.get(key).copied().unwrap_or(0)
+    }
+
+    fn current(&self, key: &str) -> Result<&ObjectMeta> {
+        self.keys
+            .get(key)
+            .and_then(Chain::current_object)
+            .ok_or(StoreError::NoSuchKey)
+    }
+
+    fn version(&self, key: &str, version: Option<&str>) -> Result<&ObjectMeta> {
+        match self.keys.get(key) {
+            Some(chain) => chain.find(requested(version)),
+            None if version.is_some() => Err(StoreError::NoSuchVersion),
+            None => Err(StoreError::NoSuchKey),
+        }
+    }
+
+    /// A version id for a new version: a fresh one with versioning on, else `null`.
+    fn new_version_id(&self) -> Option<String> {
+        (self.versioning == Versioning::Enabled).then(version_id)
+    }
+}
+
+/// A new, unique version id in S3's alphabet (letters, digits, `.`, `_`), 32 characters.
+fn version_id() -> String {
+    let mut random = [0u8; 24];
+    random[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    random[16..].copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..8]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(random)
+        .replace('-', ".")
 }
 
 /// Buckets and objects under one directory.
@@ -209,25 +301,45 @@ impl Store {
     }
 
     fn load_bucket(dir: &Path, record: BucketRecord) -> Result<BucketState> {
-        let mut objects = BTreeMap::new();
+        let mut keys = BTreeMap::new();
         for entry in fs::read_dir(dir.join("keys"))? {
             let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                match read_json::<ObjectMeta>(&path) {
-                    Ok(meta) if dir.join("data").join(&meta.data).exists() => {
-                        objects.insert(meta.key.clone(), meta);
-                    }
-                    Ok(meta) => warn!(key = meta.key, "object record without data, dropped"),
-                    Err(err) => warn!(?path, %err, "unreadable object record, dropped"),
-                }
-            } else {
+            if path.extension().is_none_or(|e| e != "json") {
                 // A temporary file of a write that never committed.
                 let _ = fs::remove_file(path);
+                continue;
+            }
+            let (key, entries) = match read_json::<KeyRecord>(&path) {
+                Ok(KeyRecord::Versions { key, versions }) => (key, versions),
+                Ok(KeyRecord::Single(meta)) => (meta.key.clone(), vec![Entry::Object(meta)]),
+                Err(err) => {
+                    warn!(?path, %err, "unreadable object record, dropped");
+                    continue;
+                }
+            };
+            let entries: Vec<Entry> = entries
+                .into_iter()
+                .filter(|entry| match entry {
+                    Entry::Object(meta) if !dir.join("data").join(&meta.data).exists() => {
+                        warn!(key = meta.key, "object version without data, dropped");
+                        false
+                    }
+                    _ => true,
+                })
+                .collect();
+            if !entries.is_empty() {
+                keys.insert(key, Chain { entries });
             }
         }
         // Bytes no record points to belong to writes that never committed, or were replaced.
-        let referenced: std::collections::HashSet<&str> =
-            objects.values().map(|m| m.data.as_str()).collect();
+        let referenced: std::collections::HashSet<&str> = keys
+            .values()
+            .flat_map(|chain| &chain.entries)
+            .filter_map(|entry| match entry {
+                Entry::Object(meta) => Some(meta.data.as_str()),
+                Entry::DeleteMarker(_) => None,
+            })
+            .collect();
         for entry in fs::read_dir(dir.join("data"))? {
             let entry = entry?;
             if !referenced.contains(entry.file_name().to_string_lossy().as_ref()) {
@@ -260,13 +372,19 @@ impl Store {
             }
             uploads.insert(
                 entry.file_name().to_string_lossy().into_owned(),
-                Upload { meta, parts },
+                Upload {
+                    meta,
+                    parts,
+                    deletes_at_start: 0,
+                },
             );
         }
         Ok(BucketState {
             created_ms: record.created_ms,
-            objects,
+            versioning: record.versioning,
+            keys,
             uploads,
+            deletes: HashMap::new(),
         })
     }
 
@@ -280,6 +398,31 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Writes a key's record, or removes it once the key has no versions left.
+    fn persist(&self, bucket: &str, key: &str, chain: Option<&Chain>) -> io::Result<()> {
+        let path = self.bucket_dir(bucket).join("keys").join(key_file(key));
+        match chain {
+            Some(chain) if !chain.is_empty() => write_json(
+                &path,
+                &KeyRecord::Versions {
+                    key: key.to_owned(),
+                    versions: chain.entries.clone(),
+                },
+            ),
+            _ => match fs::remove_file(&path) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Removes the bytes of versions that are gone.
+    fn remove_data(&self, bucket: &str, removed: &[ObjectMeta]) {
+        for meta in removed {
+            let _ = fs::remove_file(self.bucket_dir(bucket).join("data").join(&meta.data));
+        }
+    }
+
     pub fn create_bucket(&self, name: &str) -> Result<()> {
         let mut state = self.lock();
         if state.contains_key(name) {
@@ -291,14 +434,17 @@ impl Store {
         }
         let record = BucketRecord {
             created_ms: now_ms(),
+            versioning: Versioning::Unversioned,
         };
         write_json(&dir.join("bucket.json"), &record)?;
         state.insert(
             name.to_owned(),
             BucketState {
                 created_ms: record.created_ms,
-                objects: BTreeMap::new(),
+                versioning: record.versioning,
+                keys: BTreeMap::new(),
                 uploads: HashMap::new(),
+                deletes: HashMap::new(),
             },
         );
         Ok(())
@@ -307,7 +453,7 @@ impl Store {
     pub fn delete_bucket(&self, name: &str) -> Result<()> {
         let mut state = self.lock();
         let bucket = state.get(name).ok_or(StoreError::NoSuchBucket)?;
-        if !bucket.objects.is_empty() {
+        if !bucket.keys.is_empty() {
             return Err(StoreError::BucketNotEmpty);
         }
         state.remove(name);
@@ -327,29 +473,80 @@ impl Store {
         self.lock().contains_key(name)
     }
 
-    /// The object's record.
-    pub fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
-        let state = self.lock();
-        let bucket = state.get(bucket).ok_or(StoreError::NoSuchBucket)?;
-        bucket
-            .objects
-            .get(key)
-            .cloned()
-            .ok_or(StoreError::NoSuchKey)
+    pub fn versioning(&self, bucket: &str) -> Result<Versioning> {
+        Ok(self
+            .lock()
+            .get(bucket)
+            .ok_or(StoreError::NoSuchBucket)?
+            .versioning)
     }
 
-    /// The object's record and an open handle on its bytes.
+    /// Turns versioning on or suspends it. A bucket cannot go back to unversioned.
+    pub fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<()> {
+        if versioning == Versioning::Unversioned {
+            return Err(StoreError::InvalidVersioning(
+                "versioning can be Enabled or Suspended".into(),
+            ));
+        }
+        let mut state = self.lock();
+        let state = state.get_mut(bucket).ok_or(StoreError::NoSuchBucket)?;
+        write_json(
+            &self.bucket_dir(bucket).join("bucket.json"),
+            &BucketRecord {
+                created_ms: state.created_ms,
+                versioning,
+            },
+        )?;
+        state.versioning = versioning;
+        Ok(())
+    }
+
+    /// The current object's record.
+    pub fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
+        self.head_version(bucket, key, None)
+    }
+
+    /// The record of one version (`None`: the current one; `null`: the null version).
+    pub fn head_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<ObjectMeta> {
+        let state = self.lock();
+        let bucket = state.get(bucket).ok_or(StoreError::NoSuchBucket)?;
+        bucket.version(key, version).cloned()
+    }
+
+    /// The current object's record and an open handle on its bytes.
     pub fn open_object(&self, bucket: &str, key: &str) -> Result<(ObjectMeta, fs::File)> {
+        self.open_version(bucket, key, None)
+    }
+
+    /// One version's record and an open handle on its bytes.
+    pub fn open_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<(ObjectMeta, fs::File)> {
         let state = self.lock();
         let meta = state
             .get(bucket)
             .ok_or(StoreError::NoSuchBucket)?
-            .objects
-            .get(key)
-            .cloned()
-            .ok_or(StoreError::NoSuchKey)?;
+            .version(key, version)?
+            .clone();
         let file = fs::File::open(self.bucket_dir(bucket).join("data").join(&meta.data))?;
         Ok((meta, file))
+    }
+
+    /// The key's delete count now, for a conditional write about to start.
+    fn deletes_now(&self, bucket: &str, key: &str) -> Result<u64> {
+        Ok(self
+            .lock()
+            .get(bucket)
+            .ok_or(StoreError::NoSuchBucket)?
+            .deletes_of(key))
     }
 
     /// Writes `body` to a new data file of `bucket`, returning its name, MD5 and size.
@@ -373,7 +570,8 @@ impl Store {
         Ok((name, md5.finalize().into(), size))
     }
 
-    /// Stores an object from `body`, replacing any object with the same key.
+    /// Stores an object from `body` as the key's new current version, if `condition` holds when
+    /// it commits.
     pub async fn put<S, E>(
         &self,
         bucket: &str,
@@ -381,19 +579,18 @@ impl Store {
         body: S,
         attributes: Attributes,
         tags: Vec<Tag>,
-        condition: Option<Match>,
+        condition: Option<WriteCondition>,
     ) -> Result<ObjectMeta>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        if !self.bucket_exists(bucket) {
-            return Err(StoreError::NoSuchBucket);
-        }
+        let deletes_at_start = self.deletes_now(bucket, key)?;
         let dir = self.bucket_dir(bucket).join("data");
         let (data, md5, size) = self.write_data(&dir, body).await?;
         let meta = ObjectMeta {
             key: key.to_owned(),
+            version_id: None,
             etag: hex(&md5),
             size,
             last_modified_ms: now_ms(),
@@ -401,68 +598,80 @@ impl Store {
             tags,
             data,
         };
-        self.commit(bucket, meta, condition.as_ref())
+        self.commit(bucket, meta, condition.as_ref(), deletes_at_start)
     }
 
-    /// Makes `meta` the object's current version. The replaced bytes are removed.
+    /// Makes `meta` the key's current version (with a new version id when versioning is on),
+    /// if `condition` holds and the key was not deleted since `deletes_at_start`. The bytes of a
+    /// version it replaces are removed; so are its own if it does not commit.
     fn commit(
         &self,
         bucket: &str,
-        meta: ObjectMeta,
-        condition: Option<&Match>,
+        mut meta: ObjectMeta,
+        condition: Option<&WriteCondition>,
+        deletes_at_start: u64,
     ) -> Result<ObjectMeta> {
-        let dir = self.bucket_dir(bucket);
-        let replaced = {
+        let committed = (|| {
             let mut state = self.lock();
-            let Some(state) = state.get_mut(bucket) else {
-                let _ = fs::remove_file(dir.join("data").join(&meta.data));
-                return Err(StoreError::NoSuchBucket);
-            };
+            let state = state.get_mut(bucket).ok_or(StoreError::NoSuchBucket)?;
             if let Some(condition) = condition {
-                let current = state.objects.get(&meta.key);
-                if !current.is_some_and(|c| condition.holds(c)) {
-                    let _ = fs::remove_file(dir.join("data").join(&meta.data));
-                    return Err(StoreError::PreconditionFailed);
+                if state.deletes_of(&meta.key) != deletes_at_start {
+                    return Err(StoreError::ConditionalConflict);
+                }
+                if let Some(chain) = state.keys.get(&meta.key) {
+                    chain.check(condition)?;
+                } else {
+                    Chain::default().check(condition)?;
                 }
             }
-            write_json(&dir.join("keys").join(key_file(&meta.key)), &meta)?;
-            state.objects.insert(meta.key.clone(), meta.clone())
-        };
-        if let Some(old) = replaced
-            && old.data != meta.data
-        {
-            let _ = fs::remove_file(dir.join("data").join(old.data));
+            meta.version_id = state.new_version_id();
+            let versioning = state.versioning;
+            let chain = state.keys.entry(meta.key.clone()).or_default();
+            let replaced = chain.push(Entry::Object(Box::new(meta.clone())), versioning);
+            self.persist(bucket, &meta.key, Some(chain))?;
+            Ok(replaced)
+        })();
+        match committed {
+            Ok(replaced) => {
+                self.remove_data(bucket, &replaced);
+                Ok(meta)
+            }
+            Err(err) => {
+                self.remove_data(bucket, std::slice::from_ref(&meta));
+                Err(err)
+            }
         }
-        Ok(meta)
     }
 
-    /// Copies an object, with `make` deciding the copy's attributes and tags from the source's.
-    /// `condition` is checked against the source at the moment of the copy.
+    /// Copies an object version (`source.2`, or the current one), with `make` deciding the copy's
+    /// attributes and tags from the source's. `source_condition` is checked against the source
+    /// at the moment of the copy, `condition` against the target when the copy commits. Returns
+    /// the source version copied and the new version.
     pub fn copy(
         &self,
-        source: (&str, &str),
-        condition: Option<&Match>,
+        source: (&str, &str, Option<&str>),
+        source_condition: Option<&Match>,
         target: (&str, &str),
+        condition: Option<&WriteCondition>,
         make: impl FnOnce(&ObjectMeta) -> (Attributes, Vec<Tag>),
-    ) -> Result<ObjectMeta> {
-        let (source_bucket, source_key) = source;
+    ) -> Result<(ObjectMeta, ObjectMeta)> {
+        let (source_bucket, source_key, source_version) = source;
         let (target_bucket, target_key) = target;
         let data = uuid::Uuid::new_v4().simple().to_string();
-        let meta = {
+        let (copied, meta, deletes_at_start) = {
             let state = self.lock();
-            if !state.contains_key(target_bucket) {
-                return Err(StoreError::NoSuchBucket);
-            }
+            let deletes_at_start = state
+                .get(target_bucket)
+                .ok_or(StoreError::NoSuchBucket)?
+                .deletes_of(target_key);
             let source = state
                 .get(source_bucket)
                 .ok_or(StoreError::NoSuchBucket)?
-                .objects
-                .get(source_key)
-                .ok_or(StoreError::NoSuchKey)?;
-            if condition.is_some_and(|c| !c.holds(source)) {
+                .version(source_key, source_version)?;
+            if source_condition.is_some_and(|c| !c.holds(source)) {
                 return Err(StoreError::PreconditionFailed);
             }
-            // Linked while the source cannot be replaced: its bytes are exactly the ones checked.
+            // Linked while the source cannot change: its bytes are exactly the ones checked.
             let from = self
                 .bucket_dir(source_bucket)
                 .join("data")
@@ -472,60 +681,93 @@ impl Store {
                 fs::copy(&from, &to)?;
             }
             let (attributes, tags) = make(source);
-            ObjectMeta {
+            let meta = ObjectMeta {
                 key: target_key.to_owned(),
+                version_id: None,
                 etag: source.etag.clone(),
                 size: source.size,
                 last_modified_ms: now_ms(),
                 attributes,
                 tags,
                 data,
-            }
+            };
+            (source.clone(), meta, deletes_at_start)
         };
-        self.commit(target_bucket, meta, None)
+        let meta = self.commit(target_bucket, meta, condition, deletes_at_start)?;
+        Ok((copied, meta))
     }
 
-    /// Deletes an object. With a condition, a missing object is `NoSuchKey` and a different one
-    /// `PreconditionFailed`; without one, deleting a missing object succeeds (as in S3).
-    pub fn delete(&self, bucket: &str, key: &str, condition: Option<&Match>) -> Result<bool> {
-        let dir = self.bucket_dir(bucket);
-        let removed = {
+    /// Deletes as S3 does: with a version id, that version for good; without one, the current
+    /// object (unversioned), or by adding a delete marker (versioned). With a condition, a key
+    /// without a current object is `NoSuchKey` and a different one `PreconditionFailed`; without
+    /// one, deleting a missing object succeeds (as in S3).
+    pub fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+        condition: Option<&Match>,
+    ) -> Result<Deletion> {
+        let deletion = {
             let mut state = self.lock();
             let state = state.get_mut(bucket).ok_or(StoreError::NoSuchBucket)?;
-            match (state.objects.get(key), condition) {
-                (None, Some(_)) => return Err(StoreError::NoSuchKey),
-                (None, None) => return Ok(false),
-                (Some(current), Some(condition)) if !condition.holds(current) => {
+            if let Some(condition) = condition {
+                let target = match version {
+                    None => state.current(key)?,
+                    Some(_) => state.version(key, version)?,
+                };
+                if !condition.holds(target) {
                     return Err(StoreError::PreconditionFailed);
                 }
-                _ => {}
             }
-            fs::remove_file(dir.join("keys").join(key_file(key)))?;
-            state.objects.remove(key)
+            let marker = Marker {
+                key: key.to_owned(),
+                version_id: state.new_version_id(),
+                last_modified_ms: now_ms(),
+            };
+            let versioning = state.versioning;
+            let chain = state.keys.entry(key.to_owned()).or_default();
+            let deletion = match requested(version) {
+                Some(id) => chain.delete_version(id),
+                None => chain.delete_current(versioning, marker),
+            };
+            let chain = (!chain.is_empty()).then_some(&*chain);
+            self.persist(bucket, key, chain)?;
+            if chain.is_none() {
+                state.keys.remove(key);
+            }
+            *state.deletes.entry(key.to_owned()).or_default() += 1;
+            deletion
         };
-        if let Some(old) = removed {
-            let _ = fs::remove_file(dir.join("data").join(old.data));
-        }
-        Ok(true)
+        self.remove_data(bucket, &deletion.removed);
+        Ok(deletion)
     }
 
-    /// Replaces an object's tags.
-    pub fn set_tags(&self, bucket: &str, key: &str, tags: Vec<Tag>) -> Result<ObjectMeta> {
+    /// Replaces the tags of a version (`None`: the current one). No new version is made.
+    pub fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+        tags: Vec<Tag>,
+    ) -> Result<ObjectMeta> {
         let mut state = self.lock();
         let state = state.get_mut(bucket).ok_or(StoreError::NoSuchBucket)?;
-        let meta = state.objects.get_mut(key).ok_or(StoreError::NoSuchKey)?;
-        let mut updated = meta.clone();
-        updated.tags = tags;
-        write_json(
-            &self.bucket_dir(bucket).join("keys").join(key_file(key)),
-            &updated,
-        )?;
-        *meta = updated.clone();
+        let chain = match state.keys.get_mut(key) {
+            Some(chain) => chain,
+            None if version.is_some() => return Err(StoreError::NoSuchVersion),
+            None => return Err(StoreError::NoSuchKey),
+        };
+        let meta = chain.find_mut(requested(version))?;
+        meta.tags = tags;
+        let updated = meta.clone();
+        self.persist(bucket, key, Some(chain))?;
         Ok(updated)
     }
 
-    /// Lists keys after `after` that start with `prefix`. With a delimiter, keys sharing the part
-    /// up to the next delimiter are rolled into one common prefix. At most `max` entries.
+    /// Lists keys with a current object after `after` that start with `prefix`. With a
+    /// delimiter, keys sharing the part up to the next delimiter are rolled into one common
+    /// prefix. At most `max` entries.
     pub fn list(
         &self,
         bucket: &str,
@@ -535,24 +777,14 @@ impl Store {
         max: usize,
     ) -> Result<Listing> {
         let state = self.lock();
-        let objects = &state.get(bucket).ok_or(StoreError::NoSuchBucket)?.objects;
+        let keys = &state.get(bucket).ok_or(StoreError::NoSuchBucket)?.keys;
         let mut listing = Listing::default();
-        let start = match after {
-            Some(after) if after.as_bytes() >= prefix.as_bytes() => {
-                std::ops::Bound::Excluded(after.to_owned())
-            }
-            _ => std::ops::Bound::Included(prefix.to_owned()),
-        };
         let mut count = 0;
-        for (key, meta) in objects.range((start, std::ops::Bound::Unbounded)) {
-            if !key.starts_with(prefix) {
-                break;
-            }
-            let rolled = delimiter.filter(|d| !d.is_empty()).and_then(|d| {
-                key[prefix.len()..]
-                    .find(d)
-                    .map(|at| key[..prefix.len() + at + d.len()].to_owned())
-            });
+        for (key, chain) in keys_from(keys, prefix, after, true) {
+            let Some(meta) = chain.current_object() else {
+                continue;
+            };
+            let rolled = rolled_up(key, prefix, delimiter);
             if let Some(common) = &rolled
                 && (listing.common_prefixes.last() == Some(common)
                     || after.is_some_and(|a| a.starts_with(common.as_str())))
@@ -578,6 +810,71 @@ impl Store {
         Ok(listing)
     }
 
+    /// Lists every version and delete marker of the keys that start with `prefix`, after
+    /// `key_marker` (or, with `version_marker`, after that version of it), each key's newest
+    /// first. Common prefixes and `max` work as for [`list`](Self::list); a version counts as one
+    /// entry.
+    pub fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<&str>,
+        version_marker: Option<&str>,
+        delimiter: Option<&str>,
+        max: usize,
+    ) -> Result<VersionListing> {
+        let state = self.lock();
+        let keys = &state.get(bucket).ok_or(StoreError::NoSuchBucket)?.keys;
+        let mut listing = VersionListing::default();
+        let resume_in_key = key_marker.is_some() && version_marker.is_some();
+        let mut count = 0;
+        'keys: for (key, chain) in keys_from(keys, prefix, key_marker, !resume_in_key) {
+            let rolled = rolled_up(key, prefix, delimiter);
+            if let Some(common) = rolled {
+                if listing.common_prefixes.last() == Some(&common)
+                    || key_marker.is_some_and(|m| m.starts_with(common.as_str()))
+                {
+                    continue;
+                }
+                if count == max {
+                    listing.truncated = true;
+                    break;
+                }
+                count += 1;
+                listing.next_key_marker = Some(common.clone());
+                listing.next_version_id_marker = None;
+                listing.common_prefixes.push(common);
+                continue;
+            }
+            let mut entries = chain.entries.iter().enumerate().peekable();
+            if resume_in_key && Some(key.as_str()) == key_marker {
+                let marker = requested(version_marker).flatten();
+                // Skip up to and including the version the previous page ended with.
+                for (_, entry) in entries.by_ref() {
+                    if entry.version_id() == marker {
+                        break;
+                    }
+                }
+            }
+            for (index, entry) in entries {
+                if count == max {
+                    listing.truncated = true;
+                    break 'keys;
+                }
+                count += 1;
+                listing.next_key_marker = Some(key.clone());
+                listing.next_version_id_marker =
+                    Some(entry.version_id().unwrap_or("null").to_owned());
+                listing.entries.push((entry.clone(), index == 0));
+            }
+        }
+        if !listing.truncated {
+            listing.next_key_marker = None;
+            listing.next_version_id_marker = None;
+        }
+        Ok(listing)
+    }
+
     /// Starts a multipart upload and returns its id.
     pub fn create_upload(
         &self,
@@ -598,11 +895,13 @@ impl Store {
             tags,
         };
         write_json(&dir.join("upload.json"), &meta)?;
+        let deletes_at_start = state.deletes_of(key);
         state.uploads.insert(
             id.clone(),
             Upload {
                 meta,
                 parts: BTreeMap::new(),
+                deletes_at_start,
             },
         );
         Ok(id)
@@ -667,17 +966,18 @@ impl Store {
         Ok(etag)
     }
 
-    /// Copies bytes `range` (inclusive, or the whole object) of a source object into a part.
+    /// Copies bytes `range` (inclusive, or the whole object) of a source version into a part.
+    /// Returns the part's ETag and the source version copied.
     pub fn copy_part(
         &self,
-        source: (&str, &str),
+        source: (&str, &str, Option<&str>),
         condition: Option<&Match>,
         range: Option<(u64, u64)>,
         target: (&str, &str, &str, i32),
-    ) -> Result<String> {
+    ) -> Result<(String, ObjectMeta)> {
         let (bucket, key, id, number) = target;
         let dir = self.upload_dir(bucket, key, id)?;
-        let (meta, mut file) = self.open_object(source.0, source.1)?;
+        let (meta, mut file) = self.open_version(source.0, source.1, source.2)?;
         if condition.is_some_and(|c| !c.holds(&meta)) {
             return Err(StoreError::PreconditionFailed);
         }
@@ -718,27 +1018,33 @@ impl Store {
             },
             &dir,
         )?;
-        Ok(etag)
+        Ok((etag, meta))
     }
 
-    /// Assembles the listed parts (number, ETag) into the object and ends the upload.
+    /// Assembles the listed parts (number, ETag) into the object and ends the upload, if
+    /// `condition` holds. A precondition that fails leaves the upload to complete or abort; a
+    /// conflict (the key was deleted since the upload started) ends it, as S3 does: start again.
     pub fn complete_upload(
         &self,
         bucket: &str,
         key: &str,
         id: &str,
         parts: &[(i32, String)],
+        condition: Option<&WriteCondition>,
     ) -> Result<ObjectMeta> {
         let dir = self.upload_dir(bucket, key, id)?;
-        let upload = {
+        let (meta, stored, deletes_at_start) = {
             let state = self.lock();
             let upload = state
                 .get(bucket)
                 .and_then(|b| b.uploads.get(id))
                 .ok_or(StoreError::NoSuchUpload)?;
-            (upload.meta.clone(), upload.parts.clone())
+            (
+                upload.meta.clone(),
+                upload.parts.clone(),
+                upload.deletes_at_start,
+            )
         };
-        let (meta, stored) = upload;
         if parts.is_empty() {
             return Err(StoreError::InvalidPart("no parts were listed".into()));
         }
@@ -779,6 +1085,7 @@ impl Store {
         out.flush()?;
         let object = ObjectMeta {
             key: key.to_owned(),
+            version_id: None,
             etag: format!("{}-{}", hex(&Md5::digest(&md5s)), parts.len()),
             size,
             last_modified_ms: now_ms(),
@@ -786,9 +1093,17 @@ impl Store {
             tags: meta.tags,
             data,
         };
-        let committed = self.commit(bucket, object, None)?;
-        self.abort_upload(bucket, key, id)?;
-        Ok(committed)
+        match self.commit(bucket, object, condition, deletes_at_start) {
+            Ok(committed) => {
+                self.abort_upload(bucket, key, id)?;
+                Ok(committed)
+            }
+            Err(StoreError::ConditionalConflict) => {
+                self.abort_upload(bucket, key, id)?;
+                Err(StoreError::ConditionalConflict)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Ends an upload and removes its parts.
@@ -798,6 +1113,37 @@ impl Store {
         fs::remove_dir_all(dir)?;
         Ok(())
     }
+}
+
+/// The keys of `keys` from `prefix` on, after `after` (or from it, unless `exclusive`), while
+/// they start with `prefix`.
+fn keys_from<'a>(
+    keys: &'a BTreeMap<String, Chain>,
+    prefix: &'a str,
+    after: Option<&str>,
+    exclusive: bool,
+) -> impl Iterator<Item = (&'a String, &'a Chain)> + 'a {
+    let start = match after {
+        Some(after) if after.as_bytes() >= prefix.as_bytes() => {
+            if exclusive {
+                std::ops::Bound::Excluded(after.to_owned())
+            } else {
+                std::ops::Bound::Included(after.to_owned())
+            }
+        }
+        _ => std::ops::Bound::Included(prefix.to_owned()),
+    };
+    keys.range((start, std::ops::Bound::Unbounded))
+        .take_while(move |(key, _)| key.starts_with(prefix))
+}
+
+/// The common prefix `key` rolls up into under `delimiter`, if any.
+fn rolled_up(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
+    delimiter.filter(|d| !d.is_empty()).and_then(|d| {
+        key[prefix.len()..]
+            .find(d)
+            .map(|at| key[..prefix.len() + at + d.len()].to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -826,7 +1172,9 @@ mod tests {
     #[tokio::test]
     async fn objects_survive_a_reopen() {
         let (dir, store) = store_with(&["a", "b/c"]).await;
-        store.set_tags("b", "a", vec![Tag::new("k", "v")]).unwrap();
+        store
+            .set_tags("b", "a", None, vec![Tag::new("k", "v")])
+            .unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         let meta = store.head("b", "a").unwrap();
@@ -840,16 +1188,29 @@ mod tests {
         let (_dir, store) = store_with(&["k"]).await;
         let wrong = Match::ETag("0000".into());
         assert!(matches!(
-            store.delete("b", "k", Some(&wrong)),
+            store.delete("b", "k", None, Some(&wrong)),
             Err(StoreError::PreconditionFailed)
         ));
         let right = Match::ETag(store.head("b", "k").unwrap().etag);
-        assert!(store.delete("b", "k", Some(&right)).unwrap());
+        assert_eq!(
+            store
+                .delete("b", "k", None, Some(&right))
+                .unwrap()
+                .removed
+                .len(),
+            1
+        );
         assert!(matches!(
-            store.delete("b", "k", Some(&right)),
+            store.delete("b", "k", None, Some(&right)),
             Err(StoreError::NoSuchKey)
         ));
-        assert!(!store.delete("b", "k", None).unwrap());
+        assert!(
+            store
+                .delete("b", "k", None, None)
+                .unwrap()
+                .removed
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -857,7 +1218,7 @@ mod tests {
         let (_dir, store) = store_with(&["src"]).await;
         store.create_bucket("c").unwrap();
         store
-            .copy(("b", "src"), None, ("c", "dst"), |m| {
+            .copy(("b", "src", None), None, ("c", "dst"), None, |m| {
                 (m.attributes.clone(), vec![])
             })
             .unwrap();
@@ -924,7 +1285,7 @@ mod tests {
             .await
             .unwrap();
         let meta = store
-            .complete_upload("b", "big", &id, &[(1, one), (2, two)])
+            .complete_upload("b", "big", &id, &[(1, one), (2, two)], None)
             .unwrap();
         assert_eq!(meta.size, MIN_PART_SIZE + 4);
         assert!(meta.etag.ends_with("-2"));
@@ -943,8 +1304,347 @@ mod tests {
         let one = store.put_part("b", "k", &id, 1, body("a")).await.unwrap();
         let two = store.put_part("b", "k", &id, 2, body("b")).await.unwrap();
         assert!(matches!(
-            store.complete_upload("b", "k", &id, &[(1, one), (2, two)]),
+            store.complete_upload("b", "k", &id, &[(1, one), (2, two)], None),
             Err(StoreError::EntityTooSmall(1))
         ));
+    }
+
+    async fn put(store: &Store, bucket: &str, key: &str, text: &'static str) -> ObjectMeta {
+        store
+            .put(bucket, key, body(text), Attributes::default(), vec![], None)
+            .await
+            .unwrap()
+    }
+
+    fn text_of(store: &Store, bucket: &str, key: &str, version: Option<&str>) -> String {
+        let (_, mut file) = store.open_version(bucket, key, version).unwrap();
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    #[tokio::test]
+    async fn conditional_puts_check_the_current_version_when_they_commit() {
+        let (_dir, store) = store_with(&[]).await;
+        let absent = Some(WriteCondition::IfAbsent);
+        let first = store
+            .put(
+                "b",
+                "k",
+                body("one"),
+                Attributes::default(),
+                vec![],
+                absent.clone(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .put("b", "k", body("two"), Attributes::default(), vec![], absent)
+                .await,
+            Err(StoreError::PreconditionFailed)
+        ));
+        let stale = Some(WriteCondition::IfMatch("0000".into()));
+        assert!(matches!(
+            store
+                .put("b", "k", body("two"), Attributes::default(), vec![], stale)
+                .await,
+            Err(StoreError::PreconditionFailed)
+        ));
+        let current = Some(WriteCondition::IfMatch(first.etag.clone()));
+        store
+            .put(
+                "b",
+                "k",
+                body("two"),
+                Attributes::default(),
+                vec![],
+                current,
+            )
+            .await
+            .unwrap();
+        assert_eq!(text_of(&store, "b", "k", None), "two");
+        let missing = Some(WriteCondition::IfMatch(first.etag));
+        assert!(matches!(
+            store
+                .put(
+                    "b",
+                    "none",
+                    body("x"),
+                    Attributes::default(),
+                    vec![],
+                    missing
+                )
+                .await,
+            Err(StoreError::NoSuchKey)
+        ));
+        // A refused write leaves no bytes behind.
+        let files = fs::read_dir(store.bucket_dir("b").join("data"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 1);
+    }
+
+    #[tokio::test]
+    async fn a_delete_during_a_conditional_write_is_a_conflict() {
+        let (_dir, store) = store_with(&["k"]).await;
+        let (sender, receiver) =
+            futures::channel::mpsc::unbounded::<std::result::Result<Bytes, io::Error>>();
+        let write = store.put(
+            "b",
+            "k2",
+            receiver,
+            Attributes::default(),
+            vec![],
+            Some(WriteCondition::IfAbsent),
+        );
+        let interfere = async {
+            sender
+                .unbounded_send(Ok(Bytes::from_static(b"part")))
+                .unwrap();
+            tokio::task::yield_now().await;
+            store.delete("b", "k2", None, None).unwrap();
+            drop(sender);
+        };
+        let (written, ()) = tokio::join!(write, interfere);
+        assert!(matches!(written, Err(StoreError::ConditionalConflict)));
+        // Unconditional writes do not conflict.
+        store.delete("b", "k", None, None).unwrap();
+        put(&store, "b", "k", "again").await;
+    }
+
+    #[tokio::test]
+    async fn a_conditional_copy_checks_the_target_and_an_unconditional_one_replaces() {
+        let (_dir, store) = store_with(&["src", "other"]).await;
+        let (copied, meta) = store
+            .copy(
+                ("b", "src", None),
+                None,
+                ("b", "dst"),
+                Some(&WriteCondition::IfAbsent),
+                |m| (m.attributes.clone(), m.tags.clone()),
+            )
+            .unwrap();
+        assert_eq!(
+            (copied.key.as_str(), meta.etag.as_str()),
+            ("src", copied.etag.as_str())
+        );
+        let again = store.copy(
+            ("b", "other", None),
+            None,
+            ("b", "dst"),
+            Some(&WriteCondition::IfAbsent),
+            |m| (m.attributes.clone(), vec![]),
+        );
+        assert!(matches!(again, Err(StoreError::PreconditionFailed)));
+        assert_eq!(text_of(&store, "b", "dst", None), "src");
+        store
+            .copy(
+                ("b", "other", None),
+                None,
+                ("b", "dst"),
+                Some(&WriteCondition::IfMatch(meta.etag)),
+                |m| (m.attributes.clone(), vec![]),
+            )
+            .unwrap();
+        assert_eq!(text_of(&store, "b", "dst", None), "other");
+    }
+
+    #[tokio::test]
+    async fn a_versioned_bucket_keeps_every_version_until_one_is_deleted_by_id() {
+        let (dir, store) = store_with(&[]).await;
+        store.set_versioning("b", Versioning::Enabled).unwrap();
+        let one = put(&store, "b", "k", "one").await;
+        let two = put(&store, "b", "k", "two").await;
+        let (v1, v2) = (
+            one.version_id.clone().unwrap(),
+            two.version_id.clone().unwrap(),
+        );
+        assert_ne!(v1, v2);
+        assert_eq!(v1.len(), 32);
+        assert_eq!(text_of(&store, "b", "k", None), "two");
+        assert_eq!(text_of(&store, "b", "k", Some(&v1)), "one");
+        // A plain delete hides the key behind a marker and removes nothing.
+        let hidden = store.delete("b", "k", None, None).unwrap();
+        assert!(hidden.delete_marker && hidden.removed.is_empty());
+        assert!(matches!(store.head("b", "k"), Err(StoreError::NoSuchKey)));
+        assert!(
+            store
+                .list("b", "", None, None, 10)
+                .unwrap()
+                .objects
+                .is_empty()
+        );
+        assert_eq!(text_of(&store, "b", "k", Some(&v2)), "two");
+        // Versions survive a reopen.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.versioning("b").unwrap(), Versioning::Enabled);
+        let listed = store.list_versions("b", "", None, None, None, 10).unwrap();
+        let kinds: Vec<(bool, bool)> = listed
+            .entries
+            .iter()
+            .map(|(entry, latest)| (matches!(entry, Entry::DeleteMarker(_)), *latest))
+            .collect();
+        assert_eq!(kinds, vec![(true, true), (false, false), (false, false)]);
+        // Deleting versions by id removes them for good; the marker too.
+        let marker = hidden.version_id.unwrap();
+        assert!(
+            store
+                .delete("b", "k", Some(&marker), None)
+                .unwrap()
+                .delete_marker
+        );
+        assert_eq!(text_of(&store, "b", "k", None), "two");
+        for version in [&v2, &v1] {
+            assert_eq!(
+                store
+                    .delete("b", "k", Some(version), None)
+                    .unwrap()
+                    .removed
+                    .len(),
+                1
+            );
+        }
+        assert!(
+            store
+                .list_versions("b", "", None, None, None, 10)
+                .unwrap()
+                .entries
+                .is_empty()
+        );
+        assert_eq!(
+            fs::read_dir(store.bucket_dir("b").join("data"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert!(matches!(
+            store.head_version("b", "k", Some(&v1)),
+            Err(StoreError::NoSuchVersion)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_conditional_delete_in_a_versioned_bucket_adds_a_marker_only_over_that_etag() {
+        let (_dir, store) = store_with(&[]).await;
+        store.set_versioning("b", Versioning::Enabled).unwrap();
+        let one = put(&store, "b", "k", "one").await;
+        put(&store, "b", "k", "two").await;
+        assert!(matches!(
+            store.delete("b", "k", None, Some(&Match::ETag(one.etag))),
+            Err(StoreError::PreconditionFailed)
+        ));
+        assert_eq!(text_of(&store, "b", "k", None), "two");
+        store.delete("b", "k", None, None).unwrap();
+        assert!(matches!(
+            store.delete("b", "k", None, Some(&Match::Any)),
+            Err(StoreError::NoSuchKey)
+        ));
+    }
+
+    #[tokio::test]
+    async fn version_listings_page_within_a_key() {
+        let (_dir, store) = store_with(&[]).await;
+        store.set_versioning("b", Versioning::Enabled).unwrap();
+        for text in ["1", "2", "3"] {
+            put(&store, "b", "a", text).await;
+        }
+        put(&store, "b", "b", "x").await;
+        put(&store, "b", "p/q", "y").await;
+        let mut seen = Vec::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = store
+                .list_versions(
+                    "b",
+                    "",
+                    key_marker.as_deref(),
+                    version_marker.as_deref(),
+                    Some("/"),
+                    2,
+                )
+                .unwrap();
+            seen.extend(
+                page.entries
+                    .iter()
+                    .map(|(e, latest)| (e.key().to_owned(), *latest)),
+            );
+            seen.extend(page.common_prefixes.iter().map(|p| (p.clone(), false)));
+            if !page.truncated {
+                break;
+            }
+            key_marker = page.next_key_marker;
+            version_marker = page.next_version_id_marker;
+        }
+        let expected: Vec<(String, bool)> = [
+            ("a", true),
+            ("a", false),
+            ("a", false),
+            ("b", true),
+            ("p/", false),
+        ]
+        .iter()
+        .map(|(k, l)| ((*k).to_owned(), *l))
+        .collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[tokio::test]
+    async fn suspending_versioning_replaces_only_the_null_version() {
+        let (_dir, store) = store_with(&["k"]).await;
+        store.set_versioning("b", Versioning::Enabled).unwrap();
+        let versioned = put(&store, "b", "k", "versioned").await;
+        store.set_versioning("b", Versioning::Suspended).unwrap();
+        put(&store, "b", "k", "null one").await;
+        put(&store, "b", "k", "null two").await;
+        let listed = store.list_versions("b", "", None, None, None, 10).unwrap();
+        assert_eq!(listed.entries.len(), 2);
+        assert_eq!(text_of(&store, "b", "k", Some("null")), "null two");
+        assert_eq!(
+            text_of(&store, "b", "k", versioned.version_id.as_deref()),
+            "versioned"
+        );
+        assert!(matches!(
+            store.set_versioning("b", Versioning::Unversioned),
+            Err(StoreError::InvalidVersioning(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_conditional_completion_checks_the_target_and_a_conflict_ends_the_upload() {
+        let (_dir, store) = store_with(&["k"]).await;
+        let id = store
+            .create_upload("b", "k", Attributes::default(), vec![])
+            .unwrap();
+        let part = store.put_part("b", "k", &id, 1, body("p")).await.unwrap();
+        let parts = [(1, part)];
+        assert!(matches!(
+            store.complete_upload("b", "k", &id, &parts, Some(&WriteCondition::IfAbsent)),
+            Err(StoreError::PreconditionFailed)
+        ));
+        // The upload survives a failed precondition...
+        store.delete("b", "k", None, None).unwrap();
+        // ...but a delete since it started is a conflict that ends it.
+        assert!(matches!(
+            store.complete_upload("b", "k", &id, &parts, Some(&WriteCondition::IfAbsent)),
+            Err(StoreError::ConditionalConflict)
+        ));
+        assert!(matches!(
+            store.abort_upload("b", "k", &id),
+            Err(StoreError::NoSuchUpload)
+        ));
+    }
+
+    #[tokio::test]
+    async fn records_written_before_versioning_still_load() {
+        let (dir, store) = store_with(&["old"]).await;
+        let meta = store.head("b", "old").unwrap();
+        drop(store);
+        let path = dir.path().join("buckets/b/keys").join(key_file("old"));
+        fs::write(&path, serde_json::to_vec(&meta).unwrap()).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.head("b", "old").unwrap(), meta);
+        assert_eq!(text_of(&store, "b", "old", Some("null")), "old");
     }
 }
