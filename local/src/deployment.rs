@@ -33,6 +33,9 @@ pub struct Deployment {
     pub parameters: BTreeMap<String, String>,
     /// Bucket names by logical id.
     pub buckets: BTreeMap<String, String>,
+    /// The names of the buckets the template versions (`VersioningConfiguration: Status:
+    /// Enabled`, after its conditions).
+    pub versioned_buckets: std::collections::BTreeSet<String>,
     pub functions: BTreeMap<String, LocalFunction>,
     pub topic_arn: String,
     pub topic_display_name: String,
@@ -180,6 +183,33 @@ impl Resolver<'_> {
                 .try_fold(false, |any, item| Ok(any || self.condition(item)?)),
             _ => Err(format!("unsupported condition !{tag}")),
         }
+    }
+
+    /// Whether a bucket's `VersioningConfiguration` (possibly under `!If`) turns versioning on.
+    fn versioned(&self, configuration: &Yaml) -> Result<bool, String> {
+        if let Some(("If", inner)) = tagged(configuration)
+            .as_ref()
+            .map(|(tag, inner)| (tag.as_str(), *inner))
+        {
+            let items = inner.as_sequence().ok_or("!If takes a list")?;
+            let chosen = if self.condition(&items[0])? {
+                &items[1]
+            } else {
+                &items[2]
+            };
+            return self.versioned(chosen);
+        }
+        if let Some(("Ref", name)) = tagged(configuration)
+            .as_ref()
+            .map(|(tag, inner)| (tag.as_str(), *inner))
+            && name.as_str() == Some("AWS::NoValue")
+        {
+            return Ok(false);
+        }
+        if configuration.is_null() {
+            return Ok(false);
+        }
+        Ok(self.value(&configuration["Status"])? == "Enabled")
     }
 
     /// A scalar value with its intrinsic functions resolved.
@@ -344,6 +374,7 @@ impl Deployment {
             .as_mapping()
             .ok_or("the template has no Resources")?;
         let mut buckets = BTreeMap::new();
+        let mut versioned_buckets = std::collections::BTreeSet::new();
         let mut functions = BTreeMap::new();
         let mut machine = None;
         let mut topic = None;
@@ -360,7 +391,11 @@ impl Deployment {
             let properties = &resource["Properties"];
             match resource["Type"].as_str().unwrap_or_default() {
                 "AWS::S3::Bucket" => {
-                    buckets.insert(id.to_owned(), resolver.reference(id)?);
+                    let name = resolver.reference(id)?;
+                    if resolver.versioned(&properties["VersioningConfiguration"])? {
+                        versioned_buckets.insert(name.clone());
+                    }
+                    buckets.insert(id.to_owned(), name);
                 }
                 "AWS::Serverless::Function" => {
                     let mut environment = BTreeMap::new();
@@ -444,6 +479,7 @@ impl Deployment {
         Ok(Self {
             parameters: resolver.parameters,
             buckets,
+            versioned_buckets,
             functions,
             topic_arn,
             topic_display_name,
@@ -554,6 +590,24 @@ mod tests {
                 .substitutions["ApprovalTimeoutAction"],
             "deny"
         );
+    }
+
+    #[test]
+    fn buckets_are_versioned_only_with_bucket_versioning_enabled() {
+        assert!(local().versioned_buckets.is_empty());
+        let enabled = BTreeMap::from([("BucketVersioning".to_owned(), "Enabled".to_owned())]);
+        let versioned = Deployment::resolve(TEMPLATE, &enabled, "http://x").unwrap();
+        let expected: std::collections::BTreeSet<String> = [
+            "raw",
+            "scan-stage",
+            "manual-review",
+            "scanned-data",
+            "manifests",
+        ]
+        .iter()
+        .map(|role| format!("local-data-pipeline-{role}"))
+        .collect();
+        assert_eq!(versioned.versioned_buckets, expected);
     }
 
     #[test]

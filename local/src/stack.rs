@@ -193,6 +193,23 @@ impl LocalStack {
                     .create_bucket(bucket)
                     .map_err(|err| format!("bucket {bucket}: {err}"))?;
             }
+            // As CloudFormation does on an update: versioning once on is suspended, never removed.
+            let versioned = deployment.versioned_buckets.contains(bucket);
+            let current = store
+                .versioning(bucket)
+                .map_err(|err| format!("bucket {bucket}: {err}"))?;
+            let wanted = match (versioned, current) {
+                (true, _) => Some(crate::s3::store::Versioning::Enabled),
+                (false, crate::s3::store::Versioning::Enabled) => {
+                    Some(crate::s3::store::Versioning::Suspended)
+                }
+                (false, _) => None,
+            };
+            if let Some(wanted) = wanted.filter(|w| *w != current) {
+                store
+                    .set_versioning(bucket, wanted)
+                    .map_err(|err| format!("bucket {bucket}: {err}"))?;
+            }
         }
         let sns = Arc::new(
             Sns::new(

@@ -370,6 +370,8 @@ impl FromEnv for ReleaseConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteConfig {
     pub manual_review_bucket: String,
+    /// Where raw is versioned, a denied object's raw version is deleted too.
+    pub raw_bucket: String,
     pub moves: MoveSettings,
 }
 
@@ -377,6 +379,7 @@ impl FromEnv for DeleteConfig {
     fn read(env: &mut EnvReader<'_>) -> Self {
         Self {
             manual_review_bucket: env.required("MANUAL_REVIEW_BUCKET"),
+            raw_bucket: env.required("RAW_BUCKET"),
             moves: MoveSettings::read(env),
         }
     }
@@ -421,6 +424,7 @@ mod tests {
     fn unparsable_and_out_of_range_values_are_errors_not_defaults() {
         let err = DeleteConfig::from_lookup(lookup(&[
             ("MANUAL_REVIEW_BUCKET", "review"),
+            ("RAW_BUCKET", "raw"),
             ("MOVE_CONCURRENCY", "lots"),
             ("MULTIPART_PART_SIZE_BYTES", "1024"),
         ]))

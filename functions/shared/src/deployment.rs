@@ -1,7 +1,10 @@
 //! The deployment as the code sees it: for each Lambda function, its logical id in
 //! `template.yaml`, its crate, the environment variables it reads and every AWS operation it
-//! calls with the IAM grants that operation needs. Tests hold the template to this table (same
-//! variables, exactly these grants) and the handlers to it (no call outside the list).
+//! calls with the IAM grants that operation needs, and the grants it needs besides when the
+//! buckets are versioned (`BucketVersioning=Enabled`: requests then name version ids). Tests
+//! hold the template to this table (same variables, exactly these grants, the versioned ones
+//! under the template's `VersioningEnabled` condition) and the handlers to it (no call outside
+//! the list).
 
 use crate::config::{
     ApprovalConfig, DecisionConfig, DeleteConfig, FindingsConfig, FromEnv, ReleaseConfig,
@@ -38,9 +41,9 @@ pub enum Resource {
     Bucket(Bucket),
     /// Every object in the bucket.
     Objects(Bucket),
-    /// The unresolved-object records routing writes beside a run's manifest
-    /// (`workflows/*/unresolved/*` in the manifest bucket), and nothing else there.
-    ManifestAddenda,
+    /// One kind of record routing or the release writes beside a run's manifest
+    /// (`workflows/*/<kind>/*` in the manifest bucket), and nothing else there.
+    ManifestAddenda(Addendum),
     /// Approval requests and decisions (`approvals/*` in the manifest bucket), and nothing else.
     ApprovalRecords,
     /// The bucket Macie writes sensitive data discovery results to (listing).
@@ -59,6 +62,30 @@ pub enum Resource {
     StateMachine,
 }
 
+/// The kinds of records beside a run's manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Addendum {
+    /// Objects without a discovery result (`unresolved/`).
+    Unresolved,
+    /// Held objects put aside in manual-review (`aside/`).
+    Aside,
+    /// Versions kept aside instead of replacing a newer one (`superseded/`).
+    Superseded,
+}
+
+impl Addendum {
+    pub const ALL: [Addendum; 3] = [Self::Unresolved, Self::Aside, Self::Superseded];
+
+    /// The directory under a run's prefix.
+    pub fn directory(self) -> &'static str {
+        match self {
+            Self::Unresolved => "unresolved",
+            Self::Aside => "aside",
+            Self::Superseded => "superseded",
+        }
+    }
+}
+
 /// One IAM action on one resource.
 pub type Grant = (&'static str, Resource);
 
@@ -68,12 +95,20 @@ pub struct Call {
     /// The operation name as the SDK reports it, e.g. `CopyObject`.
     pub operation: &'static str,
     pub grants: Vec<Grant>,
+    /// What it needs besides when the buckets are versioned and the request names a version
+    /// (`s3:GetObjectVersion`, `s3:GetObjectVersionTagging`, `s3:DeleteObjectVersion`).
+    pub versioned: Vec<Grant>,
 }
 
 fn call(operation: &'static str, grants: &[Grant]) -> Call {
+    versioned_call(operation, grants, &[])
+}
+
+fn versioned_call(operation: &'static str, grants: &[Grant], versioned: &[Grant]) -> Call {
     Call {
         operation,
         grants: grants.to_vec(),
+        versioned: versioned.to_vec(),
     }
 }
 
@@ -95,49 +130,93 @@ impl FunctionSpec {
     }
 }
 
-/// The calls that move objects out of `from` into any of `to`: a conditional copy with tags
-/// (multipart above the threshold), then a conditional delete.
-fn moves(from: Bucket, to: &[Bucket]) -> Vec<Call> {
+/// How a step finds the objects it moves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Finds {
+    /// By listing the source bucket.
+    Listing,
+    /// From the run's manifest.
+    Manifest,
+}
+
+/// How a step deletes what it moved.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Removes {
+    /// Only if unchanged (`If-Match`); in a versioned bucket that adds a delete marker. Intake
+    /// removes raw objects so: a version landed since stays current for the next run.
+    IfUnchanged,
+    /// The exact version copied: by version id where the bucket is versioned, else `If-Match`.
+    Version,
+}
+
+/// The calls that move objects out of `from` into any of `to`: the source read pinned to its
+/// ETag (and version), a copy conditional at both ends (multipart above the threshold), the
+/// target looked at when it is taken, then a delete of the version copied.
+fn moves(from: Bucket, to: &[Bucket], finds: Finds, removes: Removes) -> Vec<Call> {
     use Resource::{Bucket as B, Objects as O};
-    let into = |actions: &[&'static str]| -> Vec<Grant> {
-        to.iter()
-            .flat_map(|bucket| actions.iter().map(move |action| (*action, O(*bucket))))
-            .collect()
+    let on = |action: &'static str, buckets: &[Bucket]| -> Vec<Grant> {
+        buckets.iter().map(|bucket| (action, O(*bucket))).collect()
     };
-    let with_source = |mut grants: Vec<Grant>| {
-        grants.push(("s3:GetObject", O(from)));
-        grants
-    };
-    vec![
-        call("ListObjectsV2", &[("s3:ListBucket", B(from))]),
-        call("GetObjectTagging", &[("s3:GetObjectTagging", O(from))]),
-        Call {
-            operation: "CopyObject",
-            grants: with_source(into(&["s3:PutObject", "s3:PutObjectTagging"])),
-        },
-        call("HeadObject", &[("s3:GetObject", O(from))]),
-        Call {
-            operation: "CreateMultipartUpload",
-            grants: into(&["s3:PutObject", "s3:PutObjectTagging"]),
-        },
-        Call {
-            operation: "UploadPartCopy",
-            grants: with_source(into(&["s3:PutObject"])),
-        },
-        Call {
-            operation: "CompleteMultipartUpload",
-            grants: into(&["s3:PutObject"]),
-        },
-        Call {
-            operation: "AbortMultipartUpload",
-            grants: into(&["s3:AbortMultipartUpload"]),
-        },
-        // A delete with If-Match needs s3:GetObject as well.
-        call(
-            "DeleteObject",
-            &[("s3:DeleteObject", O(from)), ("s3:GetObject", O(from))],
+    let both: Vec<Bucket> = std::iter::once(from).chain(to.iter().copied()).collect();
+    let source_version = [("s3:GetObjectVersion", O(from))];
+    let mut calls = Vec::new();
+    if finds == Finds::Listing {
+        calls.push(call("ListObjectsV2", &[("s3:ListBucket", B(from))]));
+    }
+    calls.extend([
+        // The source's headers and landing record; the target when it is taken.
+        versioned_call("HeadObject", &on("s3:GetObject", &both), &source_version),
+        versioned_call(
+            "GetObjectTagging",
+            &on("s3:GetObjectTagging", &both),
+            &on("s3:GetObjectVersionTagging", &both),
         ),
-    ]
+        // If-Match on the target needs s3:GetObject there too.
+        versioned_call(
+            "CopyObject",
+            &[
+                on("s3:GetObject", &both),
+                on("s3:PutObject", to),
+                on("s3:PutObjectTagging", to),
+            ]
+            .concat(),
+            &source_version,
+        ),
+        call(
+            "CreateMultipartUpload",
+            &[on("s3:PutObject", to), on("s3:PutObjectTagging", to)].concat(),
+        ),
+        versioned_call(
+            "UploadPartCopy",
+            &[vec![("s3:GetObject", O(from))], on("s3:PutObject", to)].concat(),
+            &source_version,
+        ),
+        call(
+            "CompleteMultipartUpload",
+            &[on("s3:PutObject", to), on("s3:GetObject", to)].concat(),
+        ),
+        call("AbortMultipartUpload", &on("s3:AbortMultipartUpload", to)),
+    ]);
+    // A delete with If-Match needs s3:GetObject as well.
+    let delete = [("s3:DeleteObject", O(from)), ("s3:GetObject", O(from))];
+    calls.push(match removes {
+        Removes::IfUnchanged => call("DeleteObject", &delete),
+        Removes::Version => versioned_call(
+            "DeleteObject",
+            &delete,
+            &[("s3:DeleteObjectVersion", O(from))],
+        ),
+    });
+    calls
+}
+
+/// Writes of manifest addenda of these kinds.
+fn addenda(kinds: &[Addendum]) -> Call {
+    let grants: Vec<Grant> = kinds
+        .iter()
+        .map(|kind| ("s3:PutObject", Resource::ManifestAddenda(*kind)))
+        .collect();
+    call("PutObject", &grants)
 }
 
 /// Every function of the deployment.
@@ -155,7 +234,7 @@ pub fn functions() -> Vec<FunctionSpec> {
             crate_dir: "trigger_macie_scan",
             variables: TriggerConfig::variable_names(),
             calls: [
-                moves(Raw, &[ScanStage]),
+                moves(Raw, &[ScanStage], Finds::Listing, Removes::IfUnchanged),
                 vec![call(
                     "CreateClassificationJob",
                     &[
@@ -243,12 +322,14 @@ pub fn functions() -> Vec<FunctionSpec> {
             crate_dir: "move_all_scan_stage_files",
             variables: RouteConfig::variable_names(),
             calls: [
-                moves(ScanStage, &[ManualReview, ScannedData]),
+                moves(
+                    ScanStage,
+                    &[ManualReview, ScannedData],
+                    Finds::Listing,
+                    Removes::Version,
+                ),
                 read_manifest.clone(),
-                vec![call(
-                    "PutObject",
-                    &[("s3:PutObject", Resource::ManifestAddenda)],
-                )],
+                vec![addenda(&Addendum::ALL)],
             ]
             .concat(),
         },
@@ -256,7 +337,27 @@ pub fn functions() -> Vec<FunctionSpec> {
             logical_id: "MoveToScannedDataS3Files",
             crate_dir: "move_to_scanned_data_files",
             variables: ReleaseConfig::variable_names(),
-            calls: [moves(ManualReview, &[ScannedData]), read_manifest.clone()].concat(),
+            calls: [
+                moves(
+                    ManualReview,
+                    &[ScannedData],
+                    Finds::Manifest,
+                    Removes::Version,
+                ),
+                read_manifest.clone(),
+                // Kept versions beside the manifest, and the outcome beside the decision.
+                vec![call(
+                    "PutObject",
+                    &[
+                        (
+                            "s3:PutObject",
+                            Resource::ManifestAddenda(Addendum::Superseded),
+                        ),
+                        ("s3:PutObject", Resource::ApprovalRecords),
+                    ],
+                )],
+            ]
+            .concat(),
         },
         FunctionSpec {
             logical_id: "DeleteManualReviewS3Files",
@@ -264,16 +365,22 @@ pub fn functions() -> Vec<FunctionSpec> {
             variables: DeleteConfig::variable_names(),
             calls: [
                 vec![
-                    call("ListObjectsV2", &[("s3:ListBucket", B(ManualReview))]),
-                    call(
+                    call("HeadObject", &[("s3:GetObject", O(ManualReview))]),
+                    versioned_call(
                         "GetObjectTagging",
                         &[("s3:GetObjectTagging", O(ManualReview))],
+                        &[("s3:GetObjectVersionTagging", O(ManualReview))],
                     ),
-                    call(
+                    // The held version, and with versioning the raw version it came from.
+                    versioned_call(
                         "DeleteObject",
                         &[
                             ("s3:DeleteObject", O(ManualReview)),
                             ("s3:GetObject", O(ManualReview)),
+                        ],
+                        &[
+                            ("s3:DeleteObjectVersion", O(ManualReview)),
+                            ("s3:DeleteObjectVersion", O(Raw)),
                         ],
                     ),
                 ],

@@ -87,6 +87,16 @@ pub enum PipelineError {
     #[error("approval notification cannot be sent: {0}")]
     Notification(String),
 
+    /// A version cannot be placed without replacing an object the gate did not expect: its key
+    /// and the place it would wait aside are both taken by other objects. Another try finds the
+    /// same, so the run fails with the version where it was.
+    #[error("s3://{bucket}/{key} cannot take this version: {detail}")]
+    PlacementConflict {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+
     /// A Distributed Map batch met the Lambda deadline before every object in it was started.
     /// The Map's child retries the whole batch; the objects already moved are found gone.
     #[error("{0}")]
@@ -110,6 +120,7 @@ impl PipelineError {
         "InvalidDiscoveryResults",
         "TooManyTags",
         "NotificationFailed",
+        "PlacementConflict",
         "BatchUnfinished",
     ];
 
@@ -130,6 +141,7 @@ impl PipelineError {
             Self::InvalidDiscoveryResults { .. } => "InvalidDiscoveryResults",
             Self::TooManyTags { .. } => "TooManyTags",
             Self::Notification(_) => "NotificationFailed",
+            Self::PlacementConflict { .. } => "PlacementConflict",
             Self::BatchUnfinished(_) => "BatchUnfinished",
         }
     }
@@ -249,6 +261,11 @@ mod tests {
                 detail: "d".into(),
             },
             PipelineError::Notification(String::new()),
+            PipelineError::PlacementConflict {
+                bucket: "b".into(),
+                key: "k".into(),
+                detail: "d".into(),
+            },
             PipelineError::BatchUnfinished(String::new()),
         ];
         for err in &samples {

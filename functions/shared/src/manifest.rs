@@ -8,6 +8,8 @@
 //! scanned, not delivered downstream. Putting it in the scan-stage or manual-review bucket would
 //! rely on every reader filtering it out.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_s3::Client;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -121,6 +123,93 @@ pub struct Manifest {
     /// The Macie price the deployment was configured with, for the cost estimate.
     #[serde(default = "list_price", rename = "maciePriceMicroUsdPerGb")]
     pub macie_price: MicroUsdPerGb,
+    /// Held objects that routing put aside in manual-review because their key was taken there
+    /// by another version waiting for its own decision: key -> where this run's version is.
+    /// Folded in from the addenda by [`read`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub held_aside: BTreeMap<String, String>,
+    /// Versions of this run kept aside instead of replacing a newer version in scanned-data,
+    /// by routing or by the release. Folded in from the addenda by [`read`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<Supersession>,
+}
+
+/// Which step kept a version aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SupersededIn {
+    /// It had passed the scan.
+    Routing,
+    /// It was approved.
+    Release,
+}
+
+/// What was in scanned-data that a version did not replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SupersededBy {
+    /// A version of the key that landed in raw later.
+    Newer,
+    /// An object the gate did not write: it is never replaced.
+    Foreign,
+    /// A version whose order against this one is not recorded (both moved before the gate
+    /// recorded landings): it is not replaced on a guess.
+    Unordered,
+}
+
+/// A version that did not go to scanned-data because something newer (or unknown) was there,
+/// and where it is kept instead. Nothing is lost: the version stays recoverable there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Supersession {
+    pub key: String,
+    pub step: SupersededIn,
+    /// Where the kept version is.
+    pub kept_in: String,
+    pub kept_at: String,
+    /// When it landed in raw (RFC 3339), if recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landed_at: Option<String>,
+    pub by: SupersededBy,
+    /// When the version in scanned-data landed, if recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer_landed_at: Option<String>,
+}
+
+impl Supersession {
+    /// Why it was kept, in a few words: `not released (landed …): a newer version was already
+    /// in scanned-data (landed …)`.
+    pub fn reason(&self) -> String {
+        let landed = |at: &Option<String>| {
+            at.as_deref()
+                .map(|at| format!(" (landed {at})"))
+                .unwrap_or_default()
+        };
+        let instead = match self.by {
+            SupersededBy::Newer => format!(
+                "a newer version was already in scanned-data{}",
+                landed(&self.newer_landed_at)
+            ),
+            SupersededBy::Foreign => {
+                "scanned-data holds an object at this key that the gate did not write".to_owned()
+            }
+            SupersededBy::Unordered => {
+                "scanned-data holds a version whose landing time was not recorded, so which is \
+                 newer cannot be told"
+                    .to_owned()
+            }
+        };
+        let what = match self.step {
+            SupersededIn::Routing => "not passed on",
+            SupersededIn::Release => "not released",
+        };
+        format!("{what}{}: {instead}", landed(&self.landed_at))
+    }
+
+    /// Where the kept version is, as an S3 URI.
+    pub fn location(&self) -> String {
+        format!("s3://{}/{}", self.kept_in, self.kept_at)
+    }
 }
 
 fn list_price() -> MicroUsdPerGb {
@@ -175,6 +264,12 @@ impl Manifest {
         placements
     }
 
+    /// Where the run's held version of `key` is in manual-review: the key itself, unless routing
+    /// put it aside.
+    pub fn held_location<'k>(&'k self, key: &'k str) -> &'k str {
+        self.held_aside.get(key).map_or(key, String::as_str)
+    }
+
     /// The highest severity over all flagged objects.
     pub fn highest_severity(&self) -> Option<Severity> {
         self.objects.iter().map(|o| o.highest_severity).max()
@@ -206,7 +301,22 @@ pub fn manifest_key(workflow: &WorkflowId, job_id: &str) -> String {
 
 /// Where routing records the objects it found without a discovery result.
 pub fn unresolved_prefix(workflow: &WorkflowId, job_id: &str) -> String {
-    format!("{}unresolved/", run_prefix(workflow, job_id))
+    format!("{}{UNRESOLVED}", run_prefix(workflow, job_id))
+}
+
+/// The kinds of addenda routing and the release write beside a run's manifest, each under its
+/// own prefix (and each its own IAM resource): objects without a discovery result, held objects
+/// put aside, versions kept aside instead of replacing a newer one.
+const UNRESOLVED: &str = "unresolved/";
+const ASIDE: &str = "aside/";
+const SUPERSEDED: &str = "superseded/";
+
+/// Where an object put aside in manual-review is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HeldAside {
+    key: String,
+    location: String,
 }
 
 /// One object routing found in scan-stage with no discovery result, recorded before it is
@@ -256,6 +366,55 @@ pub async fn record_unresolved(
     documents::put_json(s3, &reference.bucket, &addendum, &record).await
 }
 
+/// The key of an addendum of `kind` about `key`. Named by the key's hash, so a retried step
+/// writes the same addendum again.
+fn addendum_key(manifest: &Manifest, kind: &str, key: &str) -> String {
+    format!(
+        "{}{kind}{}.json",
+        run_prefix(&manifest.workflow_id, &manifest.job_id),
+        documents::hashed_name(key)
+    )
+}
+
+/// Records that the run's held version of `key` is at `location` in manual-review, not at its
+/// key. Written after the copy and before its source is deleted, so a crash in between leaves
+/// the object where a retry finds it again and records it.
+pub async fn record_held_aside(
+    s3: &Client,
+    reference: &ManifestRef,
+    manifest: &Manifest,
+    key: &str,
+    location: &str,
+) -> Result<(), PipelineError> {
+    let record = HeldAside {
+        key: key.to_owned(),
+        location: location.to_owned(),
+    };
+    documents::put_json(
+        s3,
+        &reference.bucket,
+        &addendum_key(manifest, ASIDE, key),
+        &record,
+    )
+    .await
+}
+
+/// Records a version kept aside instead of replacing a newer one.
+pub async fn record_supersession(
+    s3: &Client,
+    reference: &ManifestRef,
+    manifest: &Manifest,
+    supersession: &Supersession,
+) -> Result<(), PipelineError> {
+    documents::put_json(
+        s3,
+        &reference.bucket,
+        &addendum_key(manifest, SUPERSEDED, &supersession.key),
+        supersession,
+    )
+    .await
+}
+
 /// The bytes of a manifest document, which must exist.
 async fn document(s3: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, PipelineError> {
     documents::read(s3, bucket, key)
@@ -299,7 +458,8 @@ pub async fn read(
             ),
         ));
     }
-    let prefix = unresolved_prefix(&manifest.workflow_id, &manifest.job_id);
+    // One listing finds every addendum of the run.
+    let prefix = run_prefix(&manifest.workflow_id, &manifest.job_id);
     let mut pages = s3
         .list_objects_v2()
         .bucket(&reference.bucket)
@@ -315,16 +475,38 @@ pub async fn read(
         let page = page.map_err(|err| PipelineError::from_sdk("ListObjectsV2", err))?;
         for entry in page.contents() {
             let key = entry.key().unwrap_or_default();
+            let Some(kind) = key.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            if key == reference.key {
+                continue;
+            }
+            let parse = |what: &str| {
+                let what = what.to_owned();
+                move |err: serde_json::Error| invalid(key, format!("not {what}: {err}"))
+            };
             let bytes = document(s3, &reference.bucket, key).await?;
-            let unresolved: Unresolved = serde_json::from_slice(&bytes)
-                .map_err(|err| invalid(key, format!("not an unresolved-object record: {err}")))?;
-            if known.insert(unresolved.key.clone()) {
-                manifest.not_analysed.push(NotAnalysedObject {
-                    key: unresolved.key,
-                    size: unresolved.size,
-                    status: NotAnalysedStatus::NoResult,
-                    reasons: vec![NO_RESULT_REASON.to_owned()],
-                });
+            if kind.starts_with(UNRESOLVED) {
+                let unresolved: Unresolved =
+                    serde_json::from_slice(&bytes).map_err(parse("an unresolved-object record"))?;
+                if known.insert(unresolved.key.clone()) {
+                    manifest.not_analysed.push(NotAnalysedObject {
+                        key: unresolved.key,
+                        size: unresolved.size,
+                        status: NotAnalysedStatus::NoResult,
+                        reasons: vec![NO_RESULT_REASON.to_owned()],
+                    });
+                }
+            } else if kind.starts_with(ASIDE) {
+                let aside: HeldAside =
+                    serde_json::from_slice(&bytes).map_err(parse("a held-aside record"))?;
+                manifest.held_aside.insert(aside.key, aside.location);
+            } else if kind.starts_with(SUPERSEDED) {
+                manifest
+                    .superseded
+                    .push(serde_json::from_slice(&bytes).map_err(parse("a supersession record"))?);
+            } else {
+                return Err(invalid(key, "not a document this gate writes".to_owned()));
             }
         }
     }
@@ -364,6 +546,8 @@ pub(crate) mod fixtures {
             analysed: vec![],
             bytes_scanned: 0,
             macie_price: MicroUsdPerGb::LIST_PRICE,
+            held_aside: BTreeMap::new(),
+            superseded: Vec::new(),
         }
     }
 }
@@ -415,6 +599,8 @@ mod tests {
             analysed: vec!["clean.csv".into(), "low.txt".into()],
             bytes_scanned: 2065,
             macie_price: MicroUsdPerGb(1_250_000),
+            held_aside: BTreeMap::new(),
+            superseded: Vec::new(),
         }
     }
 

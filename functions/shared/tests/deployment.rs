@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use macie_pipeline::deployment::{Bucket, Grant, Resource, functions};
+use macie_pipeline::deployment::{Addendum, Bucket, Grant, Resource, functions};
 use serde_norway::Value as Yaml;
 
 use common::{asl_text, resources, root, tagged, template};
@@ -77,8 +77,15 @@ fn resource(value: &Yaml) -> Resource {
         "GetAtt" => bucket(text.strip_suffix(".Arn").expect("X.Arn")),
         "Ref" if text == "NotificationTopic" => return Resource::NotificationTopic,
         "Sub" => {
-            if text == "${DataPipelineManifestBucket.Arn}/workflows/*/unresolved/*" {
-                return Resource::ManifestAddenda;
+            for kind in Addendum::ALL {
+                if text
+                    == format!(
+                        "${{DataPipelineManifestBucket.Arn}}/workflows/*/{}/*",
+                        kind.directory()
+                    )
+                {
+                    return Resource::ManifestAddenda(kind);
+                }
             }
             if text == "${DataPipelineManifestBucket.Arn}/approvals/*" {
                 return Resource::ApprovalRecords;
@@ -184,22 +191,47 @@ fn each_function_gets_exactly_the_environment_it_reads() {
     }
 }
 
+/// A policy statement, or `!If [VersioningEnabled, statement, !Ref AWS::NoValue]`: the
+/// statement and whether it applies only with versioning.
+fn statement(entry: &Yaml) -> (&Yaml, bool) {
+    let Some((tag, branches)) = tagged(entry) else {
+        return (entry, false);
+    };
+    assert_eq!(tag, "If", "{entry:?}");
+    let branches = branches.as_sequence().expect("!If takes a list");
+    assert_eq!(branches[0].as_str(), Some("VersioningEnabled"), "{entry:?}");
+    let otherwise = tagged(&branches[2]).map(|(tag, value)| (tag, value.as_str()));
+    assert_eq!(
+        otherwise,
+        Some(("Ref".to_owned(), Some("AWS::NoValue"))),
+        "a conditional statement grants nothing without versioning"
+    );
+    (&branches[1], true)
+}
+
 #[test]
 fn each_function_is_granted_exactly_what_its_calls_need() {
     let deployed = function_resources();
     for function in functions() {
         let mut granted: BTreeSet<Grant> = BTreeSet::new();
+        let mut granted_versioned: BTreeSet<Grant> = BTreeSet::new();
         for policy in deployed[function.logical_id]["Properties"]["Policies"]
             .as_sequence()
             .expect("inline policies")
         {
-            for statement in policy["Statement"].as_sequence().expect("statements") {
+            for entry in policy["Statement"].as_sequence().expect("statements") {
+                let (statement, versioned) = statement(entry);
                 assert_eq!(statement["Effect"].as_str(), Some("Allow"));
                 for action in statement["Action"].as_sequence().unwrap() {
                     for target in statement["Resource"].as_sequence().unwrap() {
                         let action: &'static str =
                             Box::leak(action.as_str().unwrap().to_owned().into_boxed_str());
-                        granted.insert((action, resource(target)));
+                        let grants = if versioned {
+                            &mut granted_versioned
+                        } else {
+                            &mut granted
+                        };
+                        grants.insert((action, resource(target)));
                     }
                 }
             }
@@ -213,6 +245,61 @@ fn each_function_is_granted_exactly_what_its_calls_need() {
             granted, needed,
             "{}: template grants vs what its calls need",
             function.logical_id
+        );
+        let needed_versioned: BTreeSet<Grant> = function
+            .calls
+            .iter()
+            .flat_map(|call| call.versioned.iter().copied())
+            .filter(|grant| !needed.contains(grant))
+            .collect();
+        assert_eq!(
+            granted_versioned, needed_versioned,
+            "{}: template grants under VersioningEnabled vs what its calls need on versioned \
+             buckets",
+            function.logical_id
+        );
+    }
+}
+
+/// Every bucket the stack creates for the pipeline is versioned exactly when the parameter says
+/// so, and then expires noncurrent versions and leftover delete markers.
+#[test]
+fn bucket_versioning_follows_the_parameter() {
+    let template = template();
+    let parameter = &template["Parameters"]["BucketVersioning"];
+    assert_eq!(parameter["Default"].as_str(), Some("Disabled"));
+    for bucket in [
+        Bucket::Raw,
+        Bucket::ScanStage,
+        Bucket::ManualReview,
+        Bucket::ScannedData,
+        Bucket::Manifests,
+    ] {
+        let properties = &template["Resources"][bucket.logical_id()]["Properties"];
+        let (tag, branches) = tagged(&properties["VersioningConfiguration"])
+            .unwrap_or_else(|| panic!("{bucket:?} has no VersioningConfiguration"));
+        assert_eq!(tag, "If");
+        assert_eq!(branches[0].as_str(), Some("VersioningEnabled"));
+        assert_eq!(branches[1]["Status"].as_str(), Some("Enabled"));
+        let rules = properties["LifecycleConfiguration"]["Rules"]
+            .as_sequence()
+            .unwrap();
+        let rule = |id: &str| {
+            rules
+                .iter()
+                .find(|r| r["Id"].as_str() == Some(id))
+                .unwrap_or_else(|| panic!("{bucket:?} has no lifecycle rule {id}"))
+        };
+        let noncurrent = rule("ExpireNoncurrentVersions");
+        let (tag, days) =
+            tagged(&noncurrent["NoncurrentVersionExpiration"]["NoncurrentDays"]).expect("a !Ref");
+        assert_eq!(
+            (tag.as_str(), days.as_str()),
+            ("Ref", Some("NoncurrentVersionExpirationDays"))
+        );
+        assert_eq!(
+            rule("RemoveExpiredDeleteMarkers")["ExpiredObjectDeleteMarker"].as_bool(),
+            Some(true)
         );
     }
 }

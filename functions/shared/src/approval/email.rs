@@ -157,6 +157,42 @@ impl ApprovalEmail<'_> {
             }
             self.more(&mut text, not_analysed.len());
         }
+        if !manifest.held_aside.is_empty() {
+            let _ = writeln!(text);
+            let _ = writeln!(
+                text,
+                "Held aside, because another version of the same key is held at its key for its own decision:"
+            );
+            for (key, location) in manifest.held_aside.iter().take(MAX_LISTED_OBJECTS) {
+                let _ = writeln!(
+                    text,
+                    "- {}
+    at s3://{}/{}",
+                    display_key(key),
+                    self.manual_review_bucket,
+                    display_key(location)
+                );
+            }
+            self.more(&mut text, manifest.held_aside.len());
+        }
+        if !manifest.superseded.is_empty() {
+            let _ = writeln!(text);
+            let _ = writeln!(
+                text,
+                "Not passed on, kept aside (nothing replaced, nothing lost):"
+            );
+            for supersession in manifest.superseded.iter().take(MAX_LISTED_OBJECTS) {
+                let _ = writeln!(
+                    text,
+                    "- {}\n    {}\n    kept at s3://{}/{}",
+                    display_key(&supersession.key),
+                    supersession.reason(),
+                    supersession.kept_in,
+                    display_key(&supersession.kept_at)
+                );
+            }
+            self.more(&mut text, manifest.superseded.len());
+        }
         let _ = writeln!(text);
         let _ = writeln!(
             text,
@@ -171,6 +207,11 @@ impl ApprovalEmail<'_> {
         let _ = writeln!(
             text,
             "Either link opens a page that lists every held object and has both buttons; opening it changes nothing."
+        );
+        let _ = writeln!(
+            text,
+            "If a newer version of a held key reaches s3://{} before the release, the approved version does not replace it: it stays in manual-review, and the notification and the page say where.",
+            self.scanned_data_bucket
         );
         text
     }

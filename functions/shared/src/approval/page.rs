@@ -15,8 +15,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::approval::email::{format_time, human_size};
 use crate::approval::links::Decision;
-use crate::approval::record::{ApprovalRecord, DecisionRecord};
-use crate::manifest::{FlaggedObject, Manifest, NotAnalysedObject};
+use crate::approval::record::{ApprovalRecord, DecisionRecord, OutcomeRecord};
+use crate::manifest::{FlaggedObject, Manifest, NotAnalysedObject, Supersession};
 
 /// Rows a page lists per table; the rest are counted, with the manifest's location.
 pub const MAX_PAGE_ROWS: usize = 1000;
@@ -172,8 +172,70 @@ pub fn review(view: &Review<'_>) -> Page {
         );
         more(&mut content, manifest.not_analysed.len(), view);
     }
+    if !manifest.held_aside.is_empty() {
+        let _ = writeln!(
+            content,
+            "<h2>Held aside ({})</h2>",
+            manifest.held_aside.len()
+        );
+        let rows = manifest
+            .held_aside
+            .iter()
+            .take(MAX_PAGE_ROWS)
+            .map(|(key, location)| {
+                vec![
+                    (visible(key), "key"),
+                    (
+                        format!(
+                            "s3://{}/{}",
+                            view.record.manual_review_bucket,
+                            visible(location)
+                        ),
+                        "key",
+                    ),
+                ]
+            });
+        table(
+            &mut content,
+            "Another version of each of these keys is held at its key for its own decision, so this run's version waits here. Your decision acts on this run's version only.",
+            &["Object", "Held at"],
+            rows,
+        );
+        more(&mut content, manifest.held_aside.len(), view);
+    }
+    if !manifest.superseded.is_empty() {
+        let _ = writeln!(
+            content,
+            "<h2>Kept aside, not passed on ({})</h2>",
+            manifest.superseded.len()
+        );
+        supersessions(&mut content, &manifest.superseded);
+        more(&mut content, manifest.superseded.len(), view);
+    }
+    let _ = writeln!(
+        content,
+        "<p class=\"note\">If a newer version of a held key reaches s3://{} before the release, the approved version does not replace it: it stays in manual-review, and reopening this link then says where.</p>",
+        escape(&view.record.scanned_data_bucket)
+    );
     content.push_str(&buttons);
     page(200, &format!("Review {held} held object(s)"), &content)
+}
+
+/// A table of versions kept aside instead of replacing a newer one.
+fn supersessions(content: &mut String, kept: &[Supersession]) {
+    let rows = kept.iter().take(MAX_PAGE_ROWS).map(|supersession| {
+        vec![
+            (visible(&supersession.key), "key"),
+            (supersession.reason(), ""),
+            (visible(&supersession.location()), "key"),
+        ]
+    });
+    table(
+        content,
+        "Nothing was replaced and nothing was lost: each version is kept where the table says.",
+        &["Object", "Why", "Kept at"],
+        rows,
+    );
 }
 
 /// The two decisions, each its own form and button: different words, colours and positions.
@@ -294,7 +356,7 @@ pub fn decided(decision: Decision, record: Option<&ApprovalRecord>) -> Page {
         (Decision::Allow, Some(record)) => (
             "Approved",
             format!(
-                "The held objects of run {} are being released to s3://{}, with their SensitiveDataFound tag.",
+                "The held objects of run {} are being released to s3://{}, with their SensitiveDataFound tag. A version whose key already has a newer version there is kept in manual-review instead; reopen this link later to see what was released.",
                 visible(record.workflow_id.as_str()),
                 record.scanned_data_bucket
             ),
@@ -316,8 +378,9 @@ pub fn decided(decision: Decision, record: Option<&ApprovalRecord>) -> Page {
     page(200, title, &format!("<p>{}</p>", escape(&text)))
 }
 
-/// The token was used already, or expired, or the run ended.
-pub fn already_decided(decision: Option<&DecisionRecord>) -> Page {
+/// The token was used already, or expired, or the run ended; with what the release did, once it
+/// finished.
+pub fn already_decided(decision: Option<&DecisionRecord>, outcome: Option<&OutcomeRecord>) -> Page {
     let text = match decision {
         Some(decision) => {
             let what = if decision.action == Decision::Allow.action() {
@@ -332,11 +395,24 @@ pub fn already_decided(decision: Option<&DecisionRecord>) -> Page {
         }
         None => "This approval request was already answered, has expired, or its run has ended. Nothing was changed.".to_owned(),
     };
-    page(
-        410,
-        "Already decided or expired",
-        &format!("<p>{}</p>", escape(&text)),
-    )
+    let mut content = format!("<p>{}</p>", escape(&text));
+    if let Some(outcome) = outcome {
+        let _ = write!(
+            content,
+            "\n<p>The release finished on {}: {} object(s) released.</p>",
+            escape(&when(&outcome.finished_at)),
+            outcome.released
+        );
+        if !outcome.superseded.is_empty() {
+            let _ = writeln!(
+                content,
+                "\n<h2>Approved but not released ({})</h2>",
+                outcome.superseded.len()
+            );
+            supersessions(&mut content, &outcome.superseded);
+        }
+    }
+    page(410, "Already decided or expired", &content)
 }
 
 /// The request's time ran out before a decision.
@@ -532,8 +608,8 @@ mod tests {
             render(&manifest),
             decided(Decision::Allow, Some(&record())),
             decided(Decision::Deny, None),
-            already_decided(Some(&decision)),
-            already_decided(None),
+            already_decided(Some(&decision), None),
+            already_decided(None, None),
             expired(&record()),
             not_found(),
             bad_request("x"),
@@ -567,7 +643,7 @@ mod tests {
             action: "delete".into(),
             decided_at: "2026-11-28T10:00:00Z".into(),
         };
-        let page = already_decided(Some(&decision));
+        let page = already_decided(Some(&decision), None);
         assert_eq!(page.status, 410);
         assert!(
             page.body

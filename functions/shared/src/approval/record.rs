@@ -2,16 +2,18 @@
 //!
 //! The page is opened with nothing but a task token, and Step Functions offers no way to go from
 //! a token to its execution. So triggerManualApproval stores the request (run, manifest, expiry,
-//! default action) under `approvals/<sha256 of the token>.json` before it emails the links, and
-//! receiveApprovalDecision records the decision next to it. Only a holder of the token can find
-//! either; the hash reveals nothing about the token, which is never stored.
+//! default action) under `approvals/<sha256 of the token>.json` before it emails the links,
+//! receiveApprovalDecision records the decision next to it, and an approved run's release records
+//! what it did (released, or kept because a newer version was already in scanned-data) when it
+//! finishes. Only a holder of the token can find them from a link; the hash reveals nothing
+//! about the token, which is never stored.
 
 use aws_sdk_s3::Client;
 use serde::{Deserialize, Serialize};
 
 use crate::approval::TimeoutAction;
 use crate::error::PipelineError;
-use crate::manifest::ManifestRef;
+use crate::manifest::{ManifestRef, Supersession};
 use crate::s3::documents;
 use crate::workflow::WorkflowId;
 
@@ -41,6 +43,20 @@ pub struct DecisionRecord {
     pub decided_at: String,
 }
 
+/// What the release of an approved request did, written when it finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutcomeRecord {
+    /// Objects released to scanned-data.
+    pub released: u64,
+    /// Approved versions not released because a newer version (or one the gate cannot order)
+    /// was already in scanned-data, with where each is kept.
+    #[serde(default)]
+    pub superseded: Vec<Supersession>,
+    /// RFC 3339.
+    pub finished_at: String,
+}
+
 /// The key of the approval request for `token`.
 pub fn request_key(token: &str) -> String {
     format!("{PREFIX}{}.json", documents::hashed_name(token))
@@ -49,6 +65,21 @@ pub fn request_key(token: &str) -> String {
 /// The key of the decision taken with `token`.
 pub fn decision_key(token: &str) -> String {
     format!("{PREFIX}{}.decision.json", documents::hashed_name(token))
+}
+
+/// The key of the outcome of the request stored at `request_key` (as
+/// [`request_key`] names it: `approvals/<64 hex digits>.json`).
+pub fn outcome_key(request_key: &str) -> Result<String, PipelineError> {
+    request_key
+        .strip_prefix(PREFIX)
+        .and_then(|name| name.strip_suffix(".json"))
+        .filter(|hash| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|hash| format!("{PREFIX}{hash}.outcome.json"))
+        .ok_or_else(|| {
+            PipelineError::InvalidInput(format!(
+                "{request_key:?} is not the key of an approval request ({PREFIX}<sha256>.json)"
+            ))
+        })
 }
 
 /// Reads a record, or `None` when there is none.
@@ -104,6 +135,25 @@ pub async fn read_decision(
     get(s3, bucket, &decision_key(token)).await
 }
 
+/// Records what the release of the request at `request_key` did. Writing it again (a retried
+/// step) stores the same content but the time.
+pub async fn write_outcome(
+    s3: &Client,
+    bucket: &str,
+    request_key: &str,
+    record: &OutcomeRecord,
+) -> Result<(), PipelineError> {
+    documents::put_json(s3, bucket, &outcome_key(request_key)?, record).await
+}
+
+pub async fn read_outcome(
+    s3: &Client,
+    bucket: &str,
+    token: &str,
+) -> Result<Option<OutcomeRecord>, PipelineError> {
+    get(s3, bucket, &outcome_key(&request_key(token))?).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +170,25 @@ mod tests {
             request.replace(".json", ".decision.json")
         );
         assert_ne!(request_key("other"), request);
+    }
+
+    #[test]
+    fn the_outcome_sits_beside_its_request_and_nothing_else_names_one() {
+        let request = request_key("token");
+        let outcome = outcome_key(&request).unwrap();
+        assert_eq!(outcome, request.replace(".json", ".outcome.json"));
+        for bad in [
+            "approvals/../x.json",
+            "workflows/a.json",
+            &request.replace(".json", ".decision.json"),
+            "approvals/zz.json",
+        ] {
+            assert_eq!(
+                outcome_key(bad).unwrap_err().name(),
+                "InvalidInput",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! deleteManualReviewS3Files: the reviewer denied (or the approval timed out with the `deny`
-//! default). Deletes the objects the approval request showed from manual-review.
+//! default). Deletes the objects the approval request showed from manual-review, and, where raw
+//! is versioned, the raw version each came from.
 
 use aws_types::SdkConfig;
 use tracing::{info, instrument};
@@ -8,7 +9,7 @@ use crate::config::DeleteConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
 use crate::handlers::move_to_scanned_data_files::HeldInput;
-use crate::handlers::steps::{PassContext, StepProgress, delete_held};
+use crate::handlers::steps::{HeldBuckets, PassContext, RunManifest, StepProgress, delete_held};
 use crate::lambda::Handler;
 use crate::manifest;
 
@@ -44,14 +45,16 @@ impl Handler for DeleteManualReviewFiles {
             workflow_id: &input.workflow_id,
             deadline,
         };
-        let progress = delete_held(
-            &context,
-            &self.config.manual_review_bucket,
-            &manifest,
-            input.progress,
-            Self::NAME,
-        )
-        .await?;
+        let buckets = HeldBuckets {
+            manual_review: &self.config.manual_review_bucket,
+            scanned_data: "",
+            raw: Some(&self.config.raw_bucket),
+        };
+        let run = RunManifest {
+            location: &input.manifest,
+            manifest: &manifest,
+        };
+        let progress = delete_held(&context, &buckets, &run, input.progress, Self::NAME).await?;
         info!(status = ?progress.status, deleted = progress.tally.deleted, "delete pass ended");
         Ok(progress)
     }

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::config::MoveSettings;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
+use crate::manifest::Supersession;
 use crate::s3::objects::Listed;
 use crate::s3::pass::{Outcome, PassEnd, Rejection, Tally, visit_listed};
 
@@ -66,8 +67,8 @@ pub struct Batch<I> {
 /// What a child reports: its counts, zeros left out. Every outcome travels in the Map's result
 /// (at most 256 KiB, and exceeding it fails the execution where no Catch can announce it), so a
 /// typical outcome must stay tiny: `{"moved":1000,"movedBytes":1234567}` is 36 bytes, which
-/// allows several thousand batches a run. Rejection reasons are kept only for the first
-/// [`BatchOutcome::REJECTIONS_LISTED`] of a batch.
+/// allows several thousand batches a run. Reasons (rejections, deferrals, supersessions) are
+/// kept only for the first [`BatchOutcome::REJECTIONS_LISTED`] of each kind in a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchOutcome {
@@ -85,6 +86,12 @@ pub struct BatchOutcome {
     pub rejected: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejections: Vec<Rejection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferrals: Vec<Rejection>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub superseded: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supersessions: Vec<Supersession>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -104,8 +111,13 @@ impl BatchOutcome {
             vanished,
             rejected,
             mut rejections,
+            mut deferrals,
+            superseded,
+            mut supersessions,
         } = tally;
         rejections.truncate(Self::REJECTIONS_LISTED);
+        deferrals.truncate(Self::REJECTIONS_LISTED);
+        supersessions.truncate(Self::REJECTIONS_LISTED);
         Self {
             moved,
             moved_bytes,
@@ -114,6 +126,9 @@ impl BatchOutcome {
             vanished,
             rejected,
             rejections,
+            deferrals,
+            superseded,
+            supersessions,
         }
     }
 
@@ -130,6 +145,9 @@ impl BatchOutcome {
                 vanished: outcome.vanished,
                 rejected: outcome.rejected,
                 rejections: outcome.rejections,
+                deferrals: outcome.deferrals,
+                superseded: outcome.superseded,
+                supersessions: outcome.supersessions,
             });
         }
         total

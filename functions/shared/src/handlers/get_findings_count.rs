@@ -104,6 +104,8 @@ impl Handler for GetFindingsCount {
             analysed: verdicts.analysed,
             bytes_scanned: job_results.bytes_classified,
             macie_price: config.macie_price,
+            held_aside: Default::default(),
+            superseded: Vec::new(),
         };
         let count =
             |route: Route| manifest.objects.iter().filter(|o| o.route == route).count() as u64;

@@ -1,15 +1,22 @@
 //! moveToScannedDataS3Files: the reviewer approved. Releases the objects the approval request
-//! showed from manual-review to scanned-data, their `SensitiveDataFound=true` tag kept.
+//! showed from manual-review to scanned-data, their `SensitiveDataFound=true` tag kept. A
+//! version whose key already has a newer version in scanned-data is not released over it: it
+//! stays in manual-review, recorded, and the run's notification says where.
 
 use aws_types::SdkConfig;
 use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tracing::{info, instrument};
 
+use crate::approval::record::{self, OutcomeRecord};
 use crate::config::ReleaseConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
-use crate::handlers::steps::{PassContext, StepProgress, release_held};
+use crate::handlers::steps::StepStatus;
+use crate::handlers::steps::{HeldBuckets, PassContext, RunManifest, StepProgress, release_held};
 use crate::lambda::Handler;
+use crate::manifest::SupersededIn;
 use crate::manifest::{self, ManifestRef};
 use crate::workflow::WorkflowId;
 
@@ -21,6 +28,22 @@ pub struct HeldInput {
     /// The run's manifest: only the objects it held for review are acted on.
     pub manifest: ManifestRef,
     pub progress: Option<StepProgress>,
+    /// The reviewer's decision as the approval API sent it (the release gets it; the delete,
+    /// which a timeout can start too, does not).
+    #[serde(default)]
+    pub decision: Option<Decided>,
+}
+
+/// The output of the approval callback (`SendTaskSuccess`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Decided {
+    pub action: String,
+    pub decided_at: String,
+    /// The key of the approval request's record, where the release records what it did.
+    /// Decisions sent before the gate recorded outcomes have none.
+    #[serde(default)]
+    pub request: Option<String>,
 }
 
 pub struct MoveToScannedDataFiles {
@@ -55,16 +78,40 @@ impl Handler for MoveToScannedDataFiles {
             workflow_id: &input.workflow_id,
             deadline,
         };
-        let progress = release_held(
-            &context,
-            &self.config.manual_review_bucket,
-            &self.config.scanned_data_bucket,
-            &manifest,
-            input.progress,
-            Self::NAME,
-        )
-        .await?;
-        info!(status = ?progress.status, released = progress.tally.moved, "release pass ended");
+        let buckets = HeldBuckets {
+            manual_review: &self.config.manual_review_bucket,
+            scanned_data: &self.config.scanned_data_bucket,
+            raw: None,
+        };
+        let run = RunManifest {
+            location: &input.manifest,
+            manifest: &manifest,
+        };
+        let progress = release_held(&context, &buckets, &run, input.progress, Self::NAME).await?;
+        if progress.status == StepStatus::Done
+            && let Some(request) = input.decision.as_ref().and_then(|d| d.request.as_deref())
+        {
+            // Read again: the tally lists only the first few, the records every one.
+            let complete = manifest::read(&self.s3, &input.manifest, &input.workflow_id).await?;
+            let outcome = OutcomeRecord {
+                released: progress.tally.moved,
+                superseded: complete
+                    .superseded
+                    .into_iter()
+                    .filter(|s| s.step == SupersededIn::Release)
+                    .collect(),
+                finished_at: OffsetDateTime::now_utc()
+                    .format(&Rfc3339)
+                    .expect("now formats"),
+            };
+            record::write_outcome(&self.s3, &input.manifest.bucket, request, &outcome).await?;
+        }
+        info!(
+            status = ?progress.status,
+            released = progress.tally.moved,
+            superseded = progress.tally.superseded,
+            "release pass ended"
+        );
         Ok(progress)
     }
 }

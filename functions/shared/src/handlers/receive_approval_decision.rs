@@ -68,7 +68,8 @@ impl ReceiveApprovalDecision {
         let bucket = &self.config.manifest_bucket;
         let loaded = async {
             if let Some(decided) = record::read_decision(&self.s3, bucket, token).await? {
-                return Ok(page::already_decided(Some(&decided)));
+                let outcome = record::read_outcome(&self.s3, bucket, token).await?;
+                return Ok(page::already_decided(Some(&decided), outcome.as_ref()));
             }
             let Some(request) = record::read_request(&self.s3, bucket, token).await? else {
                 return Ok(page::not_found());
@@ -100,9 +101,12 @@ impl ReceiveApprovalDecision {
         let decided_at = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .expect("now formats");
+        // The request's record key tells the release where to record what it did; it is a hash
+        // and says nothing about the token.
         let output = serde_json::json!({
             "action": decision.action(),
             "decidedAt": decided_at,
+            "request": record::request_key(token),
         });
         let bucket = &self.config.manifest_bucket;
         match self
@@ -144,7 +148,11 @@ impl ReceiveApprovalDecision {
                     .await
                     .ok()
                     .flatten();
-                page::already_decided(earlier.as_ref())
+                let outcome = record::read_outcome(&self.s3, bucket, token)
+                    .await
+                    .ok()
+                    .flatten();
+                page::already_decided(earlier.as_ref(), outcome.as_ref())
             }
             Err(err) => {
                 error!(

@@ -3,18 +3,28 @@
 //! a loop like triggerMacieScan's: `MORE` with a cursor until a pass completes, then `DONE`.
 //! Routing can also run as a Distributed Map (`FAN_OUT`, batches, `FANNED_OUT`; see
 //! [`fan_out`](crate::handlers::fan_out)).
+//!
+//! Routing lists scan-stage. The release and the delete act on the run's own list of held keys
+//! (the manifest), each on exactly the version routing held, wherever it put it. No step writes
+//! over an object it did not expect (see [`placement`](crate::s3::placement)), so a version
+//! never replaces a newer one and two versions of one key held by two runs both survive until
+//! each is decided.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use crate::config::MoveSettings;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
 use crate::handlers::fan_out::{self, BatchItem, BatchOutcome};
-use crate::manifest::{self, Manifest, ManifestRef, Placement};
-use crate::s3::objects::{Deleted, Listed, Moved, Objects};
-use crate::s3::pass::{Outcome, PassEnd, Tally, visit_bucket};
+use crate::manifest::{
+    self, Manifest, ManifestRef, Placement, SupersededBy, SupersededIn, Supersession,
+};
+use crate::s3::objects::{Copied, Deleted, Found, Listed, Objects, Version};
+use crate::s3::pass::{Outcome, PassEnd, Tally, visit_bucket, visit_keys};
+use crate::s3::placement::{self, Candidate, Delivery, Held, Occupant};
 use crate::tags::{self, SENSITIVE_DATA_FOUND, Tag};
 use crate::workflow::WorkflowId;
 
@@ -120,19 +130,68 @@ impl PassContext<'_> {
         Objects::new(self.s3, self.settings)
     }
 
-    /// This workflow's tags on `object`, or the outcome that ends its visit.
-    async fn our_tags(
+    /// The current version of a listed object with its tags, if it is this workflow's, or the
+    /// outcome that ends its visit.
+    async fn ours(
         &self,
         bucket: &str,
         object: &Listed,
-    ) -> Result<Result<Vec<Tag>, Outcome>, PipelineError> {
-        match self.objects().tags(bucket, &object.key).await? {
+    ) -> Result<Result<Candidate, Outcome>, PipelineError> {
+        match self.objects().tags(bucket, &object.key, None).await? {
             None => Ok(Err(Outcome::Vanished)),
-            Some(tags) if tags::workflow_of(&tags) == Some(self.workflow_id.as_str()) => {
-                Ok(Ok(tags))
+            Some((tags, version_id))
+                if tags::workflow_of(&tags) == Some(self.workflow_id.as_str()) =>
+            {
+                let version = Version {
+                    version_id,
+                    ..Version::listed(object)
+                };
+                Ok(Ok(Candidate::new(version, tags)))
             }
             Some(_) => Ok(Err(Outcome::NotOurs)),
         }
+    }
+
+    /// The run's held version at `location` in `bucket` with its tags and landing record, if it
+    /// is there and this workflow's, or the outcome that ends its visit.
+    async fn held(
+        &self,
+        bucket: &str,
+        location: &str,
+    ) -> Result<Result<(Candidate, Option<crate::s3::landing::Landing>), Outcome>, PipelineError>
+    {
+        let objects = self.objects();
+        let head = match objects.head(bucket, location, None, None).await? {
+            Found::Found(head) => head,
+            Found::Gone | Found::Changed => return Ok(Err(Outcome::Vanished)),
+        };
+        let Some((tags, _)) = objects
+            .tags(bucket, location, head.version.version_id.as_deref())
+            .await?
+        else {
+            return Ok(Err(Outcome::Vanished));
+        };
+        if tags::workflow_of(&tags) != Some(self.workflow_id.as_str()) {
+            return Ok(Err(Outcome::NotOurs));
+        }
+        let landing = head.landing.clone();
+        Ok(Ok((
+            Candidate::with_landing(head.version, tags, head.landing),
+            landing,
+        )))
+    }
+
+    /// Deletes the moved version from where it was. Past intake only the gate writes these
+    /// buckets, and never over an object, so a different object there is left alone.
+    async fn remove_source(&self, bucket: &str, version: &Version) -> Result<(), PipelineError> {
+        if self.objects().delete(bucket, version).await? == Deleted::Changed {
+            warn!(
+                bucket,
+                key = version.key,
+                "the object changed after it was copied; the newer one stays"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -198,12 +257,12 @@ async fn route_one(
     placements: &HashMap<&str, Placement>,
     object: Listed,
 ) -> Result<Outcome, PipelineError> {
-    let tags = match context.our_tags(targets.scan_stage, &object).await? {
-        Ok(tags) => tags,
+    let mut candidate = match context.ours(targets.scan_stage, &object).await? {
+        Ok(candidate) => candidate,
         Err(outcome) => return Ok(outcome),
     };
-    let mark = |value: &str| {
-        tags::merge(&tags, &[Tag::new(SENSITIVE_DATA_FOUND, value)], &[]).map_err(|err| {
+    let mark = |tags: &[Tag], value: &str| {
+        tags::merge(tags, &[Tag::new(SENSITIVE_DATA_FOUND, value)], &[]).map_err(|err| {
             PipelineError::TooManyTags {
                 bucket: targets.scan_stage.to_owned(),
                 key: object.key.clone(),
@@ -211,13 +270,11 @@ async fn route_one(
             }
         })
     };
-    let (destination, tags, review) = match placements.get(object.key.as_str()) {
-        Some(Placement::ReviewFlagged) => (targets.manual_review, mark(tags::FOUND)?, true),
-        Some(Placement::PassTagged) => (targets.scanned_data, mark(tags::FOUND)?, false),
-        Some(Placement::ReviewNotAnalysed) => {
-            (targets.manual_review, mark(tags::NOT_ANALYSED)?, true)
-        }
-        Some(Placement::PassClean) => (targets.scanned_data, tags.clone(), false),
+    let (tags, review) = match placements.get(object.key.as_str()) {
+        Some(Placement::ReviewFlagged) => (mark(&candidate.tags, tags::FOUND)?, true),
+        Some(Placement::PassTagged) => (mark(&candidate.tags, tags::FOUND)?, false),
+        Some(Placement::ReviewNotAnalysed) => (mark(&candidate.tags, tags::NOT_ANALYSED)?, true),
+        Some(Placement::PassClean) => (candidate.tags.clone(), false),
         None => {
             // Recorded before the move, so a crash in between still leaves it on the list the
             // reviewer sees and the decision acts on.
@@ -229,121 +286,274 @@ async fn route_one(
                 object.size,
             )
             .await?;
-            (targets.manual_review, mark(tags::NOT_ANALYSED)?, true)
+            (mark(&candidate.tags, tags::NOT_ANALYSED)?, true)
         }
     };
-    let moved = context
-        .objects()
-        .move_object(targets.scan_stage, destination, &object, &tags)
-        .await?;
-    settle(moved, targets.scan_stage, object, review)
+    candidate.tags = tags;
+    let objects = context.objects();
+    let from = targets.scan_stage;
+    let outcome = if review {
+        match placement::hold(
+            objects,
+            from,
+            &mut candidate,
+            targets.manual_review,
+            &object.key,
+        )
+        .await?
+        {
+            Held::At { key, bytes } => {
+                if key != object.key {
+                    manifest::record_held_aside(
+                        context.s3,
+                        run.location,
+                        run.manifest,
+                        &object.key,
+                        &key,
+                    )
+                    .await?;
+                }
+                Outcome::HeldForReview { bytes }
+            }
+            Held::Source(copied) => return settle(copied, from, &object.key),
+        }
+    } else {
+        match placement::deliver(
+            objects,
+            from,
+            &mut candidate,
+            targets.scanned_data,
+            &object.key,
+        )
+        .await?
+        {
+            Delivery::Delivered { bytes } => Outcome::Moved { bytes },
+            Delivery::Superseded { by, why } => {
+                let kept = placement::keep_aside(
+                    objects,
+                    from,
+                    &mut candidate,
+                    targets.manual_review,
+                    &object.key,
+                )
+                .await?;
+                let (kept_at, bytes) = match kept {
+                    Held::At { key, bytes } => (key, bytes),
+                    Held::Source(copied) => return settle(copied, from, &object.key),
+                };
+                let landing = candidate.landing(objects, from).await?.ok().flatten();
+                let supersession = supersession(
+                    &object.key,
+                    SupersededIn::Routing,
+                    targets.manual_review,
+                    kept_at,
+                    landing.as_ref(),
+                    &by,
+                    why,
+                );
+                manifest::record_supersession(
+                    context.s3,
+                    run.location,
+                    run.manifest,
+                    &supersession,
+                )
+                .await?;
+                Outcome::Superseded {
+                    moved: Some(bytes),
+                    supersession,
+                }
+            }
+            Delivery::Source(copied) => return settle(copied, from, &object.key),
+        }
+    };
+    context.remove_source(from, &candidate.version).await?;
+    Ok(outcome)
+}
+
+/// The record of a version kept in `kept_in`/`kept_at` instead of replacing `by`.
+fn supersession(
+    key: &str,
+    step: SupersededIn,
+    kept_in: &str,
+    kept_at: String,
+    landing: Option<&crate::s3::landing::Landing>,
+    by: &Occupant,
+    why: SupersededBy,
+) -> Supersession {
+    Supersession {
+        key: key.to_owned(),
+        step,
+        kept_in: kept_in.to_owned(),
+        kept_at,
+        landed_at: landing.map(|l| l.at.to_rfc3339()),
+        by: why,
+        newer_landed_at: by.landing.as_ref().map(|l| l.at.to_rfc3339()),
+    }
 }
 
 /// Releases this workflow's reviewed objects from manual-review to scanned-data, tags kept.
+/// Only the versions the reviewer was shown are released, from where routing held each; one
+/// whose key already has a newer version in scanned-data stays where it is, recorded.
 pub async fn release_held(
     context: &PassContext<'_>,
-    manual_review: &str,
-    scanned_data: &str,
-    manifest: &Manifest,
+    buckets: &HeldBuckets<'_>,
+    run: &RunManifest<'_>,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
-    // Only the keys the reviewer was shown: objects held by an earlier run that reused the
-    // workflow id stay held.
-    let shown = manifest.held_keys();
-    let shown = &shown;
-    let end = visit_bucket(
-        context.s3,
-        manual_review,
+    let keys = held_keys(run.manifest);
+    let end = visit_keys(
+        keys,
         resume_after,
         context.settings,
         context.deadline,
         &mut tally,
-        |object| async move {
-            if !shown.contains(object.key.as_str()) {
-                return Ok(Outcome::NotOurs);
-            }
-            let tags = match context.our_tags(manual_review, &object).await? {
-                Ok(tags) => tags,
-                Err(outcome) => return Ok(outcome),
-            };
-            let moved = context
-                .objects()
-                .move_object(manual_review, scanned_data, &object, &tags)
-                .await?;
-            settle(moved, manual_review, object, false)
-        },
+        |key| release_one(context, buckets, run, key),
     )
     .await?;
     Ok(StepProgress::from_pass(end, tally))
 }
 
-/// Deletes this workflow's reviewed objects from manual-review.
+async fn release_one(
+    context: &PassContext<'_>,
+    buckets: &HeldBuckets<'_>,
+    run: &RunManifest<'_>,
+    key: String,
+) -> Result<Outcome, PipelineError> {
+    let location = run.manifest.held_location(&key).to_owned();
+    let (mut candidate, landing) = match context.held(buckets.manual_review, &location).await? {
+        Ok(held) => held,
+        Err(outcome) => return Ok(outcome),
+    };
+    let objects = context.objects();
+    match placement::deliver(
+        objects,
+        buckets.manual_review,
+        &mut candidate,
+        buckets.scanned_data,
+        &key,
+    )
+    .await?
+    {
+        Delivery::Delivered { bytes } => {
+            context
+                .remove_source(buckets.manual_review, &candidate.version)
+                .await?;
+            Ok(Outcome::Moved { bytes })
+        }
+        Delivery::Superseded { by, why } => {
+            let supersession = supersession(
+                &key,
+                SupersededIn::Release,
+                buckets.manual_review,
+                location,
+                landing.as_ref(),
+                &by,
+                why,
+            );
+            manifest::record_supersession(context.s3, run.location, run.manifest, &supersession)
+                .await?;
+            Ok(Outcome::Superseded {
+                moved: None,
+                supersession,
+            })
+        }
+        Delivery::Source(copied) => settle(copied, buckets.manual_review, &location),
+    }
+}
+
+/// Deletes this workflow's reviewed objects: exactly the versions the reviewer was shown, from
+/// where routing held each. Where raw is versioned, the raw version each came from is deleted
+/// for good as well: denied data leaves no version behind in any bucket the gate moved it
+/// through.
 pub async fn delete_held(
     context: &PassContext<'_>,
-    manual_review: &str,
-    manifest: &Manifest,
+    buckets: &HeldBuckets<'_>,
+    run: &RunManifest<'_>,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
-    // Only the keys the reviewer was shown: objects held by an earlier run that reused the
-    // workflow id stay held.
-    let shown = manifest.held_keys();
-    let shown = &shown;
-    let end = visit_bucket(
-        context.s3,
-        manual_review,
+    let keys = held_keys(run.manifest);
+    let end = visit_keys(
+        keys,
         resume_after,
         context.settings,
         context.deadline,
         &mut tally,
-        |object| async move {
-            if !shown.contains(object.key.as_str()) {
-                return Ok(Outcome::NotOurs);
-            }
-            if let Err(outcome) = context.our_tags(manual_review, &object).await? {
-                return Ok(outcome);
-            }
-            match context
-                .objects()
-                .delete_if_unchanged(manual_review, &object.key, &object.etag)
-                .await?
-            {
-                Deleted::Done => Ok(Outcome::Deleted),
-                Deleted::Gone => Ok(Outcome::Vanished),
-                Deleted::Changed => Err(PipelineError::ObjectChanged {
-                    bucket: manual_review.to_owned(),
-                    key: object.key,
-                }),
-            }
-        },
+        |key| delete_one(context, buckets, run, key),
     )
     .await?;
     Ok(StepProgress::from_pass(end, tally))
 }
 
-/// What a move of one of this workflow's objects means. Past intake, an object that changes
-/// under a move is an error to retry, never something to leave behind silently.
-fn settle(
-    moved: Moved,
-    bucket: &str,
-    object: Listed,
-    review: bool,
+async fn delete_one(
+    context: &PassContext<'_>,
+    buckets: &HeldBuckets<'_>,
+    run: &RunManifest<'_>,
+    key: String,
 ) -> Result<Outcome, PipelineError> {
-    match moved {
-        Moved::Done { bytes } if review => Ok(Outcome::HeldForReview { bytes }),
-        Moved::Done { bytes } => Ok(Outcome::Moved { bytes }),
-        Moved::SourceGone => Ok(Outcome::Vanished),
-        Moved::SourceChanged => Err(PipelineError::ObjectChanged {
-            bucket: bucket.to_owned(),
-            key: object.key,
+    let location = run.manifest.held_location(&key);
+    let (candidate, landing) = match context.held(buckets.manual_review, location).await? {
+        Ok(held) => held,
+        Err(outcome) => return Ok(outcome),
+    };
+    let objects = context.objects();
+    // Raw's copy first: once the held one is gone, a retry would no longer find the record
+    // that names it.
+    if let (Some(raw), Some(raw_version)) = (
+        buckets.raw,
+        landing.as_ref().and_then(|l| l.raw_version_id.as_deref()),
+    ) {
+        objects.delete_version(raw, &key, raw_version).await?;
+    }
+    match objects
+        .delete(buckets.manual_review, &candidate.version)
+        .await?
+    {
+        Deleted::Done => Ok(Outcome::Deleted),
+        Deleted::Gone => Ok(Outcome::Vanished),
+        Deleted::Changed => Err(PipelineError::ObjectChanged {
+            bucket: buckets.manual_review.to_owned(),
+            key: location.to_owned(),
         }),
-        Moved::Refused(reason) => Err(PipelineError::InvalidInput(format!(
-            "s3://{bucket}/{} cannot be moved: {reason}",
-            object.key
+    }
+}
+
+/// The buckets the release and the delete work on.
+pub struct HeldBuckets<'a> {
+    pub manual_review: &'a str,
+    /// The release's destination.
+    pub scanned_data: &'a str,
+    /// Where denied versions came from; `None` for the release.
+    pub raw: Option<&'a str>,
+}
+
+/// The keys a decision acts on: those the reviewer was shown. Objects held by an earlier run
+/// that reused the workflow id stay held.
+fn held_keys(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .held_keys()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What a copy that did not happen means. Past intake, an object that changes under a move is
+/// an error to retry, never something to leave behind silently.
+fn settle(copied: Copied, bucket: &str, key: &str) -> Result<Outcome, PipelineError> {
+    match copied {
+        Copied::SourceGone => Ok(Outcome::Vanished),
+        Copied::Refused(reason) => Err(PipelineError::InvalidInput(format!(
+            "s3://{bucket}/{key} cannot be moved: {reason}"
         ))),
+        Copied::Done { .. } | Copied::SourceChanged | Copied::Taken | Copied::TargetChanged => {
+            Err(PipelineError::ObjectChanged {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            })
+        }
     }
 }
 

@@ -13,7 +13,7 @@
 use aws_types::SdkConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 use crate::config::TriggerConfig;
 use crate::deadline::Deadline;
@@ -21,7 +21,8 @@ use crate::error::PipelineError;
 use crate::handlers::fan_out::{self, BatchOutcome, MovePath, Request, Response};
 use crate::lambda::Handler;
 use crate::macie::job::create_job;
-use crate::s3::objects::{Listed, Moved, Objects};
+use crate::s3::landing::Landing;
+use crate::s3::objects::{Copied, Deleted, Found, Listed, Metadata, Objects, Target};
 use crate::s3::pass::{Outcome, PassEnd, Tally, visit_bucket};
 use crate::tags::{self, SENSITIVE_DATA_FOUND, Tag, WORKFLOW_ID};
 use crate::workflow::{WorkflowId, workflow_id_for};
@@ -166,6 +167,11 @@ impl TriggerMacieScan {
         })
     }
 
+    /// Takes one raw object into scan-stage: a copy pinned to the listed version, with the
+    /// run's `WorkflowId` merged into its tags and a fresh landing record in its metadata,
+    /// written only if scan-stage has nothing at the key. A key keeps one version in scan-stage
+    /// at a time: a newer version waits in raw until the one before it has moved on, so versions
+    /// go through the gate in the order they landed.
     async fn move_to_scan_stage(
         &self,
         objects: Objects<'_>,
@@ -173,7 +179,26 @@ impl TriggerMacieScan {
         object: Listed,
     ) -> Result<Outcome, PipelineError> {
         let raw = &self.config.raw_bucket;
-        let Some(existing) = objects.tags(raw, &object.key).await? else {
+        let scan_stage = &self.config.scan_stage_bucket;
+        let overwritten = |key: String| Outcome::Deferred {
+            key,
+            reason: "it was overwritten while the gate was taking it; a later run takes the \
+                     newer version"
+                .to_owned(),
+        };
+        let head = match objects
+            .head(raw, &object.key, None, Some(&object.etag))
+            .await?
+        {
+            Found::Found(head) => head,
+            Found::Gone => return Ok(Outcome::Vanished),
+            Found::Changed => return Ok(overwritten(object.key)),
+        };
+        let version = head.version.clone();
+        let Some((existing, _)) = objects
+            .tags(raw, &object.key, version.version_id.as_deref())
+            .await?
+        else {
             return Ok(Outcome::Vanished);
         };
         let tags = match tags::merge(
@@ -189,21 +214,129 @@ impl TriggerMacieScan {
                 });
             }
         };
-        Ok(
-            match objects
-                .move_object(raw, &self.config.scan_stage_bucket, &object, &tags)
-                .await?
-            {
-                Moved::Done { bytes } => Outcome::Moved { bytes },
-                Moved::SourceChanged => Outcome::Deferred,
-                Moved::SourceGone => Outcome::Vanished,
-                Moved::Refused(reason) => Outcome::Rejected {
+        let landing = Landing::now(&version.etag, version.version_id.as_deref());
+        let metadata = landing.into_metadata(head.metadata());
+        if let Err(reason) = check_metadata_size(&metadata) {
+            return Ok(Outcome::Rejected {
+                key: object.key,
+                reason,
+            });
+        }
+        let copied = objects
+            .copy(
+                raw,
+                &version,
+                scan_stage,
+                &object.key,
+                &tags,
+                Metadata::Replaced(&head, &metadata),
+                &Target::Absent,
+            )
+            .await?;
+        let bytes = match copied {
+            Copied::Done { bytes, .. } => bytes,
+            Copied::Taken => {
+                match self
+                    .occupant_of_scan_stage(objects, workflow_id, &object.key, &landing)
+                    .await?
+                {
+                    Occupant::ThisVersion => version.size,
+                    Occupant::ThisVersionOfAnotherRun => return Ok(Outcome::NotOurs),
+                    Occupant::EarlierVersion(workflow) => {
+                        return Ok(Outcome::Deferred {
+                            key: object.key,
+                            reason: format!(
+                                "an earlier version of this key (workflow {workflow}) is still \
+                                 in scan-stage; this one waits in raw until that one has \
+                                 moved on"
+                            ),
+                        });
+                    }
+                }
+            }
+            Copied::SourceChanged => return Ok(overwritten(object.key)),
+            Copied::SourceGone => return Ok(Outcome::Vanished),
+            Copied::Refused(reason) => {
+                return Ok(Outcome::Rejected {
                     key: object.key,
                     reason,
-                },
-            },
-        )
+                });
+            }
+            Copied::TargetChanged => unreachable!("intake never replaces an object"),
+        };
+        // In a versioned raw bucket this only hides the version behind a delete marker: it stays
+        // there as a noncurrent version (and is deleted for good if it is denied), while a
+        // version landed since stays current for the next run.
+        if objects
+            .delete_if_unchanged(raw, &object.key, &version.etag)
+            .await?
+            == Deleted::Changed
+        {
+            warn!(
+                bucket = raw.as_str(),
+                key = object.key,
+                "a newer version arrived after the copy; it stays for a later run"
+            );
+        }
+        Ok(Outcome::Moved { bytes })
     }
+
+    /// What holds the scan-stage key that intake found taken.
+    async fn occupant_of_scan_stage(
+        &self,
+        objects: Objects<'_>,
+        workflow_id: &WorkflowId,
+        key: &str,
+        landing: &Landing,
+    ) -> Result<Occupant, PipelineError> {
+        let scan_stage = &self.config.scan_stage_bucket;
+        let head = match objects.head(scan_stage, key, None, None).await? {
+            Found::Found(head) => head,
+            // Gone again: the next run takes this version.
+            Found::Gone | Found::Changed => {
+                return Ok(Occupant::EarlierVersion("(moved on just now)".to_owned()));
+            }
+        };
+        let workflow = objects
+            .tags(scan_stage, key, head.version.version_id.as_deref())
+            .await?
+            .and_then(|(tags, _)| tags::workflow_of(&tags).map(str::to_owned))
+            .unwrap_or_else(|| "unknown".to_owned());
+        Ok(match &head.landing {
+            Some(there) if there.same_raw_version(landing) => {
+                if workflow == workflow_id.as_str() {
+                    Occupant::ThisVersion
+                } else {
+                    Occupant::ThisVersionOfAnotherRun
+                }
+            }
+            _ => Occupant::EarlierVersion(workflow),
+        })
+    }
+}
+
+/// What intake found at a scan-stage key it meant to write.
+enum Occupant {
+    /// The version being taken, copied by an earlier attempt of this run.
+    ThisVersion,
+    /// The version being taken, copied by an overlapping run, which moves it on.
+    ThisVersionOfAnotherRun,
+    /// An earlier version of the key, with the workflow it belongs to.
+    EarlierVersion(String),
+}
+
+/// S3 allows 2 KB of user metadata (names and values, in UTF-8 bytes).
+const MAX_METADATA_BYTES: usize = 2048;
+
+fn check_metadata_size(metadata: &std::collections::HashMap<String, String>) -> Result<(), String> {
+    let bytes: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_METADATA_BYTES {
+        return Err(format!(
+            "its user metadata leaves no room for the gate's landing record ({bytes} bytes with \
+             it, S3 allows {MAX_METADATA_BYTES}); remove some metadata so the gate can take it"
+        ));
+    }
+    Ok(())
 }
 
 impl Handler for TriggerMacieScan {

@@ -1,7 +1,8 @@
-//! One pass over a bucket: list it page by page and act on each object with bounded
-//! concurrency, stopping before the Lambda deadline. Only one listing page is held at a time,
-//! so memory does not grow with the bucket. The pass resumes after the last key it started, so
-//! a continuation never skips an object and objects left in place are not visited twice.
+//! One pass over a bucket, or over a run's list of keys: act on each object with bounded
+//! concurrency, stopping before the Lambda deadline. A bucket is listed page by page and only
+//! one page is held at a time, so memory does not grow with the bucket. The pass resumes after
+//! the last key it started, so a continuation never skips an object and objects left in place
+//! are not visited twice.
 
 use std::future::Future;
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::MoveSettings;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
+use crate::manifest::Supersession;
 use crate::s3::objects::Listed;
 
 /// What a step did with one object.
@@ -25,8 +27,16 @@ pub enum Outcome {
     Deleted,
     /// Belongs to another workflow; not touched.
     NotOurs,
-    /// Changed while being moved; left in place for a later run.
-    Deferred,
+    /// Left in raw for a later run: it changed while being moved, or an earlier version of its
+    /// key is still being scanned.
+    Deferred { key: String, reason: String },
+    /// Not moved to its destination because a newer version of its key is there (or one whose
+    /// age nobody can tell); kept where the record says. `moved` is set when keeping it meant
+    /// moving it (into manual-review).
+    Superseded {
+        moved: Option<u64>,
+        supersession: Supersession,
+    },
     /// Disappeared before it was reached.
     Vanished,
     /// Cannot be handled; left in place, and reported at the end of the run.
@@ -55,10 +65,20 @@ pub struct Tally {
     /// The first rejections, with reasons; `rejected` counts them all.
     #[serde(default)]
     pub rejections: Vec<Rejection>,
+    /// The first objects deferred, with reasons; `deferred` counts them all.
+    #[serde(default)]
+    pub deferrals: Vec<Rejection>,
+    /// Versions kept aside instead of replacing a newer one (see [`Outcome::Superseded`]).
+    #[serde(default)]
+    pub superseded: u64,
+    /// The first of them, with where each is kept.
+    #[serde(default)]
+    pub supersessions: Vec<Supersession>,
 }
 
 impl Tally {
-    /// Rejections kept with their reasons; the state payload must stay small.
+    /// Rejections, deferrals and supersessions kept with their reasons (each list); the state
+    /// payload must stay small.
     pub const MAX_REJECTIONS_LISTED: usize = 20;
 
     /// Adds `other`'s counts; its rejections are listed while there is room.
@@ -70,9 +90,10 @@ impl Tally {
         self.deferred += other.deferred;
         self.vanished += other.vanished;
         self.rejected += other.rejected;
-        let room = Self::MAX_REJECTIONS_LISTED.saturating_sub(self.rejections.len());
-        self.rejections
-            .extend(other.rejections.into_iter().take(room));
+        self.superseded += other.superseded;
+        listed(&mut self.rejections, other.rejections);
+        listed(&mut self.deferrals, other.deferrals);
+        listed(&mut self.supersessions, other.supersessions);
     }
 
     pub fn record(&mut self, outcome: Outcome) {
@@ -88,16 +109,34 @@ impl Tally {
             }
             Outcome::Deleted => self.deleted += 1,
             Outcome::NotOurs => {}
-            Outcome::Deferred => self.deferred += 1,
+            Outcome::Deferred { key, reason } => {
+                self.deferred += 1;
+                listed(&mut self.deferrals, [Rejection { key, reason }]);
+            }
+            Outcome::Superseded {
+                moved,
+                supersession,
+            } => {
+                if let Some(bytes) = moved {
+                    self.moved += 1;
+                    self.moved_bytes += bytes;
+                }
+                self.superseded += 1;
+                listed(&mut self.supersessions, [supersession]);
+            }
             Outcome::Vanished => self.vanished += 1,
             Outcome::Rejected { key, reason } => {
                 self.rejected += 1;
-                if self.rejections.len() < Self::MAX_REJECTIONS_LISTED {
-                    self.rejections.push(Rejection { key, reason });
-                }
+                listed(&mut self.rejections, [Rejection { key, reason }]);
             }
         }
     }
+}
+
+/// Adds `more` to a list of examples while it has room: the state payload must stay small.
+fn listed<T>(list: &mut Vec<T>, more: impl IntoIterator<Item = T>) {
+    let room = Tally::MAX_REJECTIONS_LISTED.saturating_sub(list.len());
+    list.extend(more.into_iter().take(room));
 }
 
 /// Where a pass ended.
@@ -185,15 +224,64 @@ where
     F: Fn(Listed) -> Fut,
     Fut: Future<Output = Result<Outcome, PipelineError>>,
 {
-    let listed = objects.len();
+    visit_items(
+        objects,
+        |object| &object.key,
+        settings,
+        deadline,
+        tally,
+        visit,
+    )
+    .await
+}
+
+/// Visits every key of `keys` (sorted here) after `resume_after`, as [`visit_bucket`] visits a
+/// bucket: for the steps that act on a run's own list of objects rather than on a listing.
+pub async fn visit_keys<F, Fut>(
+    mut keys: Vec<String>,
+    resume_after: Option<String>,
+    settings: &MoveSettings,
+    deadline: Deadline,
+    tally: &mut Tally,
+    visit: F,
+) -> Result<PassEnd, PipelineError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Outcome, PipelineError>>,
+{
+    keys.sort_unstable();
+    keys.dedup();
+    if let Some(after) = &resume_after {
+        keys.retain(|key| key > after);
+    }
+    match visit_items(keys, String::as_str, settings, deadline, tally, visit).await? {
+        PassEnd::Interrupted { resume_after: None } => Ok(PassEnd::Interrupted { resume_after }),
+        end => Ok(end),
+    }
+}
+
+/// Visits `items` with bounded concurrency, starting none once the deadline is near.
+async fn visit_items<T, F, Fut>(
+    items: Vec<T>,
+    key_of: impl Fn(&T) -> &str,
+    settings: &MoveSettings,
+    deadline: Deadline,
+    tally: &mut Tally,
+    visit: F,
+) -> Result<PassEnd, PipelineError>
+where
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = Result<Outcome, PipelineError>>,
+{
+    let listed = items.len();
     let mut started = 0usize;
     let mut last_started = None;
-    let results: Vec<Result<Outcome, PipelineError>> = stream::iter(objects)
+    let results: Vec<Result<Outcome, PipelineError>> = stream::iter(items)
         .take_while(|_| futures::future::ready(!deadline.is_near(settings.deadline_margin)))
-        .map(|object| {
+        .map(|item| {
             started += 1;
-            last_started = Some(object.key.clone());
-            visit(object)
+            last_started = Some(key_of(&item).to_owned());
+            visit(item)
         })
         .buffer_unordered(settings.concurrency)
         .collect()

@@ -84,6 +84,8 @@ fn run_manifest() -> Manifest {
         analysed: vec!["clean.csv".into()],
         bytes_scanned: 1000,
         macie_price: MicroUsdPerGb::LIST_PRICE,
+        held_aside: Default::default(),
+        superseded: Vec::new(),
     }
 }
 

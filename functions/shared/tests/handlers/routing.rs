@@ -8,6 +8,7 @@ use aws_sdk_s3::operation::copy_object::{CopyObjectInput, CopyObjectOutput};
 use aws_sdk_s3::operation::delete_object::{DeleteObjectInput, DeleteObjectOutput};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::get_object_tagging::GetObjectTaggingOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
@@ -68,6 +69,8 @@ fn manifest(workflow: &str) -> Manifest {
         analysed: vec!["clean.csv".into(), "low.csv".into()],
         bytes_scanned: 1000,
         macie_price: MicroUsdPerGb::LIST_PRICE,
+        held_aside: Default::default(),
+        superseded: Vec::new(),
     }
 }
 
@@ -77,8 +80,8 @@ const MANIFEST_KEY: &str = "workflows/wf%2D1/job%2D1/findings.json";
 const MYSTERY_ADDENDUM: &str = "workflows/wf%2D1/job%2D1/unresolved/\
     6607676c1391adac677cd552c36e8fdf3784513ac5888e653ea8f5cd72572c61.json";
 
-/// A bucket of objects with tags, served by ListObjectsV2 and GetObjectTagging; copies and
-/// deletes are captured. The manifest bucket is simulated beside it: the manifest and any
+/// A bucket of objects with tags, served by ListObjectsV2, HeadObject and GetObjectTagging;
+/// copies and deletes are captured. The manifest bucket is simulated beside it: the manifest and any
 /// unresolved-object records (pre-seeded or written by the handler) are listed and served.
 struct Bucket {
     calls: Calls,
@@ -144,6 +147,7 @@ fn bucket(
         }
         output.build()
     });
+    let present = tag_sets.clone();
     let tagging = mock!(aws_sdk_s3::Client::get_object_tagging).then_compute_output(move |input| {
         GetObjectTaggingOutput::builder()
             .set_tag_set(Some(
@@ -193,7 +197,23 @@ fn bucket(
             })
         }
     };
-    let s3 = client!(aws_sdk_s3, calls, [list, tagging, get, put, copy, delete]);
+    let head = mock!(aws_sdk_s3::Client::head_object).then_compute_response(move |input| {
+        let key = input.key().unwrap();
+        if !present.contains_key(key) {
+            return aws_smithy_mocks::MockResponse::Http(s3_error(404, "NotFound"));
+        }
+        aws_smithy_mocks::MockResponse::Output(
+            HeadObjectOutput::builder()
+                .e_tag(format!("\"{key}\""))
+                .content_length(10)
+                .build(),
+        )
+    });
+    let s3 = client!(
+        aws_sdk_s3,
+        calls,
+        [list, tagging, get, put, copy, delete, head]
+    );
     Bucket {
         calls,
         copies,
@@ -415,6 +435,7 @@ fn deleter(s3: aws_sdk_s3::Client) -> DeleteManualReviewFiles {
         s3,
         config: DeleteConfig {
             manual_review_bucket: "review".into(),
+            raw_bucket: "raw".into(),
             moves: MoveSettings::default(),
         },
     }

@@ -8,6 +8,7 @@ use aws_sdk_macie2::operation::create_classification_job::{
 use aws_sdk_s3::operation::copy_object::{CopyObjectInput, CopyObjectOutput};
 use aws_sdk_s3::operation::delete_object::{DeleteObjectInput, DeleteObjectOutput};
 use aws_sdk_s3::operation::get_object_tagging::GetObjectTaggingOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::operation::list_objects_v2::{ListObjectsV2Input, ListObjectsV2Output};
 use aws_sdk_s3::types::{MetadataDirective, Object, Tag, TaggingDirective};
 use aws_smithy_mocks::mock;
@@ -15,6 +16,7 @@ use macie_pipeline::config::{MoveSettings, TriggerConfig};
 use macie_pipeline::handlers::trigger_macie_scan::{ScanProgress, TriggerMacieScan};
 use macie_pipeline::lambda::invoke;
 use macie_pipeline::macie::job::{JobSettings, client_token};
+use macie_pipeline::s3::landing;
 use macie_pipeline::s3::pass::Tally;
 use macie_pipeline::workflow::WorkflowId;
 use macie_pipeline::{Deadline, PipelineError};
@@ -64,6 +66,23 @@ fn first_call(name: &str) -> Value {
     json!({"executionInput": {"id": "wf-1"}, "executionName": name, "retryCount": 0, "progress": null})
 }
 
+/// HeadObject of the raw objects as listed: ETag `"e1"` or `"e2"`, with upstream metadata.
+fn head_as_listed() -> aws_smithy_mocks::Rule {
+    mock!(aws_sdk_s3::Client::head_object).then_compute_output(|input| {
+        let etag = if input.key() == Some(KEY) {
+            "\"e1\""
+        } else {
+            "\"e2\""
+        };
+        HeadObjectOutput::builder()
+            .e_tag(etag)
+            .content_length(10)
+            .content_type("text/csv")
+            .metadata("origin", "sftp")
+            .build()
+    })
+}
+
 /// S3 with two raw objects, each carrying an upstream tag; copies and deletes are captured.
 struct Raw {
     calls: Calls,
@@ -102,7 +121,8 @@ fn raw_bucket(copy_status: Option<(u16, &'static str)>) -> Raw {
         log.push(format!("delete {}", input.key().unwrap()));
         DeleteObjectOutput::builder().build()
     });
-    let s3 = client!(aws_sdk_s3, calls, [list, tagging, copy, delete]);
+    let head = head_as_listed();
+    let s3 = client!(aws_sdk_s3, calls, [list, tagging, copy, delete, head]);
     Raw {
         calls,
         copies,
@@ -156,7 +176,16 @@ async fn each_object_is_moved_by_one_copy_that_merges_tags_then_a_conditional_de
         Some("raw/dir/a%20b%2Bc%25d%3Fe%23f.csv")
     );
     assert_eq!(copy.copy_source_if_match(), Some("\"e1\""));
-    assert_eq!(copy.metadata_directive(), Some(&MetadataDirective::Copy));
+    // Written only where scan-stage has nothing: a key holds one version there at a time.
+    assert_eq!(copy.if_none_match(), Some("*"));
+    // The metadata is the source's, headers included, with the landing record added.
+    assert_eq!(copy.metadata_directive(), Some(&MetadataDirective::Replace));
+    assert_eq!(copy.content_type(), Some("text/csv"));
+    let metadata = copy.metadata().unwrap();
+    assert_eq!(metadata["origin"], "sftp");
+    assert_eq!(metadata[landing::RAW_ETAG], "\"e1\"");
+    assert!(landing::LandedAt::parse(&metadata[landing::LANDED_AT]).is_some());
+    assert!(!metadata.contains_key(landing::RAW_VERSION_ID));
     // The tags go with the copy, merged: the reference replaced them afterwards, in a third call.
     assert_eq!(copy.tagging_directive(), Some(&TaggingDirective::Replace));
     assert_eq!(copy.tagging(), Some("team=payments&WorkflowId=wf-1"));
@@ -219,15 +248,25 @@ async fn a_denied_copy_is_a_permanent_error() {
 }
 
 #[tokio::test]
-async fn an_object_overwritten_during_the_move_stays_in_raw() {
-    let raw = raw_bucket(Some((412, "PreconditionFailed")));
-    let handler = handler(raw.s3.clone(), no_macie(&raw.calls));
+async fn an_object_overwritten_since_it_was_listed_stays_in_raw_for_the_next_run() {
+    let calls = Calls::default();
+    let list = mock!(aws_sdk_s3::Client::list_objects_v2)
+        .then_output(|| listing(&[(KEY, "\"e1\""), (UNICODE_KEY, "\"e2\"")]));
+    let head = mock!(aws_sdk_s3::Client::head_object)
+        .then_http_response(|| s3_error(412, "PreconditionFailed"));
+    let s3 = client!(aws_sdk_s3, calls, [list, head]);
+    let handler = handler(s3, no_macie(&calls));
     let progress = run(&handler, first_call("exec-1")).await.unwrap();
     let ScanProgress::NothingToScan { tally, .. } = progress else {
         panic!("nothing was moved, got {progress:?}");
     };
     assert_eq!((tally.moved, tally.deferred), (0, 2));
-    assert!(raw.deletes.all().is_empty());
+    assert!(
+        tally.deferrals[0].reason.contains("overwritten"),
+        "{:?}",
+        tally.deferrals
+    );
+    assert_eq!(calls.count("CopyObject") + calls.count("DeleteObject"), 0);
 }
 
 #[tokio::test]
@@ -240,7 +279,9 @@ async fn an_object_without_room_for_the_gate_tags_stays_in_raw_and_is_reported()
         let pairs: Vec<(&str, &str)> = nine.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         tags(&pairs)
     });
-    let s3 = client!(aws_sdk_s3, calls, [list, tagging]);
+    let head = mock!(aws_sdk_s3::Client::head_object)
+        .then_output(|| HeadObjectOutput::builder().e_tag("\"e\"").build());
+    let s3 = client!(aws_sdk_s3, calls, [list, tagging, head]);
     let handler = handler(s3, no_macie(&calls));
     let progress = run(&handler, first_call("exec-1")).await.unwrap();
     let ScanProgress::NothingToScan { tally, .. } = progress else {
