@@ -15,3 +15,4 @@ mod secrets;
 mod soak;
 mod stepfunctions;
 mod unanalysed;
+mod versions;
