@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use e2e::macie_pipeline_local::s3::SECRET_ACCESS_KEY;
-use e2e::{Bucket, Gate};
+use e2e::{Bucket, Gate, http, link_after};
 use macie_pipeline::macie::results::configure_command;
 use serde_json::Value;
 
@@ -245,4 +245,192 @@ async fn the_aws_cli_drives_the_gate_unmodified() {
         std::fs::read_to_string(downloaded).unwrap(),
         "region,units\nnorth,1\n"
     );
+}
+
+/// The CLI's JSON output of `args`.
+async fn aws_json(cli: &PathBuf, gate: &Gate, args: &[&str]) -> Value {
+    serde_json::from_str(&aws(cli, gate, args).await).expect("the CLI printed JSON")
+}
+
+/// Starts an execution with the CLI and waits for it to reach `state` or to end; returns the
+/// execution ARN.
+async fn cli_run(cli: &PathBuf, gate: &Gate, name: &str) -> String {
+    let input = format!(r#"{{"id":"{name}"}}"#);
+    let started = aws_json(
+        cli,
+        gate,
+        &[
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            gate.stack.state_machine_arn(),
+            "--name",
+            name,
+            "--input",
+            &input,
+        ],
+    )
+    .await;
+    started["executionArn"].as_str().unwrap().to_owned()
+}
+
+async fn cli_status(cli: &PathBuf, gate: &Gate, arn: &str) -> String {
+    let described = aws_json(
+        cli,
+        gate,
+        &[
+            "stepfunctions",
+            "describe-execution",
+            "--execution-arn",
+            arn,
+        ],
+    )
+    .await;
+    described["status"].as_str().unwrap().to_owned()
+}
+
+async fn cli_until_succeeded(cli: &PathBuf, gate: &Gate, arn: &str) {
+    let start = Instant::now();
+    loop {
+        match cli_status(cli, gate, arn).await.as_str() {
+            "RUNNING" => {}
+            "SUCCEEDED" => return,
+            other => panic!("{arn} ended {other}\n{}", gate.explain(arn)),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{arn} still running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The user's scenario from the "same key, many versions" issue, with the CLI only (and the
+/// emailed link for the approval): v1 of `daily/export.csv` with two SSNs is held by run-1, v2
+/// without sensitive data passes in run-2, then run-1 is approved. scanned-data ends with v2,
+/// and v1 is recoverable in manual-review and reported as superseded.
+async fn a_rewritten_export_keeps_its_newest_version(versioning: bool) {
+    let Some(cli) = required_cli() else {
+        return;
+    };
+    let gate = Gate::start_with(|config| {
+        if versioning {
+            config
+                .parameters
+                .insert("BucketVersioning".into(), "Enabled".into());
+        }
+    })
+    .await;
+    let (raw, review, scanned) = (
+        gate.bucket(Bucket::Raw),
+        gate.bucket(Bucket::ManualReview),
+        gate.bucket(Bucket::ScannedData),
+    );
+    let v1 = gate.dir.path().join("v1.csv");
+    std::fs::write(&v1, "name,ssn\nAda,ssn 123-45-6789\nBob,ssn 219-09-9999\n").unwrap();
+    let v2 = gate.dir.path().join("v2.csv");
+    std::fs::write(&v2, "name,city\nAda,Lyon\nBob,Turin\n").unwrap();
+    let key = "daily/export.csv";
+    let raw_uri = format!("s3://{raw}/{key}");
+
+    aws(&cli, &gate, &["s3", "cp", v1.to_str().unwrap(), &raw_uri]).await;
+    let run1 = cli_run(&cli, &gate, "run-1").await;
+    let request = {
+        let start = Instant::now();
+        loop {
+            if let Some(email) = gate.emails().into_iter().find(|e| e.is_review_request()) {
+                break email;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no review request"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    gate.reaches(&run1, "triggerManualApproval").await;
+
+    aws(&cli, &gate, &["s3", "cp", v2.to_str().unwrap(), &raw_uri]).await;
+    let run2 = cli_run(&cli, &gate, "run-2").await;
+    cli_until_succeeded(&cli, &gate, &run2).await;
+
+    let approved = http::decide(&link_after(&request.message, "Approve")).await;
+    assert_eq!(approved.status(), 200);
+    cli_until_succeeded(&cli, &gate, &run1).await;
+
+    let download = |bucket: String, name: &'static str| {
+        let (cli, gate) = (&cli, &gate);
+        async move {
+            let to = gate.dir.path().join(name);
+            aws(
+                cli,
+                gate,
+                &[
+                    "s3",
+                    "cp",
+                    &format!("s3://{bucket}/{key}"),
+                    to.to_str().unwrap(),
+                ],
+            )
+            .await;
+            std::fs::read(to).unwrap()
+        }
+    };
+    assert_eq!(
+        download(scanned.clone(), "out.csv").await,
+        std::fs::read(&v2).unwrap()
+    );
+    assert_eq!(
+        download(review.clone(), "kept.csv").await,
+        std::fs::read(&v1).unwrap()
+    );
+    let listing = aws(
+        &cli,
+        &gate,
+        &["s3", "ls", &format!("s3://{scanned}/"), "--recursive"],
+    )
+    .await;
+    assert_eq!(listing.lines().count(), 1, "{listing}");
+
+    let notice = gate
+        .emails()
+        .into_iter()
+        .find(|e| {
+            e.subject
+                .as_deref()
+                .is_some_and(|s| s.contains("older versions kept aside"))
+        })
+        .expect("a notice of the version kept aside");
+    assert!(notice.message.contains(key) && notice.message.contains(&review));
+    let page = http::get(&link_after(&request.message, "Approve")).await;
+    assert!(
+        page.body().contains(&format!("s3://{review}/{key}")),
+        "{}",
+        page.body()
+    );
+
+    if versioning {
+        // scanned-data's only version is v2: v1 never replaced it, not even for a moment.
+        let versions = aws_json(
+            &cli,
+            &gate,
+            &["s3api", "list-object-versions", "--bucket", &scanned],
+        )
+        .await;
+        assert_eq!(
+            versions["Versions"].as_array().map(Vec::len),
+            Some(1),
+            "{versions}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rewritten_export_keeps_its_newest_version_through_the_cli() {
+    a_rewritten_export_keeps_its_newest_version(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rewritten_export_keeps_its_newest_version_through_the_cli_with_versioning() {
+    a_rewritten_export_keeps_its_newest_version(true).await;
 }
