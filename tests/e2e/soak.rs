@@ -5,16 +5,20 @@
 use e2e::soak::{self, Sabotage};
 
 /// Seeds covering every outcome (approve, deny, both timeouts, cancelled and paused jobs), an
-/// overlapping execution and late uploads; see docs/RELIABILITY.md.
+/// overlapping execution, late uploads, rewritten keys and versioned buckets; see
+/// docs/RELIABILITY.md.
 const SEEDS: std::ops::Range<u64> = 1..13;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fixed_seeds_keep_every_invariant() {
     let mut failures = Vec::new();
     let mut outcomes = std::collections::BTreeSet::new();
+    let (mut rewriting, mut versioned) = (0, 0);
     for seed in SEEDS {
         let report = soak::run(seed).await;
         outcomes.insert(format!("{:?}", report.outcome));
+        rewriting += usize::from(report.rewrites > 0);
+        versioned += usize::from(report.versioning);
         if !report.violations.is_empty() {
             failures.push(format!("seed {seed}: {:#?}", report.violations));
         }
@@ -23,6 +27,10 @@ async fn fixed_seeds_keep_every_invariant() {
     assert!(
         outcomes.len() >= 5,
         "the seeds cover the outcomes: {outcomes:?}"
+    );
+    assert!(
+        rewriting >= 3 && versioned >= 2,
+        "the seeds rewrite keys ({rewriting} runs) and version buckets ({versioned} runs)"
     );
 }
 

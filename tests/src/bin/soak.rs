@@ -63,6 +63,8 @@ async fn main() -> ExitCode {
         (0u64, 0u64, 0u64, 0usize, 0usize, 0u64);
     let mut loops = 0usize;
     let mut mapped = 0u64;
+    let (mut versioned, mut rewriting, mut rewrites, mut versions) = (0u64, 0u64, 0usize, 0usize);
+    let (mut superseded, mut held_aside, mut waited) = (0u64, 0usize, 0u64);
     let mut failing = Vec::new();
     let mut seeds = options.seeds.clone();
     let mut running = tokio::task::JoinSet::new();
@@ -104,13 +106,29 @@ async fn main() -> ExitCode {
         loops += report.continuation_loops;
         objects += report.objects;
         executions += report.executions;
+        versioned += u64::from(report.versioning);
+        rewriting += u64::from(report.rewrites > 0);
+        rewrites += report.rewrites;
+        versions += report.versions;
+        superseded += report.superseded;
+        held_aside += report.held_aside;
+        waited += report.waited;
         println!(
-            "seed {seed:>5}: {:<12}{} {} object(s) ({} flagged), {} fault(s) injected ({} crash(es)), {} -> {}",
+            "seed {seed:>5}: {:<12}{}{}{} {} object(s) ({} flagged), {} fault(s) injected ({} crash(es)), {} -> {}",
             format!("{:?}", report.outcome),
             if report.continuations {
                 format!(" +{} continuation(s)", report.continuation_loops)
             } else if report.map_path {
                 " via Distributed Maps".to_owned()
+            } else {
+                String::new()
+            },
+            if report.versioning { " versioned" } else { "" },
+            if report.rewrites > 0 {
+                format!(
+                    " {} rewrite(s) ({} kept aside, {} held aside, {} waited)",
+                    report.rewrites, report.superseded, report.held_aside, report.waited
+                )
             } else {
                 String::new()
             },
@@ -134,7 +152,7 @@ async fn main() -> ExitCode {
     }
     failing.sort_unstable();
     println!(
-        "{runs} run(s) ({continued} with short deadlines: {loops} continuations; {mapped} through Distributed Maps), {executions} execution(s), {objects} object(s), {faults} fault(s) injected of which {crashes} crash(es), {} violating seed(s){} in {:.0} s",
+        "{runs} run(s) ({continued} with short deadlines: {loops} continuations; {mapped} through Distributed Maps; {versioned} with versioned buckets; {rewriting} rewriting keys: {rewrites} rewrite(s), {superseded} version(s) kept aside, {held_aside} review(s) holding a version aside, {waited} version(s) waiting behind an earlier one), {executions} execution(s), {objects} key(s), {versions} version(s), {faults} fault(s) injected of which {crashes} crash(es), {} violating seed(s){} in {:.0} s",
         failing.len(),
         if failing.is_empty() {
             String::new()
