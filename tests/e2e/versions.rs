@@ -540,3 +540,73 @@ async fn a_conditional_write_conflict_is_retried() {
     assert_eq!(gate.stack.faults().injected(), 3);
     gate.only_in(Bucket::ScannedData, 4).await;
 }
+
+/// The same two cases with every copy made in parts (UploadPartCopy, then a conditional
+/// CompleteMultipartUpload), as objects over 5 GiB are: the conditions and version ids hold on
+/// that path too. The export is 6 MiB, so it is copied in two parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copies_in_parts_keep_versions_apart_too() {
+    for versioning in [false, true] {
+        let gate = Gate::start_with(|config| {
+            for (variable, value) in [
+                ("MULTIPART_COPY_THRESHOLD_BYTES", "1"),
+                ("MULTIPART_PART_SIZE_BYTES", "5242880"),
+            ] {
+                config
+                    .functions
+                    .environment
+                    .insert(variable.into(), value.into());
+            }
+            if versioning {
+                config
+                    .parameters
+                    .insert("BucketVersioning".into(), "Enabled".into());
+            }
+        })
+        .await;
+        let padding = "n".repeat(6 * 1024 * 1024);
+        let older = format!("name,ssn\nAda,ssn 123-45-6789\n{padding}\n");
+        let newer = format!("name,city\nAda,Lyon\n{padding}\n");
+        let denied = format!("name,card\nEve,card 4111 1111 1111 1111\n{padding}\n");
+        gate.upload(
+            KEY,
+            older.clone(),
+            &[("team", "crm")],
+            &[("origin", "sftp")],
+        )
+        .await;
+        let (run1, first) = held_run(&gate, "run-1").await;
+        gate.upload(KEY, denied.clone(), &[], &[]).await;
+        let (run2, second) = held_run(&gate, "run-2").await;
+        gate.upload(KEY, newer.clone(), &[], &[]).await;
+        // run-2's version is held aside; run-3's passes while both are held.
+        let run3 = gate.start_run("run-3", json!({"id": "run-3"})).await;
+        gate.ends_with(&run3, "SUCCEEDED").await;
+        http::decide(&link_after(&second.message, "Deny")).await;
+        gate.ends_with(&run2, "SUCCEEDED").await;
+        http::decide(&link_after(&first.message, "Approve")).await;
+        gate.ends_with(&run1, "SUCCEEDED").await;
+
+        assert_eq!(text(gate.body(Bucket::ScannedData, KEY).await), newer);
+        assert_eq!(text(gate.body(Bucket::ManualReview, KEY).await), older);
+        let head = gate
+            .s3
+            .head_object()
+            .bucket(gate.bucket(Bucket::ManualReview))
+            .key(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            head.e_tag().unwrap().ends_with("-2\""),
+            "copied in two parts"
+        );
+        assert_eq!(head.metadata().unwrap()["origin"], "sftp");
+        assert_eq!(kept_aside_notices(&gate).len(), 1);
+        let copies = every_copy(&gate).await;
+        assert!(
+            holding(&copies, &denied).is_empty(),
+            "versioning {versioning}"
+        );
+    }
+}

@@ -139,6 +139,15 @@ enum Finds {
     Manifest,
 }
 
+/// Which version of a source a step reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// The current one, pinned to its ETag: intake, which must never take a version again.
+    Current,
+    /// The exact version it listed, by its id where the bucket is versioned.
+    Version,
+}
+
 /// How a step deletes what it moved.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Removes {
@@ -152,13 +161,16 @@ enum Removes {
 /// The calls that move objects out of `from` into any of `to`: the source read pinned to its
 /// ETag (and version), a copy conditional at both ends (multipart above the threshold), the
 /// target looked at when it is taken, then a delete of the version copied.
-fn moves(from: Bucket, to: &[Bucket], finds: Finds, removes: Removes) -> Vec<Call> {
+fn moves(from: Bucket, to: &[Bucket], finds: Finds, reads: Reads, removes: Removes) -> Vec<Call> {
     use Resource::{Bucket as B, Objects as O};
     let on = |action: &'static str, buckets: &[Bucket]| -> Vec<Grant> {
         buckets.iter().map(|bucket| (action, O(*bucket))).collect()
     };
     let both: Vec<Bucket> = std::iter::once(from).chain(to.iter().copied()).collect();
-    let source_version = [("s3:GetObjectVersion", O(from))];
+    let source_version: Vec<Grant> = match reads {
+        Reads::Current => Vec::new(),
+        Reads::Version => vec![("s3:GetObjectVersion", O(from))],
+    };
     let mut calls = Vec::new();
     if finds == Finds::Listing {
         calls.push(call("ListObjectsV2", &[("s3:ListBucket", B(from))]));
@@ -199,9 +211,21 @@ fn moves(from: Bucket, to: &[Bucket], finds: Finds, removes: Removes) -> Vec<Cal
     ]);
     // A delete with If-Match needs s3:GetObject as well.
     let delete = [("s3:DeleteObject", O(from)), ("s3:GetObject", O(from))];
-    calls.push(match removes {
-        Removes::IfUnchanged => call("DeleteObject", &delete),
-        Removes::Version => versioned_call(
+    calls.push(match (reads, removes) {
+        // Intake also takes back a copy that turned out to be of another version than the one
+        // it recorded (the same bytes uploaded again meanwhile): by its id, or with If-Match.
+        (Reads::Current, _) => versioned_call(
+            "DeleteObject",
+            &[
+                delete.to_vec(),
+                on("s3:DeleteObject", to),
+                on("s3:GetObject", to),
+            ]
+            .concat(),
+            &on("s3:DeleteObjectVersion", to),
+        ),
+        (Reads::Version, Removes::IfUnchanged) => call("DeleteObject", &delete),
+        (Reads::Version, Removes::Version) => versioned_call(
             "DeleteObject",
             &delete,
             &[("s3:DeleteObjectVersion", O(from))],
@@ -234,7 +258,13 @@ pub fn functions() -> Vec<FunctionSpec> {
             crate_dir: "trigger_macie_scan",
             variables: TriggerConfig::variable_names(),
             calls: [
-                moves(Raw, &[ScanStage], Finds::Listing, Removes::IfUnchanged),
+                moves(
+                    Raw,
+                    &[ScanStage],
+                    Finds::Listing,
+                    Reads::Current,
+                    Removes::IfUnchanged,
+                ),
                 vec![call(
                     "CreateClassificationJob",
                     &[
@@ -326,6 +356,7 @@ pub fn functions() -> Vec<FunctionSpec> {
                     ScanStage,
                     &[ManualReview, ScannedData],
                     Finds::Listing,
+                    Reads::Version,
                     Removes::Version,
                 ),
                 read_manifest.clone(),
@@ -342,6 +373,7 @@ pub fn functions() -> Vec<FunctionSpec> {
                     ManualReview,
                     &[ScannedData],
                     Finds::Manifest,
+                    Reads::Version,
                     Removes::Version,
                 ),
                 read_manifest.clone(),

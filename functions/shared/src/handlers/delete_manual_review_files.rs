@@ -9,7 +9,7 @@ use crate::config::DeleteConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
 use crate::handlers::move_to_scanned_data_files::HeldInput;
-use crate::handlers::steps::{HeldBuckets, PassContext, RunManifest, StepProgress, delete_held};
+use crate::handlers::steps::{PassContext, RunManifest, StepProgress, delete_held};
 use crate::lambda::Handler;
 use crate::manifest;
 
@@ -45,16 +45,19 @@ impl Handler for DeleteManualReviewFiles {
             workflow_id: &input.workflow_id,
             deadline,
         };
-        let buckets = HeldBuckets {
-            manual_review: &self.config.manual_review_bucket,
-            scanned_data: "",
-            raw: Some(&self.config.raw_bucket),
-        };
         let run = RunManifest {
             location: &input.manifest,
             manifest: &manifest,
         };
-        let progress = delete_held(&context, &buckets, &run, input.progress, Self::NAME).await?;
+        let progress = delete_held(
+            &context,
+            &self.config.manual_review_bucket,
+            &self.config.raw_bucket,
+            &run,
+            input.progress,
+            Self::NAME,
+        )
+        .await?;
         info!(status = ?progress.status, deleted = progress.tally.deleted, "delete pass ended");
         Ok(progress)
     }

@@ -14,7 +14,7 @@ use crate::config::ReleaseConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
 use crate::handlers::steps::StepStatus;
-use crate::handlers::steps::{HeldBuckets, PassContext, RunManifest, StepProgress, release_held};
+use crate::handlers::steps::{PassContext, RunManifest, StepProgress, release_held};
 use crate::lambda::Handler;
 use crate::manifest::SupersededIn;
 use crate::manifest::{self, ManifestRef};
@@ -78,16 +78,19 @@ impl Handler for MoveToScannedDataFiles {
             workflow_id: &input.workflow_id,
             deadline,
         };
-        let buckets = HeldBuckets {
-            manual_review: &self.config.manual_review_bucket,
-            scanned_data: &self.config.scanned_data_bucket,
-            raw: None,
-        };
         let run = RunManifest {
             location: &input.manifest,
             manifest: &manifest,
         };
-        let progress = release_held(&context, &buckets, &run, input.progress, Self::NAME).await?;
+        let progress = release_held(
+            &context,
+            &self.config.manual_review_bucket,
+            &self.config.scanned_data_bucket,
+            &run,
+            input.progress,
+            Self::NAME,
+        )
+        .await?;
         if progress.status == StepStatus::Done
             && let Some(request) = input.decision.as_ref().and_then(|d| d.request.as_deref())
         {

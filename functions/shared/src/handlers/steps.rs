@@ -158,8 +158,7 @@ impl PassContext<'_> {
         &self,
         bucket: &str,
         location: &str,
-    ) -> Result<Result<(Candidate, Option<crate::s3::landing::Landing>), Outcome>, PipelineError>
-    {
+    ) -> Result<Result<Candidate, Outcome>, PipelineError> {
         let objects = self.objects();
         let head = match objects.head(bucket, location, None, None).await? {
             Found::Found(head) => head,
@@ -174,10 +173,10 @@ impl PassContext<'_> {
         if tags::workflow_of(&tags) != Some(self.workflow_id.as_str()) {
             return Ok(Err(Outcome::NotOurs));
         }
-        let landing = head.landing.clone();
-        Ok(Ok((
-            Candidate::with_landing(head.version, tags, head.landing),
-            landing,
+        Ok(Ok(Candidate::with_landing(
+            head.version,
+            tags,
+            head.landing,
         )))
     }
 
@@ -341,13 +340,12 @@ async fn route_one(
                     Held::At { key, bytes } => (key, bytes),
                     Held::Source(copied) => return settle(copied, from, &object.key),
                 };
-                let landing = candidate.landing(objects, from).await?.ok().flatten();
                 let supersession = supersession(
                     &object.key,
                     SupersededIn::Routing,
                     targets.manual_review,
                     kept_at,
-                    landing.as_ref(),
+                    candidate.recorded_landing(),
                     &by,
                     why,
                 );
@@ -396,20 +394,20 @@ fn supersession(
 /// whose key already has a newer version in scanned-data stays where it is, recorded.
 pub async fn release_held(
     context: &PassContext<'_>,
-    buckets: &HeldBuckets<'_>,
+    manual_review: &str,
+    scanned_data: &str,
     run: &RunManifest<'_>,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
-    let keys = held_keys(run.manifest);
     let end = visit_keys(
-        keys,
+        held_keys(run.manifest),
         resume_after,
         context.settings,
         context.deadline,
         &mut tally,
-        |key| release_one(context, buckets, run, key),
+        |key| release_one(context, manual_review, scanned_data, run, key),
     )
     .await?;
     Ok(StepProgress::from_pass(end, tally))
@@ -417,28 +415,21 @@ pub async fn release_held(
 
 async fn release_one(
     context: &PassContext<'_>,
-    buckets: &HeldBuckets<'_>,
+    manual_review: &str,
+    scanned_data: &str,
     run: &RunManifest<'_>,
     key: String,
 ) -> Result<Outcome, PipelineError> {
     let location = run.manifest.held_location(&key).to_owned();
-    let (mut candidate, landing) = match context.held(buckets.manual_review, &location).await? {
+    let mut candidate = match context.held(manual_review, &location).await? {
         Ok(held) => held,
         Err(outcome) => return Ok(outcome),
     };
     let objects = context.objects();
-    match placement::deliver(
-        objects,
-        buckets.manual_review,
-        &mut candidate,
-        buckets.scanned_data,
-        &key,
-    )
-    .await?
-    {
+    match placement::deliver(objects, manual_review, &mut candidate, scanned_data, &key).await? {
         Delivery::Delivered { bytes } => {
             context
-                .remove_source(buckets.manual_review, &candidate.version)
+                .remove_source(manual_review, &candidate.version)
                 .await?;
             Ok(Outcome::Moved { bytes })
         }
@@ -446,9 +437,9 @@ async fn release_one(
             let supersession = supersession(
                 &key,
                 SupersededIn::Release,
-                buckets.manual_review,
+                manual_review,
                 location,
-                landing.as_ref(),
+                candidate.recorded_landing(),
                 &by,
                 why,
             );
@@ -459,7 +450,7 @@ async fn release_one(
                 supersession,
             })
         }
-        Delivery::Source(copied) => settle(copied, buckets.manual_review, &location),
+        Delivery::Source(copied) => settle(copied, manual_review, &location),
     }
 }
 
@@ -469,20 +460,20 @@ async fn release_one(
 /// through.
 pub async fn delete_held(
     context: &PassContext<'_>,
-    buckets: &HeldBuckets<'_>,
+    manual_review: &str,
+    raw: &str,
     run: &RunManifest<'_>,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
-    let keys = held_keys(run.manifest);
     let end = visit_keys(
-        keys,
+        held_keys(run.manifest),
         resume_after,
         context.settings,
         context.deadline,
         &mut tally,
-        |key| delete_one(context, buckets, run, key),
+        |key| delete_one(context, manual_review, raw, run, key),
     )
     .await?;
     Ok(StepProgress::from_pass(end, tally))
@@ -490,44 +481,33 @@ pub async fn delete_held(
 
 async fn delete_one(
     context: &PassContext<'_>,
-    buckets: &HeldBuckets<'_>,
+    manual_review: &str,
+    raw: &str,
     run: &RunManifest<'_>,
     key: String,
 ) -> Result<Outcome, PipelineError> {
     let location = run.manifest.held_location(&key);
-    let (candidate, landing) = match context.held(buckets.manual_review, location).await? {
+    let candidate = match context.held(manual_review, location).await? {
         Ok(held) => held,
         Err(outcome) => return Ok(outcome),
     };
     let objects = context.objects();
-    // Raw's copy first: once the held one is gone, a retry would no longer find the record
+    // Raw's version first: once the held one is gone, a retry would no longer find the record
     // that names it.
-    if let (Some(raw), Some(raw_version)) = (
-        buckets.raw,
-        landing.as_ref().and_then(|l| l.raw_version_id.as_deref()),
-    ) {
+    if let Some(raw_version) = candidate
+        .recorded_landing()
+        .and_then(|landing| landing.raw_version_id.as_deref())
+    {
         objects.delete_version(raw, &key, raw_version).await?;
     }
-    match objects
-        .delete(buckets.manual_review, &candidate.version)
-        .await?
-    {
+    match objects.delete(manual_review, &candidate.version).await? {
         Deleted::Done => Ok(Outcome::Deleted),
         Deleted::Gone => Ok(Outcome::Vanished),
         Deleted::Changed => Err(PipelineError::ObjectChanged {
-            bucket: buckets.manual_review.to_owned(),
+            bucket: manual_review.to_owned(),
             key: location.to_owned(),
         }),
     }
-}
-
-/// The buckets the release and the delete work on.
-pub struct HeldBuckets<'a> {
-    pub manual_review: &'a str,
-    /// The release's destination.
-    pub scanned_data: &'a str,
-    /// Where denied versions came from; `None` for the release.
-    pub raw: Option<&'a str>,
 }
 
 /// The keys a decision acts on: those the reviewer was shown. Objects held by an earlier run

@@ -22,7 +22,7 @@ use crate::handlers::fan_out::{self, BatchOutcome, MovePath, Request, Response};
 use crate::lambda::Handler;
 use crate::macie::job::create_job;
 use crate::s3::landing::Landing;
-use crate::s3::objects::{Copied, Deleted, Found, Listed, Metadata, Objects, Target};
+use crate::s3::objects::{Copied, Deleted, Found, Listed, Metadata, Objects, Target, Version};
 use crate::s3::pass::{Outcome, PassEnd, Tally, visit_bucket};
 use crate::tags::{self, SENSITIVE_DATA_FOUND, Tag, WORKFLOW_ID};
 use crate::workflow::{WorkflowId, workflow_id_for};
@@ -222,10 +222,17 @@ impl TriggerMacieScan {
                 reason,
             });
         }
+        // The copy reads raw's current version, pinned to its ETag, never a version by its id:
+        // a version the gate took is hidden behind a delete marker but still there, and by its
+        // id it could be copied, and taken, again.
+        let current = Version {
+            version_id: None,
+            ..version.clone()
+        };
         let copied = objects
             .copy(
                 raw,
-                &version,
+                &current,
                 scan_stage,
                 &object.key,
                 &tags,
@@ -234,14 +241,43 @@ impl TriggerMacieScan {
             )
             .await?;
         let bytes = match copied {
-            Copied::Done { bytes, .. } => bytes,
-            Copied::Taken => {
+            Copied::Done {
+                bytes,
+                source_version_id,
+                etag,
+                version_id,
+            } => {
+                if version.version_id.is_some() && source_version_id != version.version_id {
+                    // The same bytes were uploaded again between the look and the copy, so the
+                    // landing record names the wrong raw version: undo the copy, and let the
+                    // next run take the new version.
+                    let copy = Version {
+                        key: object.key.clone(),
+                        etag,
+                        size: version.size,
+                        version_id,
+                    };
+                    objects.delete(scan_stage, &copy).await?;
+                    return Ok(overwritten(object.key));
+                }
+                bytes
+            }
+            // `TargetChanged` answers only a replacing write, which intake never makes.
+            Copied::Taken | Copied::TargetChanged => {
                 match self
                     .occupant_of_scan_stage(objects, workflow_id, &object.key, &landing)
                     .await?
                 {
                     Occupant::ThisVersion => version.size,
                     Occupant::ThisVersionOfAnotherRun => return Ok(Outcome::NotOurs),
+                    Occupant::Gone => {
+                        return Ok(Outcome::Deferred {
+                            key: object.key,
+                            reason: "scan-stage held another version of this key a moment ago; \
+                                     a later run takes this one"
+                                .to_owned(),
+                        });
+                    }
                     Occupant::EarlierVersion(workflow) => {
                         return Ok(Outcome::Deferred {
                             key: object.key,
@@ -262,7 +298,6 @@ impl TriggerMacieScan {
                     reason,
                 });
             }
-            Copied::TargetChanged => unreachable!("intake never replaces an object"),
         };
         // In a versioned raw bucket this only hides the version behind a delete marker: it stays
         // there as a noncurrent version (and is deleted for good if it is denied), while a
@@ -292,10 +327,7 @@ impl TriggerMacieScan {
         let scan_stage = &self.config.scan_stage_bucket;
         let head = match objects.head(scan_stage, key, None, None).await? {
             Found::Found(head) => head,
-            // Gone again: the next run takes this version.
-            Found::Gone | Found::Changed => {
-                return Ok(Occupant::EarlierVersion("(moved on just now)".to_owned()));
-            }
+            Found::Gone | Found::Changed => return Ok(Occupant::Gone),
         };
         let workflow = objects
             .tags(scan_stage, key, head.version.version_id.as_deref())
@@ -323,6 +355,8 @@ enum Occupant {
     ThisVersionOfAnotherRun,
     /// An earlier version of the key, with the workflow it belongs to.
     EarlierVersion(String),
+    /// Nothing any more: it moved on between the copy and the look.
+    Gone,
 }
 
 /// S3 allows 2 KB of user metadata (names and values, in UTF-8 bytes).

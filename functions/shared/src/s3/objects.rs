@@ -40,7 +40,8 @@ pub struct Version {
     /// Quotes included.
     pub etag: String,
     pub size: u64,
-    /// Its id in a versioned bucket; `None` where the bucket keeps no versions.
+    /// Its id in a bucket that is or was versioned (`null` for a version written while it
+    /// was not, which S3 accepts back); `None` where the bucket never kept versions.
     pub version_id: Option<String>,
 }
 
@@ -101,10 +102,12 @@ pub enum Target {
 /// What happened to one copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Copied {
-    /// Written; the new object's ETag and version id.
+    /// Written; the new object's ETag and version id, and the version id of the source version
+    /// S3 copied (where the source bucket is versioned).
     Done {
         etag: String,
         version_id: Option<String>,
+        source_version_id: Option<String>,
         bytes: u64,
     },
     /// The source no longer has the ETag it was pinned to: it was overwritten.
@@ -178,7 +181,7 @@ impl<'a> Objects<'a> {
                     .iter()
                     .map(|tag| Tag::new(tag.key(), tag.value()))
                     .collect(),
-                versioned(output.version_id()),
+                output.version_id().map(str::to_owned),
             ))),
             Err(err) if is_no_such_key(&err) => Ok(None),
             Err(err) => Err(PipelineError::from_sdk("GetObjectTagging", err)),
@@ -208,7 +211,7 @@ impl<'a> Objects<'a> {
                     key: key.to_owned(),
                     etag: output.e_tag().unwrap_or_default().to_owned(),
                     size: u64::try_from(output.content_length().unwrap_or(0)).unwrap_or(0),
-                    version_id: versioned(output.version_id()),
+                    version_id: output.version_id().map(str::to_owned),
                 },
                 landing: Landing::from_metadata(output.metadata()),
                 output,
@@ -338,7 +341,8 @@ impl<'a> Objects<'a> {
                     .and_then(|result| result.e_tag())
                     .unwrap_or_default()
                     .to_owned(),
-                version_id: versioned(output.version_id()),
+                version_id: output.version_id().map(str::to_owned),
+                source_version_id: output.copy_source_version_id().map(str::to_owned),
                 bytes: source.size,
             })),
             Err(err) => copy_failure("CopyObject", err, target),
@@ -401,17 +405,18 @@ impl<'a> Objects<'a> {
             .map_err(|err| PipelineError::from_sdk("CreateMultipartUpload", err))?;
         let upload_id = upload.upload_id().unwrap_or_default().to_owned();
 
-        let parts = match self.copy_parts(from, source, to, key, &upload_id).await {
-            Ok(Some(parts)) => parts,
-            Ok(None) => {
-                self.abort(to, key, &upload_id).await;
-                return Ok(Attempt::Finished(Copied::SourceChanged));
-            }
-            Err(err) => {
-                self.abort(to, key, &upload_id).await;
-                return Err(err);
-            }
-        };
+        let (parts, source_version_id) =
+            match self.copy_parts(from, source, to, key, &upload_id).await {
+                Ok(Some(copied)) => copied,
+                Ok(None) => {
+                    self.abort(to, key, &upload_id).await;
+                    return Ok(Attempt::Finished(Copied::SourceChanged));
+                }
+                Err(err) => {
+                    self.abort(to, key, &upload_id).await;
+                    return Err(err);
+                }
+            };
         let mut complete = self
             .s3
             .complete_multipart_upload()
@@ -430,7 +435,8 @@ impl<'a> Objects<'a> {
         match complete.send().await {
             Ok(output) => Ok(Attempt::Finished(Copied::Done {
                 etag: output.e_tag().unwrap_or_default().to_owned(),
-                version_id: versioned(output.version_id()),
+                version_id: output.version_id().map(str::to_owned),
+                source_version_id,
                 bytes: source.size,
             })),
             Err(err) => {
@@ -441,7 +447,8 @@ impl<'a> Objects<'a> {
         }
     }
 
-    /// Copies every part; `None` if the source changed part-way.
+    /// Copies every part, with the source version they came from; `None` if the source changed
+    /// part-way (a part failed its condition, or the parts came from different versions).
     async fn copy_parts(
         &self,
         from: &str,
@@ -449,7 +456,7 @@ impl<'a> Objects<'a> {
         to: &str,
         key: &str,
         upload_id: &str,
-    ) -> Result<Option<Vec<CompletedPart>>, PipelineError> {
+    ) -> Result<Option<(Vec<CompletedPart>, Option<String>)>, PipelineError> {
         let part_size = part_size(source.size, self.settings.part_size);
         let copy_from = copy_source(from, &source.key, source.version_id.as_deref());
         let ranges = (0..source.size.div_ceil(part_size)).map(|index| {
@@ -457,7 +464,7 @@ impl<'a> Objects<'a> {
             let end = (start + part_size).min(source.size) - 1;
             (index + 1, start, end)
         });
-        let results: Vec<Option<CompletedPart>> = stream::iter(ranges)
+        let results: Vec<Option<(CompletedPart, Option<String>)>> = stream::iter(ranges)
             .map(|(number, start, end)| {
                 let copy_from = copy_from.clone();
                 async move {
@@ -475,7 +482,7 @@ impl<'a> Objects<'a> {
                         .send()
                         .await
                     {
-                        Ok(output) => Ok(Some(
+                        Ok(output) => Ok(Some((
                             CompletedPart::builder()
                                 .part_number(part_number)
                                 .set_e_tag(
@@ -485,7 +492,8 @@ impl<'a> Objects<'a> {
                                         .map(str::to_owned),
                                 )
                                 .build(),
-                        )),
+                            output.copy_source_version_id().map(str::to_owned),
+                        ))),
                         Err(err) if is_precondition_failed(&err) || is_no_such_key(&err) => {
                             Ok(None)
                         }
@@ -496,7 +504,22 @@ impl<'a> Objects<'a> {
             .buffered(PART_CONCURRENCY.min(self.settings.concurrency))
             .try_collect()
             .await?;
-        Ok(results.into_iter().collect())
+        let Some(copied): Option<Vec<(CompletedPart, Option<String>)>> =
+            results.into_iter().collect()
+        else {
+            return Ok(None);
+        };
+        let source_version_id = copied.first().and_then(|(_, version)| version.clone());
+        if copied
+            .iter()
+            .any(|(_, version)| *version != source_version_id)
+        {
+            return Ok(None);
+        }
+        Ok(Some((
+            copied.into_iter().map(|(part, _)| part).collect(),
+            source_version_id,
+        )))
     }
 
     /// Best effort: a failed abort leaves parts that the bucket's lifecycle rule removes.
@@ -577,12 +600,6 @@ impl<'a> Objects<'a> {
             .map(|_| ())
             .map_err(|err| PipelineError::from_sdk("DeleteObject", err))
     }
-}
-
-/// A version id as S3 reports it; `null` (the only version of an unversioned bucket, or one
-/// written while versioning was suspended) is kept as `null`, which S3 accepts back.
-fn versioned(version_id: Option<&str>) -> Option<String> {
-    version_id.map(str::to_owned)
 }
 
 fn expires(head: &HeadObjectOutput) -> Option<aws_smithy_types::DateTime> {

@@ -79,6 +79,11 @@ impl Candidate {
         }
     }
 
+    /// Its landing record if it was read already (`None` too when it has none).
+    pub fn recorded_landing(&self) -> Option<&Landing> {
+        self.landing.as_ref().and_then(Option::as_ref)
+    }
+
     fn workflow(&self) -> Option<&str> {
         tags::workflow_of(&self.tags)
     }

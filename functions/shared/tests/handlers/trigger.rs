@@ -505,3 +505,59 @@ async fn the_step_refuses_to_run_after_the_job_started() {
     let err = run(&handler, payload).await.unwrap_err();
     assert_eq!(err.name(), "InvalidInput");
 }
+
+/// Versioned raw: the copy reads the current version (never one by its id: a version the gate
+/// took stays in raw, noncurrent, and by its id could be taken again), and if S3 copied
+/// another version than the one looked at (the same bytes uploaded again in between), the copy
+/// is taken back and the object left for the next run.
+#[tokio::test]
+async fn with_versioned_raw_the_copy_reads_the_current_version_and_is_taken_back_if_it_was_another()
+ {
+    let calls = Calls::default();
+    let list = mock!(aws_sdk_s3::Client::list_objects_v2)
+        .then_output(|| listing(&[("k.csv", "\"e1\"")]));
+    let head = mock!(aws_sdk_s3::Client::head_object).then_output(|| {
+        HeadObjectOutput::builder()
+            .e_tag("\"e1\"")
+            .content_length(10)
+            .version_id("v-looked-at")
+            .build()
+    });
+    let tagging = mock!(aws_sdk_s3::Client::get_object_tagging).then_output(|| tags(&[]));
+    let copies: Captured<CopyObjectInput> = Captured::default();
+    let captured = copies.clone();
+    let copy = mock!(aws_sdk_s3::Client::copy_object).then_compute_output(move |input| {
+        captured.push(input.clone());
+        CopyObjectOutput::builder()
+            .copy_source_version_id("v-uploaded-since")
+            .version_id("v-copy")
+            .build()
+    });
+    let deletes: Captured<DeleteObjectInput> = Captured::default();
+    let captured = deletes.clone();
+    let delete = mock!(aws_sdk_s3::Client::delete_object).then_compute_output(move |input| {
+        captured.push(input.clone());
+        DeleteObjectOutput::builder().build()
+    });
+    let s3 = client!(aws_sdk_s3, calls, [list, head, tagging, copy, delete]);
+    let handler = handler(s3, no_macie(&calls));
+    let progress = run(&handler, first_call("exec-1")).await.unwrap();
+    let ScanProgress::NothingToScan { tally, .. } = progress else {
+        panic!("{progress:?}");
+    };
+    assert_eq!((tally.moved, tally.deferred), (0, 1));
+    let copies = copies.all();
+    assert_eq!(copies[0].copy_source(), Some("raw/k.csv"), "no versionId");
+    assert_eq!(copies[0].copy_source_if_match(), Some("\"e1\""));
+    assert_eq!(
+        copies[0].metadata().unwrap()[landing::RAW_VERSION_ID],
+        "v-looked-at"
+    );
+    let deletes = deletes.all();
+    assert_eq!(deletes.len(), 1, "the copy is taken back, raw is left alone");
+    assert_eq!(
+        (deletes[0].bucket(), deletes[0].version_id()),
+        (Some("scan"), Some("v-copy"))
+    );
+    calls.assert_declared_for("TriggerMacieScan");
+}
