@@ -512,10 +512,10 @@ async fn the_step_refuses_to_run_after_the_job_started() {
 /// is taken back and the object left for the next run.
 #[tokio::test]
 async fn with_versioned_raw_the_copy_reads_the_current_version_and_is_taken_back_if_it_was_another()
- {
+{
     let calls = Calls::default();
-    let list = mock!(aws_sdk_s3::Client::list_objects_v2)
-        .then_output(|| listing(&[("k.csv", "\"e1\"")]));
+    let list =
+        mock!(aws_sdk_s3::Client::list_objects_v2).then_output(|| listing(&[("k.csv", "\"e1\"")]));
     let head = mock!(aws_sdk_s3::Client::head_object).then_output(|| {
         HeadObjectOutput::builder()
             .e_tag("\"e1\"")
@@ -554,7 +554,11 @@ async fn with_versioned_raw_the_copy_reads_the_current_version_and_is_taken_back
         "v-looked-at"
     );
     let deletes = deletes.all();
-    assert_eq!(deletes.len(), 1, "the copy is taken back, raw is left alone");
+    assert_eq!(
+        deletes.len(),
+        1,
+        "the copy is taken back, raw is left alone"
+    );
     assert_eq!(
         (deletes[0].bucket(), deletes[0].version_id()),
         (Some("scan"), Some("v-copy"))
