@@ -263,6 +263,10 @@ mod tests {
             "scan": {"Payload": {"status": "JOB_STARTED", "workflowId": "wf-1", "jobId": "j",
                      "tally": {"rejected": 2, "rejections": [{"key": "k", "reason": "r"}]}}},
             "job": {"Payload": {"status": "STOPPED", "jobStatus": "CANCELLED", "reason": "cancelled"}},
+            "routing": {"Payload": {"status": "DONE", "tally": {"moved": 3, "superseded": 1,
+                        "supersessions": [{"key": "k", "by": "v2"}]}}},
+            "release": {"Payload": {"status": "DONE", "tally": {"moved": 1, "superseded": 1,
+                        "supersessions": [{"key": "k", "by": "v3"}]}}},
             "error": {"Error": "AwsRequestFailed", "Cause": "{\"errorType\":\"AwsRequestFailed\"}"},
         });
         let context = json!({"Execution": {"Name": "run", "Id": "arn:aws:states:us-east-1:0:execution:m:run"}});
