@@ -55,11 +55,10 @@ pub enum Resource {
     /// Macie classification jobs of this account and region.
     MacieJobs,
     /// `*`: for actions without resource-level permissions (Macie ListFindings, GetFindings,
-    /// GetClassificationExportConfiguration).
+    /// GetClassificationExportConfiguration; Step Functions SendTaskSuccess, which the task
+    /// token alone scopes).
     Everything,
     NotificationTopic,
-    /// The pipeline's state machine (task tokens of its executions).
-    StateMachine,
 }
 
 /// The kinds of records beside a run's manifest.
@@ -341,7 +340,7 @@ pub fn functions() -> Vec<FunctionSpec> {
                     call("PutObject", &[("s3:PutObject", Resource::ApprovalRecords)]),
                     call(
                         "SendTaskSuccess",
-                        &[("states:SendTaskSuccess", Resource::StateMachine)],
+                        &[("states:SendTaskSuccess", Resource::Everything)],
                     ),
                 ],
             ]

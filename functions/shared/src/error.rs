@@ -159,10 +159,23 @@ impl PipelineError {
                 source: Box::new(err),
             };
         }
+        let status = http_status(&err);
+        // A HEAD response has no body, so a denied HeadObject says neither its code nor its
+        // reason: name the permission it needs, which is what a deployer has to check.
+        if err.code().is_none() && status == Some(403) && operation == "HeadObject" {
+            return Self::Aws {
+                operation,
+                code: "AccessDenied".into(),
+                message: format!(
+                    "HTTP 403 with no reason (a HEAD response has no body): HeadObject needs s3:GetObject on the object (s3:GetObjectVersion for a version id, and kms:Decrypt on its key if it is SSE-KMS encrypted); {message}"
+                ),
+                source: Box::new(err),
+            };
+        }
         let code = err
             .code()
             .map(str::to_owned)
-            .or_else(|| http_status(&err).map(|s| format!("HTTP {s}")))
+            .or_else(|| status.map(|s| format!("HTTP {s}")))
             .unwrap_or_else(|| "Unknown".to_owned());
         Self::Aws {
             operation,

@@ -99,9 +99,6 @@ fn resource(value: &Yaml) -> Resource {
             if text.ends_with(":classification-job/*") {
                 return Resource::MacieJobs;
             }
-            if text.ends_with(":stateMachine:${StepFunctionName}") {
-                return Resource::StateMachine;
-            }
             panic!("unexpected resource !Sub {text}")
         }
         _ => panic!("unexpected resource !{tag} {text}"),
