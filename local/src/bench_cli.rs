@@ -121,8 +121,9 @@ pub struct AllArgs {
 pub struct MoveWorkerArgs {
     #[arg(long)]
     endpoint_url: String,
+    /// The local stack's certificate authority: sign as its local user and trust it.
     #[arg(long)]
-    local_credentials: bool,
+    local_ca: Option<PathBuf>,
     #[arg(long)]
     from: String,
     #[arg(long)]
@@ -191,7 +192,14 @@ pub async fn run(command: BenchCommand) -> Result<ExitCode, String> {
         BenchCommand::MoveWorker(args) => {
             let endpoint = Endpoint {
                 url: args.endpoint_url,
-                local: args.local_credentials,
+                local: args
+                    .local_ca
+                    .as_ref()
+                    .map(|path| {
+                        std::fs::read_to_string(path)
+                            .map_err(|err| format!("{}: {err}", path.display()))
+                    })
+                    .transpose()?,
             };
             let report = moves::worker(
                 &endpoint,
@@ -238,7 +246,7 @@ async fn move_matrix(
     let mut options = MoveOptions {
         endpoint: Endpoint {
             url: String::new(),
-            local: false,
+            local: None,
         },
         sizes: matrix.sizes.clone(),
         concurrencies: matrix.concurrency.clone(),
@@ -255,7 +263,7 @@ async fn move_matrix(
     let stack = LocalStack::start(config).await?;
     options.endpoint = Endpoint {
         url: stack.endpoint().to_owned(),
-        local: true,
+        local: Some(stack.ca_pem().to_owned()),
     };
     let cases = moves::run(&options).await;
     stack.shutdown().await;

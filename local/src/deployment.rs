@@ -45,6 +45,34 @@ pub struct Deployment {
     pub schedule: String,
     /// Where the deployment reads Macie's discovery results: (bucket, KMS key ARN).
     pub discovery_results: (String, String),
+    /// The policies of each function's role and of the state machine's, by logical id.
+    pub roles: BTreeMap<String, Vec<RolePolicy>>,
+    /// Bucket policies, key policies and topic policies.
+    pub resource_policies: Vec<ResourcePolicy>,
+}
+
+/// One policy of a role: inline, a SAM policy template, or a managed policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolePolicy {
+    /// Where it comes from, for reports (`TriggerMacieScan Policies[0]`).
+    pub name: String,
+    pub document: serde_json::Value,
+}
+
+/// What a resource policy is attached to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicyTarget {
+    Bucket(String),
+    Key(String),
+    Topic(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourcePolicy {
+    pub target: PolicyTarget,
+    /// The template resource that holds it.
+    pub logical_id: String,
+    pub document: serde_json::Value,
 }
 
 struct Resolver<'a> {
@@ -269,6 +297,93 @@ impl Resolver<'_> {
     }
 }
 
+impl Resolver<'_> {
+    /// A whole tree (a policy document) with its intrinsic functions resolved: `!If` picks a
+    /// branch, and `!Ref AWS::NoValue` removes the item or key that holds it. `None` is
+    /// `AWS::NoValue` itself.
+    fn json(&self, value: &Yaml) -> Result<Option<serde_json::Value>, String> {
+        use serde_json::Value as Json;
+        if let Some((tag, inner)) = tagged(value) {
+            return match tag.as_str() {
+                "Ref" if inner.as_str() == Some("AWS::NoValue") => Ok(None),
+                "If" => {
+                    let items = inner.as_sequence().ok_or("!If takes a list")?;
+                    let chosen = if self.condition(&items[0])? {
+                        &items[1]
+                    } else {
+                        &items[2]
+                    };
+                    self.json(chosen)
+                }
+                _ => self.value(value).map(|text| Some(Json::String(text))),
+            };
+        }
+        Ok(Some(match value {
+            Yaml::Null => Json::Null,
+            Yaml::Bool(flag) => Json::Bool(*flag),
+            Yaml::Number(_) | Yaml::String(_) => Json::String(scalar(value).unwrap_or_default()),
+            Yaml::Sequence(items) => Json::Array(
+                items
+                    .iter()
+                    .map(|item| self.json(item))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ),
+            Yaml::Mapping(entries) => {
+                let mut object = serde_json::Map::new();
+                for (key, item) in entries {
+                    let key = scalar(key).ok_or("a mapping key is not a string")?;
+                    if let Some(item) = self.json(item)? {
+                        object.insert(key, item);
+                    }
+                }
+                Json::Object(object)
+            }
+            Yaml::Tagged(_) => unreachable!("handled above"),
+        }))
+    }
+
+    /// A function's or state machine's `Policies`, SAM policy templates expanded.
+    fn policies(&self, id: &str, policies: &Yaml) -> Result<Vec<RolePolicy>, String> {
+        let mut out = Vec::new();
+        for (index, policy) in policies.as_sequence().into_iter().flatten().enumerate() {
+            let Some(resolved) = self.json(policy)? else {
+                continue;
+            };
+            let label = format!("{id} Policies[{index}]");
+            match resolved {
+                serde_json::Value::Object(object) if object.contains_key("Statement") => {
+                    out.push(RolePolicy {
+                        name: label,
+                        document: serde_json::Value::Object(object),
+                    });
+                }
+                serde_json::Value::Object(object) if object.len() == 1 => {
+                    let (template, parameters) = object.into_iter().next().expect("one entry");
+                    out.push(RolePolicy {
+                        name: format!("{label} ({template})"),
+                        document: crate::iam::sam::policy_template(&template, &parameters)?,
+                    });
+                }
+                serde_json::Value::String(managed) => {
+                    out.push(RolePolicy {
+                        name: managed.clone(),
+                        document: crate::iam::sam::managed_policy(&managed)?,
+                    });
+                }
+                other => {
+                    return Err(format!(
+                        "{label}: not a policy the local stack reads: {other}"
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A stable key id for a KMS key resource, so ARNs stay the same across restarts.
 fn key_id(logical_id: &str) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, logical_id.as_bytes()).to_string()
@@ -378,6 +493,9 @@ impl Deployment {
         let mut functions = BTreeMap::new();
         let mut machine = None;
         let mut topic = None;
+        let mut roles = BTreeMap::new();
+        let mut resource_policies = Vec::new();
+        let global_tracing = template["Globals"]["Function"]["Tracing"].as_str() == Some("Active");
         let global_timeout = template["Globals"]["Function"]["Timeout"]
             .as_u64()
             .unwrap_or(3);
@@ -413,6 +531,17 @@ impl Deployment {
                             api_url.trim_end_matches('/').to_owned(),
                         );
                     }
+                    let mut policies = resolver.policies(id, &properties["Policies"])?;
+                    let tracing = properties["Tracing"]
+                        .as_str()
+                        .map_or(global_tracing, |mode| mode == "Active");
+                    for managed in crate::iam::sam::function_managed_policies(tracing) {
+                        policies.push(RolePolicy {
+                            name: managed.to_owned(),
+                            document: crate::iam::sam::managed_policy(managed)?,
+                        });
+                    }
+                    roles.insert(id.to_owned(), policies);
                     functions.insert(
                         id.to_owned(),
                         LocalFunction {
@@ -455,11 +584,46 @@ impl Deployment {
                         .map(|event| resolver.value(&event["Properties"]["Schedule"]))
                         .transpose()?
                         .unwrap_or_default();
+                    let mut policies = resolver.policies(id, &properties["Policies"])?;
+                    let tracing = properties["Tracing"]["Enabled"].as_bool().unwrap_or(false);
+                    for managed in crate::iam::sam::state_machine_managed_policies(tracing) {
+                        policies.push(RolePolicy {
+                            name: managed.to_owned(),
+                            document: crate::iam::sam::managed_policy(managed)?,
+                        });
+                    }
+                    roles.insert(id.to_owned(), policies);
                     machine = Some((
                         resolver.value(&properties["Name"])?,
                         substitutions,
                         schedule,
                     ));
+                }
+                "AWS::S3::BucketPolicy" => resource_policies.push(ResourcePolicy {
+                    target: PolicyTarget::Bucket(resolver.value(&properties["Bucket"])?),
+                    logical_id: id.to_owned(),
+                    document: resolver
+                        .json(&properties["PolicyDocument"])?
+                        .ok_or_else(|| format!("{id} has no PolicyDocument"))?,
+                }),
+                "AWS::KMS::Key" => resource_policies.push(ResourcePolicy {
+                    target: PolicyTarget::Key(resolver.attribute(id, "Arn")?),
+                    logical_id: id.to_owned(),
+                    document: resolver
+                        .json(&properties["KeyPolicy"])?
+                        .ok_or_else(|| format!("{id} has no KeyPolicy"))?,
+                }),
+                "AWS::SNS::TopicPolicy" => {
+                    let document = resolver
+                        .json(&properties["PolicyDocument"])?
+                        .ok_or_else(|| format!("{id} has no PolicyDocument"))?;
+                    for topic in properties["Topics"].as_sequence().into_iter().flatten() {
+                        resource_policies.push(ResourcePolicy {
+                            target: PolicyTarget::Topic(resolver.value(topic)?),
+                            logical_id: id.to_owned(),
+                            document: document.clone(),
+                        });
+                    }
                 }
                 _ => {}
             }
@@ -488,6 +652,8 @@ impl Deployment {
             substitutions,
             schedule,
             discovery_results,
+            roles,
+            resource_policies,
         })
     }
 

@@ -92,6 +92,20 @@ impl Lambdas {
         let mut functions = HashMap::new();
         let mut approval = None;
         for (name, function) in &deployment.functions {
+            // Each function signs with its own role's key, as each Lambda runs with its role.
+            let own = aws
+                .to_builder()
+                .credentials_provider(aws_types::sdk_config::SharedCredentialsProvider::new(
+                    aws_sdk_s3::config::Credentials::new(
+                        crate::iam::access_key(name),
+                        crate::s3::SECRET_ACCESS_KEY,
+                        None,
+                        None,
+                        "macie-pipeline-local-role",
+                    ),
+                ))
+                .build();
+            let aws = &own;
             let mut environment = function.environment.clone();
             for (variable, value) in &overrides.environment {
                 if environment.contains_key(variable) {

@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: bench_cli::BenchCommand,
     },
+    /// Least privilege: what each role of the template was granted and what it used.
+    Iam {
+        #[command(subcommand)]
+        command: IamCommand,
+    },
     /// Add, list or clear fault rules of a running stack.
     Fault {
         #[command(subcommand)]
@@ -189,6 +194,14 @@ struct StackArgs {
     /// Overrides a function environment variable, NAME=VALUE (repeatable).
     #[arg(long = "function-env", value_name = "NAME=VALUE")]
     function_env: Vec<String>,
+    /// Deploy this template instead of the one built in, to try a changed template without
+    /// rebuilding.
+    #[arg(long, value_name = "PATH")]
+    template: Option<PathBuf>,
+    /// Do not enforce the template's permissions: requests IAM would deny are logged and let
+    /// through.
+    #[arg(long)]
+    no_iam: bool,
 }
 
 #[derive(Args)]
@@ -230,6 +243,27 @@ enum StatesCommand {
         /// An extra or replaced substitution, NAME=VALUE (repeatable).
         #[arg(long = "substitution", value_name = "NAME=VALUE")]
         substitutions: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum IamCommand {
+    /// Lists per role the actions it used and the grants no request needed. Reads the usage a
+    /// stack writes at shutdown (`<data-dir>/iam-usage.json`), or every file in a directory
+    /// such as the one the test suite fills (`MACIE_PIPELINE_LOCAL_IAM_USAGE`).
+    Report {
+        /// Usage files or directories of them.
+        #[arg(required = true)]
+        usage: Vec<PathBuf>,
+        /// The template the usage was recorded with (the built-in one by default).
+        #[arg(long, value_name = "PATH")]
+        template: Option<PathBuf>,
+        /// Exit 1 if a grant was never used and `local/src/iam/unused-grants.yaml` gives no
+        /// reason for it.
+        #[arg(long)]
+        check: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -326,6 +360,14 @@ fn stack_config(
         timeout: args.function_timeout_seconds.map(Duration::from_secs_f64),
         environment: pairs(&args.function_env, "--function-env")?,
     };
+    config.enforce_iam = !args.no_iam;
+    config.template = args
+        .template
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))
+        })
+        .transpose()?;
     Ok(config)
 }
 
@@ -399,6 +441,15 @@ async fn main() -> ExitCode {
         } => run_definition(stack, definition, input, substitutions).await,
         Command::Bench { command } => bench_cli::run(command).await,
         Command::Fault { command } => fault(command).await,
+        Command::Iam {
+            command:
+                IamCommand::Report {
+                    usage,
+                    template,
+                    check,
+                    json,
+                },
+        } => iam_report(&usage, template.as_deref(), check, json),
         Command::Scan(args) => scan(args),
     };
     match outcome {
@@ -622,9 +673,13 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let raw = deployment.bucket("DataPipelineRawBucket");
     let scanned = deployment.bucket("DataPipelineScannedDataBucket");
     println!();
-    println!("Use the AWS CLI against it (any access key; this secret):");
     println!(
-        "  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY={SECRET_ACCESS_KEY} AWS_DEFAULT_REGION=us-east-1"
+        "Use the AWS CLI against it, over HTTPS (its certificate authority is {}; the bucket policies deny plain HTTP):",
+        stack.ca_path().display()
+    );
+    println!(
+        "  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY={SECRET_ACCESS_KEY} AWS_DEFAULT_REGION=us-east-1 AWS_CA_BUNDLE={}",
+        stack.ca_path().display()
     );
     println!("  aws --endpoint-url {endpoint} s3 cp ./data.csv s3://{raw}/incoming/data.csv");
     println!(
@@ -644,6 +699,83 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         .map_err(|err| err.to_string())?;
     println!("stopping");
     stack.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn iam_report(
+    paths: &[PathBuf],
+    template: Option<&std::path::Path>,
+    check: bool,
+    json: bool,
+) -> Result<ExitCode, String> {
+    use macie_pipeline_local::deployment::{Deployment, TEMPLATE};
+    use macie_pipeline_local::iam::{Iam, report};
+    let template = match template {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))?
+        }
+        None => TEMPLATE.to_owned(),
+    };
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries =
+                std::fs::read_dir(path).map_err(|err| format!("{}: {err}", path.display()))?;
+            for entry in entries {
+                let entry = entry.map_err(|err| err.to_string())?.path();
+                if entry.extension().is_some_and(|ext| ext == "json") {
+                    files.push(entry);
+                }
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err("no usage files found".into());
+    }
+    let mut merged = report::Usage::default();
+    let mut parameter_sets = Vec::new();
+    for file in &files {
+        let usage = report::Usage::read(file)?;
+        if !parameter_sets.contains(&usage.parameters) {
+            parameter_sets.push(usage.parameters.clone());
+        }
+        merged.merge(&usage);
+    }
+    let mut iams = Vec::new();
+    for parameters in &parameter_sets {
+        let deployment = Deployment::resolve(&template, parameters, "http://127.0.0.1")?;
+        iams.push(Iam::from_deployment(&deployment, true)?);
+    }
+    let reports = report::build(&iams, &merged);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).map_err(|err| err.to_string())?
+        );
+    } else {
+        println!(
+            "IAM usage from {} file(s), {} parameter set(s)",
+            files.len(),
+            parameter_sets.len()
+        );
+        print!("{}", report::render(&reports));
+    }
+    let unexplained = reports
+        .iter()
+        .flat_map(|r| &r.unused)
+        .filter(|u| u.reason.is_none())
+        .count();
+    let denied: u64 = reports
+        .iter()
+        .flat_map(|r| r.used.values())
+        .map(|[_, denied]| denied)
+        .sum();
+    eprintln!("{unexplained} unused grant(s) without a reason; {denied} request(s) denied");
+    if check && unexplained > 0 {
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

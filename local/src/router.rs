@@ -17,6 +17,7 @@ use macie_pipeline::handlers::receive_approval_decision::ReceiveApprovalDecision
 
 use crate::approval;
 use crate::faults::{FaultError, FaultRule, Faults};
+use crate::iam::{Iam, Principal};
 use crate::macie::{Macie, api as macie_api};
 use crate::sfn::api as sfn_api;
 use crate::sfn::engine::Engine;
@@ -30,6 +31,15 @@ pub struct Services {
     pub engine: Engine,
     pub approval: Arc<ReceiveApprovalDecision>,
     pub faults: Arc<Faults>,
+    pub iam: Arc<Iam>,
+    /// The objects, for the KMS key of an object a request reads.
+    pub store: Arc<crate::s3::Store>,
+}
+
+/// How a request reached the stack: over TLS or plain HTTP (`aws:SecureTransport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transport {
+    pub tls: bool,
 }
 
 type Reply = Response<s3s::Body>;
@@ -68,7 +78,22 @@ fn signing_service(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     scope.split('/').nth(3).map(str::to_owned)
 }
 
-/// The S3 operation a request is, for fault rules.
+/// The access key id a signed request names in its credential scope.
+fn access_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    let scope = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .map(|rest| rest.split([',', ' ']).next().unwrap_or_default().to_owned())
+        .or_else(|| {
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .find(|(name, _)| name == "X-Amz-Credential")
+                .map(|(_, value)| value.into_owned())
+        })?;
+    scope.split('/').next().map(str::to_owned)
+}
+
+/// The S3 operation a request is, for fault rules and IAM.
 pub fn s3_operation(
     method: &Method,
     path: &str,
@@ -79,18 +104,27 @@ pub fn s3_operation(
         .map(|(name, _)| name.into_owned())
         .collect();
     let has = |name: &str| params.iter().any(|p| p == name);
-    let has_key = path.trim_start_matches('/').contains('/');
+    // `/bucket/` (as the SDK lists) is the bucket; `/bucket/key` an object.
+    let has_key = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .is_some_and(|(_, key)| !key.is_empty());
     let copy = headers.contains_key("x-amz-copy-source");
     match *method {
         Method::GET if path == "/" => "ListBuckets",
         Method::GET if has("tagging") => "GetObjectTagging",
+        Method::GET if has_key && has("uploadId") => "ListParts",
         Method::GET if has_key => "GetObject",
+        Method::GET if has("versioning") => "GetBucketVersioning",
+        Method::GET if has("versions") => "ListObjectVersions",
+        Method::GET if has("uploads") => "ListMultipartUploads",
         Method::GET if has("list-type") => "ListObjectsV2",
         Method::GET if has("location") => "GetBucketLocation",
         Method::GET => "ListObjects",
         Method::HEAD if has_key => "HeadObject",
         Method::HEAD => "HeadBucket",
         Method::PUT if has("tagging") => "PutObjectTagging",
+        Method::PUT if has("versioning") => "PutBucketVersioning",
         Method::PUT if has("partNumber") && copy => "UploadPartCopy",
         Method::PUT if has("partNumber") => "UploadPart",
         Method::PUT if copy => "CopyObject",
@@ -107,20 +141,214 @@ pub fn s3_operation(
     }
 }
 
-/// The Macie operation a request is, for fault rules.
-fn macie_operation(method: &Method, path: &str) -> String {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let name = match (method.as_str(), segments.as_slice()) {
-        ("POST", ["jobs"]) => "CreateClassificationJob",
-        ("POST", ["jobs", "list"]) => "ListClassificationJobs",
-        ("GET", ["jobs", _]) => "DescribeClassificationJob",
-        ("PATCH", ["jobs", _]) => "UpdateClassificationJob",
-        ("POST", ["findings"]) => "ListFindings",
-        ("POST", ["findings", "describe"]) => "GetFindings",
-        ("POST", ["findings", "statistics"]) => "GetFindingStatistics",
-        _ => return format!("{method} {path}"),
+/// The Macie operation a request is, for fault rules and IAM, and the resource it acts on
+/// (`*` where the operation names none).
+fn macie_operation(method: &Method, path: &str) -> (String, String) {
+    let segments: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let arn = |kind: &str, id: &str| {
+        format!(
+            "arn:aws:macie2:{}:{}:{kind}/{id}",
+            crate::sfn::engine::REGION,
+            crate::sfn::engine::ACCOUNT
+        )
     };
-    name.to_owned()
+    let (name, resource) = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["jobs"]) => ("CreateClassificationJob", arn("classification-job", "*")),
+        ("POST", ["jobs", "list"]) => ("ListClassificationJobs", "*".into()),
+        ("GET", ["jobs", id]) => ("DescribeClassificationJob", arn("classification-job", id)),
+        ("PATCH", ["jobs", id]) => ("UpdateClassificationJob", arn("classification-job", id)),
+        ("POST", ["findings"]) => ("ListFindings", "*".into()),
+        ("POST", ["findings", "describe"]) => ("GetFindings", "*".into()),
+        ("POST", ["findings", "statistics"]) => ("GetFindingStatistics", "*".into()),
+        ("POST", ["custom-data-identifiers"]) => (
+            "CreateCustomDataIdentifier",
+            arn("custom-data-identifier", "*"),
+        ),
+        ("POST", ["custom-data-identifiers", "get"]) => {
+            ("BatchGetCustomDataIdentifiers", "*".into())
+        }
+        ("POST", ["custom-data-identifiers", "list"]) => ("ListCustomDataIdentifiers", "*".into()),
+        ("GET", ["custom-data-identifiers", id]) => {
+            ("GetCustomDataIdentifier", arn("custom-data-identifier", id))
+        }
+        ("POST", ["allow-lists"]) => ("CreateAllowList", arn("allow-list", "*")),
+        ("GET", ["allow-lists", id]) => ("GetAllowList", arn("allow-list", id)),
+        ("GET", ["macie"]) => ("GetMacieSession", "*".into()),
+        ("POST", ["macie"]) => ("EnableMacie", "*".into()),
+        ("POST", ["managed-data-identifiers", "list"]) => {
+            ("ListManagedDataIdentifiers", "*".into())
+        }
+        ("PUT", ["classification-export-configuration"]) => {
+            ("PutClassificationExportConfiguration", "*".into())
+        }
+        ("GET", ["classification-export-configuration"]) => {
+            ("GetClassificationExportConfiguration", "*".into())
+        }
+        _ => return (format!("{method} {path}"), "*".into()),
+    };
+    (name.to_owned(), resource)
+}
+
+/// The service's own `AccessDenied` reply.
+fn denied_reply(service: &str, denied: &crate::iam::Denied) -> Reply {
+    match service {
+        "s3" => reply(
+            403,
+            &[("content-type", "application/xml".into())],
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>{}</Message></Error>",
+                xml_escape(&denied.message)
+            ),
+        ),
+        "sns" => reply(
+            403,
+            &[("content-type", "text/xml".into())],
+            sns::error_xml(
+                &SnsError {
+                    code: "AuthorizationError",
+                    status: 403,
+                    message: denied.message.clone(),
+                },
+                "local",
+            ),
+        ),
+        "macie2" => json_reply(
+            403,
+            "application/json",
+            &json!({"message": denied.message}),
+            Some("AccessDeniedException"),
+        ),
+        _ => json_reply(
+            400,
+            "application/x-amz-json-1.0",
+            &json!({"__type": "AccessDeniedException", "message": denied.message}),
+            Some("AccessDeniedException"),
+        ),
+    }
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn transport_context(secure: bool) -> crate::iam::evaluate::Context {
+    crate::iam::evaluate::Context::from([(
+        "aws:securetransport".to_owned(),
+        vec![secure.to_string()],
+    )])
+}
+
+/// Authorizes a signed request before the service sees it.
+fn authorize(
+    services: &Services,
+    principal: &Principal,
+    service: &str,
+    parts: &http::request::Parts,
+    body: &[u8],
+    secure: bool,
+) -> Result<(), crate::iam::Denied> {
+    let iam = &services.iam;
+    let path = parts.uri.path();
+    let query = parts.uri.query();
+    let single = |action: String, resource: String| {
+        iam.authorize(principal, &action, &resource, transport_context(secure))
+    };
+    match service {
+        "s3" => {
+            let operation = s3_operation(&parts.method, path, query, &parts.headers);
+            let checks = match crate::iam::s3::checks(operation, path, query, &parts.headers) {
+                Ok(checks) => checks,
+                // Operations outside the table reach the S3 service, which answers those it
+                // does not implement; only the local user may send them.
+                Err(_) if iam.is_local_user(principal) => {
+                    return Ok(());
+                }
+                Err(err) => {
+                    return Err(crate::iam::Denied {
+                        principal: principal.caller.arn.clone(),
+                        action: format!("s3:{operation}"),
+                        resource: path.to_owned(),
+                        message: err,
+                    });
+                }
+            };
+            for check in checks {
+                let mut context = transport_context(secure);
+                context.extend(check.context);
+                iam.authorize(principal, check.action, &check.resource, context)?;
+            }
+            // Reading an SSE-KMS object decrypts it with its key, on the caller's behalf.
+            if let Some((bucket, key, version)) =
+                crate::iam::s3::read_object(operation, path, query, &parts.headers)
+                && let Ok(meta) = services
+                    .store
+                    .head_version(&bucket, &key, version.as_deref())
+                && let Some(kms_key) = meta.attributes.kms_key_id
+            {
+                let mut context = transport_context(secure);
+                context.insert(
+                    "kms:viaservice".into(),
+                    vec![format!("s3.{}.amazonaws.com", crate::sfn::engine::REGION)],
+                );
+                iam.authorize(principal, "kms:Decrypt", &kms_key, context)?;
+            }
+            Ok(())
+        }
+        "states" => {
+            let target = parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let operation = target.trim_start_matches("AWSStepFunctions.");
+            let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let resource = ["executionArn", "stateMachineArn", "mapRunArn"]
+                .iter()
+                .find_map(|field| input[*field].as_str())
+                .unwrap_or("*")
+                .to_owned();
+            single(format!("states:{operation}"), resource)
+        }
+        "sns" => {
+            let fields: std::collections::BTreeMap<String, String> =
+                form_urlencoded::parse(body).into_owned().collect();
+            let action = fields.get("Action").cloned().unwrap_or_default();
+            let resource = fields
+                .get("TopicArn")
+                .or_else(|| fields.get("TargetArn"))
+                .cloned()
+                .unwrap_or_else(|| "*".into());
+            single(format!("sns:{action}"), resource)
+        }
+        "macie2" => {
+            let (operation, resource) = macie_operation(&parts.method, path);
+            single(format!("macie2:{operation}"), resource.clone())?;
+            // Tags given on create are applied with TagResource, which needs its own grant.
+            if operation == "CreateClassificationJob" {
+                let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                if input["tags"]
+                    .as_object()
+                    .is_some_and(|tags| !tags.is_empty())
+                {
+                    single("macie2:TagResource".into(), resource)?;
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The error a fault rule injects, in the service's protocol.
@@ -207,8 +435,18 @@ pub async fn dispatch(
         .await);
     }
     let service = service.unwrap_or_default();
+    let secure = parts
+        .extensions
+        .get::<Transport>()
+        .is_some_and(|transport| transport.tls);
+    let principal = services
+        .iam
+        .principal_for_key(access_key(&parts.headers, query.as_deref()).as_deref());
     if service == "s3" {
         let operation = s3_operation(&parts.method, &path, query.as_deref(), &parts.headers);
+        if let Err(denied) = authorize(&services, &principal, "s3", &parts, &[], secure) {
+            return Ok(denied_reply("s3", &denied));
+        }
         if let Some(fault) = injected(&services.faults, "s3", operation).await {
             return Ok(fault);
         }
@@ -222,6 +460,9 @@ pub async fn dispatch(
         Ok(body) => body,
         Err(reply) => return Ok(reply),
     };
+    if let Err(denied) = authorize(&services, &principal, &service, &parts, &body, secure) {
+        return Ok(denied_reply(&service, &denied));
+    }
     Ok(match service.as_str() {
         "states" => {
             let target = parts
@@ -264,7 +505,7 @@ pub async fn dispatch(
             if let Some(fault) = injected(
                 &services.faults,
                 "macie2",
-                &macie_operation(&parts.method, &path),
+                &macie_operation(&parts.method, &path).0,
             )
             .await
             {

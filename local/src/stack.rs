@@ -22,14 +22,17 @@ use tracing::{info, warn};
 use crate::clock::{Clock, now_ms, rfc3339_ms};
 use crate::deployment::{self, DEFINITION, Deployment, TEMPLATE};
 use crate::faults::Faults;
+use crate::iam::{Iam, Principal};
 use crate::lambdas::{FunctionOverrides, Lambdas};
 use crate::macie::{Macie, MacieOptions};
-use crate::router::{self, Services};
+use crate::router::{self, Services, Transport};
 use crate::s3::Store;
 use crate::sfn::engine::{ACCOUNT, Engine, Integrations, Observer, REGION};
 use crate::sfn::machine;
 use crate::sfn::paths::StatesError;
 use crate::sns::{self, OnPublish, Sns, Topic};
+use crate::tls::Tls;
+use tokio_rustls::TlsAcceptor;
 
 /// How to run the stack.
 #[derive(Clone)]
@@ -53,6 +56,10 @@ pub struct StackConfig {
     pub schedule: bool,
     pub observer: Option<Observer>,
     pub on_publish: Option<OnPublish>,
+    /// Check every request against the template's permissions (on unless turned off).
+    pub enforce_iam: bool,
+    /// The template to deploy instead of the one compiled in.
+    pub template: Option<String>,
 }
 
 impl StackConfig {
@@ -69,15 +76,52 @@ impl StackConfig {
             schedule: false,
             observer: None,
             on_publish: None,
+            enforce_iam: true,
+            template: None,
         }
     }
 }
 
-/// Calls from the state machine to the local functions and SNS.
+/// Calls from the state machine to the local functions and SNS, each authorized against the
+/// state machine's role as Step Functions' integrations are.
 struct LocalIntegrations {
     lambdas: Arc<Lambdas>,
     sns: Arc<Sns>,
     store: Arc<Store>,
+    iam: Arc<Iam>,
+    role: Arc<Principal>,
+}
+
+/// Step Functions reaches AWS over TLS.
+fn secure() -> crate::iam::evaluate::Context {
+    crate::iam::evaluate::Context::from([(
+        "aws:securetransport".to_owned(),
+        vec!["true".to_owned()],
+    )])
+}
+
+impl LocalIntegrations {
+    fn check(
+        &self,
+        action: &str,
+        resource: &str,
+        context: crate::iam::evaluate::Context,
+        error: &str,
+        service: &str,
+        code: &str,
+    ) -> Result<(), StatesError> {
+        self.iam
+            .authorize(&self.role, action, resource, context)
+            .map_err(|denied| {
+                StatesError::new(
+                    error,
+                    format!(
+                        "{} (Service: {service}, Status Code: 403, Error Code: {code})",
+                        denied.message
+                    ),
+                )
+            })
+    }
 }
 
 impl Integrations for LocalIntegrations {
@@ -86,7 +130,33 @@ impl Integrations for LocalIntegrations {
         function: String,
         payload: Value,
     ) -> BoxFuture<'static, Result<Value, StatesError>> {
+        let arn = if function.starts_with("arn:") {
+            function.clone()
+        } else {
+            format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}")
+        };
+        if let Err(err) = self.check(
+            "lambda:InvokeFunction",
+            &arn,
+            secure(),
+            "Lambda.AWSLambdaException",
+            "Lambda",
+            "AccessDeniedException",
+        ) {
+            return Box::pin(async move { Err(err) });
+        }
         self.lambdas.invoke(&function, payload)
+    }
+
+    fn authorize(&self, action: &str, resource: &str) -> Result<(), StatesError> {
+        self.check(
+            action,
+            resource,
+            secure(),
+            "States.Runtime",
+            "AWSStepFunctions",
+            "AccessDeniedException",
+        )
     }
 
     fn list_objects(
@@ -95,7 +165,18 @@ impl Integrations for LocalIntegrations {
         prefix: String,
     ) -> BoxFuture<'static, Result<Vec<Value>, StatesError>> {
         let store = Arc::clone(&self.store);
+        let mut context = secure();
+        context.insert("s3:prefix".into(), vec![prefix.clone()]);
+        let allowed = self.check(
+            "s3:ListBucket",
+            &format!("arn:aws:s3:::{bucket}"),
+            context,
+            "States.ItemReaderFailed",
+            "Amazon S3",
+            "AccessDenied",
+        );
         Box::pin(async move {
+            allowed?;
             let mut items = Vec::new();
             let mut after: Option<String> = None;
             loop {
@@ -126,7 +207,21 @@ impl Integrations for LocalIntegrations {
 
     fn publish(&self, parameters: Value) -> BoxFuture<'static, Result<Value, StatesError>> {
         let sns = Arc::clone(&self.sns);
+        let topic = parameters["TopicArn"]
+            .as_str()
+            .or_else(|| parameters["TargetArn"].as_str())
+            .unwrap_or("*")
+            .to_owned();
+        let allowed = self.check(
+            "sns:Publish",
+            &topic,
+            secure(),
+            "SNS.AuthorizationErrorException",
+            "AmazonSNS",
+            "AuthorizationError",
+        );
         Box::pin(async move {
+            allowed?;
             let request = sns::from_task_parameters(&parameters);
             match sns.publish(request) {
                 Ok(id) => Ok(json!({"MessageId": id})),
@@ -148,22 +243,27 @@ impl Integrations for LocalIntegrations {
 pub struct LocalStack {
     address: SocketAddr,
     endpoint: String,
+    tls: Tls,
+    iam: Arc<Iam>,
     data_dir: PathBuf,
     deployment: Deployment,
     state_machine_arn: String,
     services: Arc<Services>,
     store: Arc<Store>,
     shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<()>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    usage_written: bool,
 }
 
-/// SDK settings for clients of the local stack: its endpoint, a region, any credentials.
-pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+/// SDK settings for clients of the local stack as its local user: its endpoint, a region,
+/// the user's credentials, and trust in the stack's certificate authority (`ca_pem`).
+pub async fn sdk_config(endpoint: &str, ca_pem: &[u8]) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
+        .http_client(crate::tls::http_client(ca_pem))
         .credentials_provider(Credentials::new(
-            "local",
+            crate::iam::USER_ACCESS_KEY,
             crate::s3::SECRET_ACCESS_KEY,
             None,
             None,
@@ -179,11 +279,17 @@ impl LocalStack {
             .await
             .map_err(|err| format!("cannot listen on {}:{}: {err}", config.host, config.port))?;
         let address = listener.local_addr().map_err(|err| err.to_string())?;
-        let endpoint = format!("http://{address}");
-        let deployment = Deployment::resolve(TEMPLATE, &config.parameters, &endpoint)?;
+        let endpoint = format!("https://{address}");
+        // The approval API is served over plain HTTP too, so a browser opens its links without
+        // a certificate warning; no policy conditions on its transport.
+        let template = config.template.as_deref().unwrap_or(TEMPLATE);
+        let deployment =
+            Deployment::resolve(template, &config.parameters, &format!("http://{address}"))?;
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir)
             .map_err(|err| format!("{}: {err}", data_dir.display()))?;
+        let tls = Tls::create(&data_dir.join("tls"))?;
+        let iam = Arc::new(Iam::from_deployment(&deployment, config.enforce_iam)?);
 
         let (store, s3) =
             crate::s3::service(&data_dir.join("s3")).map_err(|err| format!("S3 data: {err}"))?;
@@ -229,6 +335,7 @@ impl LocalStack {
             Arc::clone(&store),
             clock,
             config.macie.clone(),
+            Arc::clone(&iam),
         )
         .map_err(|err| format!("Macie data: {err}"))?;
         let (results_bucket, results_key) = &deployment.discovery_results;
@@ -241,7 +348,7 @@ impl LocalStack {
         if config.configure_discovery_results {
             configure_discovery_results(&macie, results_bucket, results_key)?;
         }
-        let aws = sdk_config(&endpoint).await;
+        let aws = sdk_config(&endpoint, tls.ca_pem.as_bytes()).await;
         let faults = Arc::new(Faults::default());
         let lambdas = Arc::new(Lambdas::build(
             &deployment,
@@ -253,6 +360,10 @@ impl LocalStack {
             lambdas: Arc::clone(&lambdas),
             sns: Arc::clone(&sns),
             store: Arc::clone(&store),
+            iam: Arc::clone(&iam),
+            role: iam
+                .role(crate::iam::STATE_MACHINE)
+                .ok_or("the template has no state machine role")?,
         });
         let engine = Engine::open(
             data_dir.join("states"),
@@ -279,9 +390,16 @@ impl LocalStack {
             engine,
             approval: lambdas.approval(),
             faults,
+            iam: Arc::clone(&iam),
+            store: Arc::clone(&store),
         });
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, Arc::clone(&services), shutdown.clone()));
+        let server = tokio::spawn(serve(
+            listener,
+            Arc::clone(&services),
+            tls.acceptor.clone(),
+            shutdown.clone(),
+        ));
         if config.schedule {
             tokio::spawn(schedule(
                 services.engine.clone(),
@@ -293,18 +411,42 @@ impl LocalStack {
         Ok(Self {
             address,
             endpoint,
+            tls,
+            iam,
             data_dir,
             deployment,
             state_machine_arn,
             services,
             store,
             shutdown,
-            server,
+            server: Some(server),
+            usage_written: false,
         })
     }
 
+    /// The AWS endpoint, over HTTPS (trust [`Self::ca_path`]).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The same port over plain HTTP: the approval API and the stack's controls. AWS requests
+    /// sent here count as insecure transport, which the template's bucket policies deny.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The certificate authority to trust for [`Self::endpoint`].
+    pub fn ca_path(&self) -> &Path {
+        &self.tls.ca_path
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        &self.tls.ca_pem
+    }
+
+    /// The permissions the stack enforces, and what was used of them.
+    pub fn iam(&self) -> &Iam {
+        &self.iam
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -345,17 +487,83 @@ impl LocalStack {
 
     /// SDK settings for clients of this stack.
     pub async fn sdk_config(&self) -> SdkConfig {
-        sdk_config(&self.endpoint).await
+        sdk_config(&self.endpoint, self.tls.ca_pem.as_bytes()).await
     }
 
-    /// Stops serving and waits for the server to end. Data stays in the data directory.
-    pub async fn shutdown(self) {
+    /// Writes what each principal used so far to `<data>/iam-usage.json`, and into
+    /// `$MACIE_PIPELINE_LOCAL_IAM_USAGE` (a directory) when set, for `iam report`.
+    pub fn write_iam_usage(&self) -> Result<(), String> {
+        let usage = self.iam.usage();
+        usage.write(&self.data_dir.join("iam-usage.json"))?;
+        if let Some(dir) = std::env::var_os(IAM_USAGE_DIR) {
+            let dir = PathBuf::from(dir);
+            std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+            usage.write(&dir.join(format!("{}.json", uuid::Uuid::new_v4())))?;
+        }
+        Ok(())
+    }
+
+    /// Stops serving and waits for the server to end. Data stays in the data directory, with
+    /// the permissions used (see [`Self::write_iam_usage`]).
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        let _ = self.server.await;
+        self.record_iam_usage();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    fn record_iam_usage(&mut self) {
+        if std::mem::replace(&mut self.usage_written, true) {
+            return;
+        }
+        if let Err(err) = self.write_iam_usage() {
+            warn!(%err, "the IAM usage could not be written");
+        }
     }
 }
 
-async fn serve(listener: TcpListener, services: Arc<Services>, shutdown: CancellationToken) {
+/// A stack dropped without `shutdown` (a test's) still stops serving and records its usage.
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.record_iam_usage();
+    }
+}
+
+/// A directory every stack of a test run writes its IAM usage into, for one report over all.
+pub const IAM_USAGE_DIR: &str = "MACIE_PIPELINE_LOCAL_IAM_USAGE";
+
+/// Serves one connection, over TLS when its first byte opens a TLS handshake.
+async fn connection(stream: tokio::net::TcpStream, services: Arc<Services>, acceptor: TlsAcceptor) {
+    let mut first = [0u8; 1];
+    let tls = matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16);
+    let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(Transport { tls });
+        router::dispatch(Arc::clone(&services), request)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.keep_alive(true);
+    if tls {
+        let Ok(stream) = acceptor.accept(stream).await else {
+            return;
+        };
+        let _ = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    } else {
+        let _ = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    services: Arc<Services>,
+    acceptor: TlsAcceptor,
+    shutdown: CancellationToken,
+) {
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -369,15 +577,7 @@ async fn serve(listener: TcpListener, services: Arc<Services>, shutdown: Cancell
                 continue;
             }
         };
-        let services = Arc::clone(&services);
-        connections.spawn(async move {
-            let service =
-                service_fn(move |request| router::dispatch(Arc::clone(&services), request));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        connections.spawn(connection(stream, Arc::clone(&services), acceptor.clone()));
         while connections.try_join_next().is_some() {}
     }
     connections.abort_all();

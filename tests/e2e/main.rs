@@ -5,6 +5,7 @@ mod aws_cli;
 mod browser;
 mod distributed_map;
 mod failures;
+mod iam;
 mod macie;
 mod paths;
 mod process_restart;

@@ -51,7 +51,11 @@ async fn launch(dir: &Path, port: u16, flags: &[&str]) -> Served {
     .expect("the stack describes itself");
     let info: Value = serde_json::from_str(&line)
         .unwrap_or_else(|err| panic!("the stack did not start ({err}): {line:?}"));
-    let aws = sdk_config(info["endpoint"].as_str().expect("an endpoint")).await;
+    let aws = sdk_config(
+        info["endpoint"].as_str().expect("an endpoint"),
+        info["caPem"].as_str().expect("the stack's CA").as_bytes(),
+    )
+    .await;
     Served {
         child,
         info,
@@ -278,7 +282,14 @@ async fn killed_while_polling_macie_the_run_resumes_with_the_same_job() {
     );
     assert_eq!(served.finished(&arn).await, "SUCCEEDED");
     let jobs = aws_sdk_macie2::Client::new(
-        &sdk_config(served.info["endpoint"].as_str().expect("endpoint")).await,
+        &sdk_config(
+            served.info["endpoint"].as_str().expect("endpoint"),
+            served.info["caPem"]
+                .as_str()
+                .expect("the stack's CA")
+                .as_bytes(),
+        )
+        .await,
     )
     .list_classification_jobs()
     .send()

@@ -31,7 +31,7 @@ async fn a_run_waiting_for_approval_survives_a_restart() {
     // The old link names the old port; the token in it still works on the new one.
     let old = link_after(&email.message, "Approve");
     let token_query = old.split_once('?').unwrap().1;
-    let response = http::decide(&format!("{}/allow?{token_query}", gate.stack.endpoint())).await;
+    let response = http::decide(&format!("{}/allow?{token_query}", gate.stack.http_url())).await;
     assert_eq!(response.status(), 200, "{}", response.body());
     assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["cards.csv"]);

@@ -126,7 +126,7 @@ async fn the_move_benchmark_moves_every_object_at_each_concurrency_and_cleans_up
     let options = MoveOptions {
         endpoint: Endpoint {
             url: gate.stack.endpoint().to_owned(),
-            local: true,
+            local: Some(gate.stack.ca_pem().to_owned()),
         },
         sizes: vec![150],
         concurrencies: vec![1, 8, 32],

@@ -30,14 +30,15 @@ use macie_pipeline::s3::pass::Tally;
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub url: String,
-    /// The local stack's credentials; otherwise the SDK's default chain (environment, profile).
-    pub local: bool,
+    /// The local stack's certificate authority: its credentials are used then; otherwise the
+    /// SDK's default chain (environment, profile).
+    pub local: Option<String>,
 }
 
 impl Endpoint {
     pub async fn sdk_config(&self) -> SdkConfig {
-        if self.local {
-            return crate::stack::sdk_config(&self.url).await;
+        if let Some(ca_pem) = &self.local {
+            return crate::stack::sdk_config(&self.url, ca_pem.as_bytes()).await;
         }
         let region = RegionProviderChain::default_provider().or_else("us-east-1");
         aws_config::defaults(BehaviorVersion::latest())
@@ -356,8 +357,13 @@ async fn spawn_worker(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
-    if options.endpoint.local {
-        command.arg("--local-credentials");
+    // The worker gets the authority by file: it is a process of its own.
+    let _ca_file;
+    if let Some(ca_pem) = &options.endpoint.local {
+        let file = tempfile::NamedTempFile::new().map_err(|err| format!("a CA file: {err}"))?;
+        std::fs::write(file.path(), ca_pem).map_err(|err| format!("a CA file: {err}"))?;
+        command.arg("--local-ca").arg(file.path());
+        _ca_file = file;
     }
     let output = command
         .output()

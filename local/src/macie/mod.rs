@@ -125,6 +125,9 @@ struct State {
 struct Inner {
     dir: PathBuf,
     s3: Arc<Store>,
+    /// Macie writes discovery results as its service principal, under the results bucket's
+    /// policy and the key's.
+    iam: Arc<crate::iam::Iam>,
     clock: Clock,
     options: MacieOptions,
     state: Mutex<State>,
@@ -211,6 +214,7 @@ impl Macie {
         s3: Arc<Store>,
         clock: Clock,
         options: MacieOptions,
+        iam: Arc<crate::iam::Iam>,
     ) -> std::io::Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(dir.join("jobs"))?;
@@ -240,6 +244,7 @@ impl Macie {
             inner: Arc::new(Inner {
                 dir,
                 s3,
+                iam,
                 clock,
                 options,
                 state: Mutex::new(State {
@@ -1115,6 +1120,47 @@ impl Inner {
         }
     }
 
+    /// Whether Macie's service principal may write the results object and encrypt it with the
+    /// configured key, as Macie does with `aws:SourceAccount` and `aws:SourceArn` set to the job.
+    fn results_allowed(
+        &self,
+        job_id: &str,
+        bucket: &str,
+        key: &str,
+        configuration: Option<&Value>,
+    ) -> std::result::Result<(), crate::iam::Denied> {
+        let context = crate::iam::evaluate::Context::from([
+            ("aws:securetransport".to_owned(), vec!["true".to_owned()]),
+            (
+                "aws:sourceaccount".to_owned(),
+                vec![crate::sfn::engine::ACCOUNT.to_owned()],
+            ),
+            (
+                "aws:sourcearn".to_owned(),
+                vec![format!(
+                    "arn:aws:macie2:{}:{}:classification-job/{job_id}",
+                    crate::sfn::engine::REGION,
+                    crate::sfn::engine::ACCOUNT
+                )],
+            ),
+        ]);
+        let macie = self.iam.macie();
+        self.iam.authorize(
+            &macie,
+            "s3:PutObject",
+            &format!("arn:aws:s3:::{bucket}/{key}"),
+            context.clone(),
+        )?;
+        if let Some(kms) = configuration
+            .and_then(|c| c["s3Destination"]["kmsKeyArn"].as_str())
+            .filter(|arn| arn.starts_with("arn:aws:kms:"))
+        {
+            self.iam
+                .authorize(&macie, "kms:GenerateDataKey", kms, context)?;
+        }
+        Ok(())
+    }
+
     /// Writes a job's discovery results to the configured location. Without a configuration
     /// Macie keeps them to itself, so nothing is written.
     async fn write_results(
@@ -1143,9 +1189,17 @@ impl Inner {
             .filter(|(object_key, _)| !withheld.contains(object_key))
             .map(|(_, record)| record)
             .collect();
+        if let Err(denied) = self.results_allowed(job_id, &bucket, &key, configuration.as_ref()) {
+            warn!(job_id, bucket, %denied, "discovery results could not be written");
+            return;
+        }
         let body = bytes::Bytes::from(results::gzip_lines(&kept));
         let attributes = crate::s3::store::Attributes {
             content_type: Some("application/gzip".into()),
+            kms_key_id: configuration
+                .as_ref()
+                .and_then(|c| c["s3Destination"]["kmsKeyArn"].as_str())
+                .map(str::to_owned),
             ..Default::default()
         };
         let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });

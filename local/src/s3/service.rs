@@ -393,6 +393,7 @@ impl S3 for LocalS3 {
             website_redirect_location: input.website_redirect_location,
             storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
             metadata: input.metadata.unwrap_or_default().into_iter().collect(),
+            kms_key_id: input.ssekms_key_id,
         };
         let meta = self
             .store
@@ -612,6 +613,7 @@ impl S3 for LocalS3 {
         if archived(&source_meta) {
             return Err(archived_error());
         }
+        let kms_key_id = input.ssekms_key_id.clone();
         let requested = Attributes {
             content_type: input.content_type,
             content_encoding: input.content_encoding,
@@ -622,6 +624,7 @@ impl S3 for LocalS3 {
             website_redirect_location: input.website_redirect_location,
             storage_class: storage_class.clone(),
             metadata: input.metadata.unwrap_or_default().into_iter().collect(),
+            kms_key_id: None,
         };
         let (copied, meta) = self
             .store
@@ -638,6 +641,8 @@ impl S3 for LocalS3 {
                     };
                     // A copy is stored as STANDARD unless it asks for another class.
                     attributes.storage_class = storage_class;
+                    // Encryption is the copy's own (its headers), never the source's, as in S3.
+                    attributes.kms_key_id = kms_key_id;
                     let tags = new_tags.unwrap_or_else(|| source.tags.clone());
                     (attributes, tags)
                 },
@@ -946,6 +951,7 @@ impl S3 for LocalS3 {
             website_redirect_location: input.website_redirect_location,
             storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
             metadata: input.metadata.unwrap_or_default().into_iter().collect(),
+            kms_key_id: input.ssekms_key_id,
         };
         let upload_id = self
             .store

@@ -84,6 +84,10 @@ pub struct Attributes {
     pub storage_class: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// The KMS key an SSE-KMS object is encrypted with: reading it needs `kms:Decrypt` on
+    /// that key as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
 }
 
 /// One object version's record.

@@ -46,6 +46,12 @@ pub trait Integrations: Send + Sync + 'static {
         bucket: String,
         prefix: String,
     ) -> BoxFuture<'static, Result<Vec<Value>, StatesError>>;
+    /// Authorizes a call the state machine's role makes on its own behalf: starting,
+    /// describing and stopping a Distributed Map's child executions.
+    fn authorize(&self, action: &str, resource: &str) -> Result<(), StatesError> {
+        let _ = (action, resource);
+        Ok(())
+    }
 }
 
 /// Receives every history event as it is recorded (the demo prints state names from these).
@@ -1428,10 +1434,26 @@ impl Inner {
             role_arn: context.role_arn.clone(),
             top_level: false,
         };
-        let runs = stream::iter(children)
-            .map(|(input, weight)| {
+        // A Distributed Map's children are child executions of the same state machine, which
+        // its role must be allowed to start and describe (and stop, when the Map fails).
+        let map_run = format!(
+            "{}/{}",
+            context.machine_arn.replace(":stateMachine:", ":execution:"),
+            uuid::Uuid::new_v4()
+        );
+        if distributed {
+            self.integrations
+                .authorize("states:StartExecution", &context.machine_arn)?;
+        }
+        let runs = stream::iter(children.into_iter().enumerate())
+            .map(|(index, (input, weight))| {
                 let nested = &nested;
+                let map_run = &map_run;
                 let run = async move {
+                    if distributed {
+                        self.integrations
+                            .authorize("states:DescribeExecution", &format!("{map_run}:{index}"))?;
+                    }
                     let mut input = input;
                     let mut current = processor.start_at.clone();
                     loop {
@@ -1467,6 +1489,8 @@ impl Inner {
                     .find_map(|(outcome, _)| outcome.as_ref().err())
                     .cloned();
                 if tolerance.exceeded(failed as u64, total_items as u64) {
+                    self.integrations
+                        .authorize("states:StopExecution", &format!("{map_run}:0"))?;
                     if context.top_level {
                         self.event(&context.arn, "MapRunFailed", json!({"mapRunFailedEventDetails": {"failedItems": failed, "items": total_items}}));
                     }

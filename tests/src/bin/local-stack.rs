@@ -50,6 +50,7 @@ async fn main() -> Result<(), String> {
         "{}",
         serde_json::json!({
             "endpoint": stack.endpoint(),
+            "caPem": stack.ca_pem(),
             "stateMachineArn": stack.state_machine_arn(),
             "outbox": stack.outbox(),
             "raw": bucket(Bucket::Raw),

@@ -1,0 +1,273 @@
+//! The template's permissions, enforced on every request the local stack serves. Each Lambda
+//! function signs its requests with an access key of its own role, the state machine's calls
+//! are checked against its role, and Macie's writes of discovery results against the results
+//! bucket's and key's policies as Macie's service principal. Any other access key is the
+//! account's local user, allowed everything its identity allows (every action), but still
+//! subject to resource policies: a bucket policy that denies plain HTTP denies it too.
+//!
+//! What each principal was allowed and used is recorded for `iam report`.
+
+pub mod authorization;
+pub mod evaluate;
+pub mod policy;
+pub mod report;
+pub mod s3;
+pub mod sam;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::deployment::{Deployment, PolicyTarget, STACK};
+use crate::sfn::engine::{ACCOUNT, REGION};
+use evaluate::{Caller, Context, Decision, Request, ResourcePolicyKind};
+use policy::Policy;
+
+/// The access key id a function's role signs with locally.
+pub fn access_key(logical_id: &str) -> String {
+    format!("ASIA{}", logical_id.to_ascii_uppercase())
+}
+
+/// The local user's access key, as the README exports it.
+pub const USER_ACCESS_KEY: &str = "local";
+
+/// The state machine's logical id in the template, whose role is the state machine's.
+pub const STATE_MACHINE: &str = "MaciePipelineScanStateMachine";
+
+/// Macie's service principal.
+pub const MACIE_SERVICE: &str = "macie.amazonaws.com";
+
+/// A principal with its identity policies.
+#[derive(Debug)]
+pub struct Principal {
+    /// The template's logical id for a role, `local user` or the service principal.
+    pub name: String,
+    pub caller: Caller,
+    pub policies: Vec<(String, Policy)>,
+}
+
+/// A request IAM refused, with AWS's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Denied {
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    pub message: String,
+}
+
+/// Evaluates requests against the deployment's policies.
+pub struct Iam {
+    enforce: bool,
+    by_key: HashMap<String, Arc<Principal>>,
+    by_name: BTreeMap<String, Arc<Principal>>,
+    user: Arc<Principal>,
+    macie: Arc<Principal>,
+    resource_policies: HashMap<PolicyTarget, (String, Policy)>,
+    usage: Mutex<report::Usage>,
+}
+
+fn role_principal(logical_id: &str, policies: Vec<(String, Policy)>) -> Principal {
+    let role = format!("{STACK}-{logical_id}Role");
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{role}");
+    let session = format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{logical_id}");
+    Principal {
+        name: logical_id.to_owned(),
+        caller: Caller {
+            arn: session.clone(),
+            names: vec![role_arn, session],
+            account: ACCOUNT.into(),
+            service: None,
+        },
+        policies,
+    }
+}
+
+impl Iam {
+    /// Reads every role and resource policy of the deployment; a document IAM would refuse
+    /// fails the start, naming it.
+    pub fn from_deployment(deployment: &Deployment, enforce: bool) -> Result<Self, String> {
+        let mut by_key = HashMap::new();
+        let mut by_name = BTreeMap::new();
+        for (logical_id, policies) in &deployment.roles {
+            let parsed = policies
+                .iter()
+                .map(|policy| {
+                    Policy::parse(&policy.document, false)
+                        .map(|parsed| (policy.name.clone(), parsed))
+                        .map_err(|err| format!("{}: {err}", policy.name))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let principal = Arc::new(role_principal(logical_id, parsed));
+            by_key.insert(access_key(logical_id), Arc::clone(&principal));
+            by_name.insert(logical_id.clone(), principal);
+        }
+        let mut resource_policies = HashMap::new();
+        for policy in &deployment.resource_policies {
+            let parsed = Policy::parse(&policy.document, true)
+                .map_err(|err| format!("{}: {err}", policy.logical_id))?;
+            resource_policies.insert(policy.target.clone(), (policy.logical_id.clone(), parsed));
+        }
+        let everything = Policy::parse(
+            &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+            false,
+        )
+        .expect("a valid policy");
+        let user = Arc::new(Principal {
+            name: "local user".into(),
+            caller: Caller {
+                arn: format!("arn:aws:iam::{ACCOUNT}:user/local"),
+                names: vec![format!("arn:aws:iam::{ACCOUNT}:user/local")],
+                account: ACCOUNT.into(),
+                service: None,
+            },
+            policies: vec![("AdministratorAccess".into(), everything)],
+        });
+        let macie = Arc::new(Principal {
+            name: MACIE_SERVICE.into(),
+            caller: Caller {
+                arn: MACIE_SERVICE.into(),
+                names: Vec::new(),
+                account: ACCOUNT.into(),
+                service: Some(MACIE_SERVICE.into()),
+            },
+            policies: Vec::new(),
+        });
+        Ok(Self {
+            enforce,
+            by_key,
+            by_name,
+            user,
+            macie,
+            resource_policies,
+            usage: Mutex::new(report::Usage {
+                parameters: deployment.parameters.clone(),
+                principals: BTreeMap::new(),
+            }),
+        })
+    }
+
+    pub fn enforcing(&self) -> bool {
+        self.enforce
+    }
+
+    /// The principal an access key belongs to: a role's, or else the local user.
+    pub fn principal_for_key(&self, access_key: Option<&str>) -> Arc<Principal> {
+        access_key
+            .and_then(|key| self.by_key.get(key))
+            .map_or_else(|| Arc::clone(&self.user), Arc::clone)
+    }
+
+    /// Whether this is the account's local user (any access key that is not a role's).
+    pub fn is_local_user(&self, principal: &Principal) -> bool {
+        std::ptr::eq(principal, Arc::as_ptr(&self.user))
+    }
+
+    /// A role by the template's logical id of its function or state machine.
+    pub fn role(&self, logical_id: &str) -> Option<Arc<Principal>> {
+        self.by_name.get(logical_id).cloned()
+    }
+
+    /// Macie acting as its service principal (writing discovery results).
+    pub fn macie(&self) -> Arc<Principal> {
+        Arc::clone(&self.macie)
+    }
+
+    /// Every role, for the report.
+    pub fn roles(&self) -> impl Iterator<Item = &Arc<Principal>> {
+        self.by_name.values()
+    }
+
+    fn resource_policy(
+        &self,
+        action: &str,
+        resource: &str,
+    ) -> Option<(&Policy, ResourcePolicyKind)> {
+        let target = if let Some(rest) = resource.strip_prefix("arn:aws:s3:::") {
+            PolicyTarget::Bucket(rest.split('/').next().unwrap_or_default().to_owned())
+        } else if resource.starts_with("arn:aws:kms:") {
+            PolicyTarget::Key(resource.to_owned())
+        } else if resource.starts_with("arn:aws:sns:") {
+            PolicyTarget::Topic(resource.to_owned())
+        } else {
+            return None;
+        };
+        let kind = if action.to_ascii_lowercase().starts_with("kms:") {
+            ResourcePolicyKind::Required
+        } else {
+            ResourcePolicyKind::Either
+        };
+        self.resource_policies
+            .get(&target)
+            .map(|(_, policy)| (policy, kind))
+    }
+
+    /// Authorizes one action on one resource. `context` holds the request's own condition
+    /// keys; the principal's are added here. With enforcement off the decision is recorded and
+    /// logged, and the request goes ahead.
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+        mut context: Context,
+    ) -> Result<(), Denied> {
+        let resource = authorization::authorized_resource(action, resource);
+        if let Some(role) = principal.caller.names.first() {
+            context.insert("aws:principalarn".into(), vec![role.clone()]);
+        }
+        context.insert(
+            "aws:principalaccount".into(),
+            vec![principal.caller.account.clone()],
+        );
+        context
+            .entry("aws:requestedregion".into())
+            .or_insert_with(|| vec![REGION.to_owned()]);
+        let identity: Vec<&Policy> = principal
+            .policies
+            .iter()
+            .map(|(_, policy)| policy)
+            .collect();
+        // A key the template does not define (one named by parameter) has a policy unknown
+        // here: only the identity side is checked for it.
+        let resource_policy = self.resource_policy(action, resource);
+        let request = Request {
+            caller: &principal.caller,
+            action,
+            resource,
+            context: &context,
+        };
+        let decision = evaluate::decide(&identity, resource_policy, &request);
+        let allowed = decision == Decision::Allowed;
+        self.usage
+            .lock()
+            .expect("usage lock")
+            .record(principal, &request, allowed);
+        if allowed {
+            return Ok(());
+        }
+        let denied = Denied {
+            principal: principal.caller.arn.clone(),
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            message: format!(
+                "User: {} is not authorized to perform: {action} on resource: {resource} {}",
+                principal.caller.arn,
+                decision.reason(action)
+            ),
+        };
+        if self.enforce {
+            tracing::warn!(principal = %principal.name, action, resource, "access denied");
+            Err(denied)
+        } else {
+            tracing::warn!(principal = %principal.name, action, resource, "would be denied (enforcement is off)");
+            Ok(())
+        }
+    }
+
+    /// What was used so far.
+    pub fn usage(&self) -> report::Usage {
+        self.usage.lock().expect("usage lock").clone()
+    }
+}
