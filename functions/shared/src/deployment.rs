@@ -147,6 +147,17 @@ enum Reads {
     Version,
 }
 
+/// How a step reads its source's tags in a versioned bucket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SourceTags {
+    /// By key: routing reads the tags of the current version it listed, whose id the answer
+    /// carries, and then moves that version.
+    ByKey,
+    /// By version id: intake (the version it looked at) and the release and delete (the held
+    /// version the manifest names).
+    ByVersion,
+}
+
 /// How a step deletes what it moved.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Removes {
@@ -160,7 +171,14 @@ enum Removes {
 /// The calls that move objects out of `from` into any of `to`: the source read pinned to its
 /// ETag (and version), a copy conditional at both ends (multipart above the threshold), the
 /// target looked at when it is taken, then a delete of the version copied.
-fn moves(from: Bucket, to: &[Bucket], finds: Finds, reads: Reads, removes: Removes) -> Vec<Call> {
+fn moves(
+    from: Bucket,
+    to: &[Bucket],
+    finds: Finds,
+    reads: Reads,
+    source_tags: SourceTags,
+    removes: Removes,
+) -> Vec<Call> {
     use Resource::{Bucket as B, Objects as O};
     let on = |action: &'static str, buckets: &[Bucket]| -> Vec<Grant> {
         buckets.iter().map(|bucket| (action, O(*bucket))).collect()
@@ -180,7 +198,10 @@ fn moves(from: Bucket, to: &[Bucket], finds: Finds, reads: Reads, removes: Remov
         versioned_call(
             "GetObjectTagging",
             &on("s3:GetObjectTagging", &both),
-            &on("s3:GetObjectVersionTagging", &both),
+            &match source_tags {
+                SourceTags::ByVersion => on("s3:GetObjectVersionTagging", &both),
+                SourceTags::ByKey => on("s3:GetObjectVersionTagging", to),
+            },
         ),
         // If-Match on the target needs s3:GetObject there too.
         versioned_call(
@@ -262,6 +283,7 @@ pub fn functions() -> Vec<FunctionSpec> {
                     &[ScanStage],
                     Finds::Listing,
                     Reads::Current,
+                    SourceTags::ByVersion,
                     Removes::IfUnchanged,
                 ),
                 vec![call(
@@ -356,6 +378,7 @@ pub fn functions() -> Vec<FunctionSpec> {
                     &[ManualReview, ScannedData],
                     Finds::Listing,
                     Reads::Version,
+                    SourceTags::ByKey,
                     Removes::Version,
                 ),
                 read_manifest.clone(),
@@ -373,6 +396,7 @@ pub fn functions() -> Vec<FunctionSpec> {
                     &[ScannedData],
                     Finds::Manifest,
                     Reads::Version,
+                    SourceTags::ByVersion,
                     Removes::Version,
                 ),
                 read_manifest.clone(),
