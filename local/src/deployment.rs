@@ -213,19 +213,25 @@ impl Resolver<'_> {
         }
     }
 
+    /// The branch an `!If [condition, then, else]` takes.
+    fn branch<'y>(&self, arguments: &'y Yaml) -> Result<&'y Yaml, String> {
+        match arguments.as_sequence().map(Vec::as_slice) {
+            Some([condition, then, otherwise]) => Ok(if self.condition(condition)? {
+                then
+            } else {
+                otherwise
+            }),
+            _ => Err("!If takes [condition, value if true, value if false]".into()),
+        }
+    }
+
     /// Whether a bucket's `VersioningConfiguration` (possibly under `!If`) turns versioning on.
     fn versioned(&self, configuration: &Yaml) -> Result<bool, String> {
         if let Some(("If", inner)) = tagged(configuration)
             .as_ref()
             .map(|(tag, inner)| (tag.as_str(), *inner))
         {
-            let items = inner.as_sequence().ok_or("!If takes a list")?;
-            let chosen = if self.condition(&items[0])? {
-                &items[1]
-            } else {
-                &items[2]
-            };
-            return self.versioned(chosen);
+            return self.versioned(self.branch(inner)?);
         }
         if let Some(("Ref", name)) = tagged(configuration)
             .as_ref()
@@ -273,15 +279,7 @@ impl Resolver<'_> {
                     .ok_or_else(|| format!("!GetAtt {text} names no attribute"))?;
                 self.attribute(id, attribute)
             }
-            "If" => {
-                let items = inner.as_sequence().ok_or("!If takes a list")?;
-                let chosen = if self.condition(&items[0])? {
-                    &items[1]
-                } else {
-                    &items[2]
-                };
-                self.value(chosen)
-            }
+            "If" => self.value(self.branch(inner)?),
             "Join" => {
                 let items = inner.as_sequence().ok_or("!Join takes a list")?;
                 let separator = items[0].as_str().unwrap_or_default();
@@ -306,15 +304,7 @@ impl Resolver<'_> {
         if let Some((tag, inner)) = tagged(value) {
             return match tag.as_str() {
                 "Ref" if inner.as_str() == Some("AWS::NoValue") => Ok(None),
-                "If" => {
-                    let items = inner.as_sequence().ok_or("!If takes a list")?;
-                    let chosen = if self.condition(&items[0])? {
-                        &items[1]
-                    } else {
-                        &items[2]
-                    };
-                    self.json(chosen)
-                }
+                "If" => self.json(self.branch(inner)?),
                 _ => self.value(value).map(|text| Some(Json::String(text))),
             };
         }

@@ -63,9 +63,10 @@ fn json_reply(status: u16, content_type: &str, body: &Value, error: Option<&str>
     reply(status, &headers, body.to_string())
 }
 
-/// The service a signed request is for, from its credential scope.
-fn signing_service(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    let scope = headers
+/// A signed request's credential (`<access key>/<date>/<region>/<service>/aws4_request`), from
+/// its Authorization header or a presigned URL's query.
+fn credential_scope(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|auth| auth.split("Credential=").nth(1))
@@ -74,23 +75,23 @@ fn signing_service(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
             form_urlencoded::parse(query.unwrap_or_default().as_bytes())
                 .find(|(name, _)| name == "X-Amz-Credential")
                 .map(|(_, value)| value.into_owned())
-        })?;
-    scope.split('/').nth(3).map(str::to_owned)
+        })
+}
+
+/// The service a signed request is for, from its credential scope.
+fn signing_service(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    credential_scope(headers, query)?
+        .split('/')
+        .nth(3)
+        .map(str::to_owned)
 }
 
 /// The access key id a signed request names in its credential scope.
 fn access_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    let scope = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|auth| auth.split("Credential=").nth(1))
-        .map(|rest| rest.split([',', ' ']).next().unwrap_or_default().to_owned())
-        .or_else(|| {
-            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-                .find(|(name, _)| name == "X-Amz-Credential")
-                .map(|(_, value)| value.into_owned())
-        })?;
-    scope.split('/').next().map(str::to_owned)
+    credential_scope(headers, query)?
+        .split('/')
+        .next()
+        .map(str::to_owned)
 }
 
 /// The S3 operation a request is, for fault rules and IAM.
@@ -243,13 +244,6 @@ fn xml_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn transport_context(secure: bool) -> crate::iam::evaluate::Context {
-    crate::iam::evaluate::Context::from([(
-        "aws:securetransport".to_owned(),
-        vec![secure.to_string()],
-    )])
-}
-
 /// Authorizes a signed request before the service sees it.
 fn authorize(
     services: &Services,
@@ -263,7 +257,12 @@ fn authorize(
     let path = parts.uri.path();
     let query = parts.uri.query();
     let single = |action: String, resource: String| {
-        iam.authorize(principal, &action, &resource, transport_context(secure))
+        iam.authorize(
+            principal,
+            &action,
+            &resource,
+            crate::iam::evaluate::transport(secure),
+        )
     };
     match service {
         "s3" => {
@@ -285,7 +284,7 @@ fn authorize(
                 }
             };
             for check in checks {
-                let mut context = transport_context(secure);
+                let mut context = crate::iam::evaluate::transport(secure);
                 context.extend(check.context);
                 iam.authorize(principal, check.action, &check.resource, context)?;
             }
@@ -297,7 +296,7 @@ fn authorize(
                     .head_version(&bucket, &key, version.as_deref())
                 && let Some(kms_key) = meta.attributes.kms_key_id
             {
-                let mut context = transport_context(secure);
+                let mut context = crate::iam::evaluate::transport(secure);
                 context.insert(
                     "kms:viaservice".into(),
                     vec![format!("s3.{}.amazonaws.com", crate::sfn::engine::REGION)],

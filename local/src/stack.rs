@@ -94,10 +94,7 @@ struct LocalIntegrations {
 
 /// Step Functions reaches AWS over TLS.
 fn secure() -> crate::iam::evaluate::Context {
-    crate::iam::evaluate::Context::from([(
-        "aws:securetransport".to_owned(),
-        vec!["true".to_owned()],
-    )])
+    crate::iam::evaluate::transport(true)
 }
 
 impl LocalIntegrations {

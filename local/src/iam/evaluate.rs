@@ -24,6 +24,11 @@ pub struct Caller {
 /// The request context's keys (lower-cased) and their values.
 pub type Context = BTreeMap<String, Vec<String>>;
 
+/// A request context holding only `aws:SecureTransport`: whether the request came over TLS.
+pub fn transport(secure: bool) -> Context {
+    Context::from([("aws:securetransport".to_owned(), vec![secure.to_string()])])
+}
+
 /// One action on one resource, as IAM authorizes it.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
@@ -372,24 +377,21 @@ mod tests {
             json!([{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::b/*"}]),
         );
         let caller = role();
-        let secure = context(&[("aws:SecureTransport", "true")]);
-        let insecure = context(&[("aws:SecureTransport", "false")]);
+        let secure = transport(true);
+        let insecure = transport(false);
         let bucket = deny_insecure();
-        let ask =
-            |action: &'static str, resource: &'static str, context: &'static Context| Request {
-                caller: &caller,
-                action,
-                resource,
-                context,
-            };
-        let secure: &'static Context = Box::leak(Box::new(secure));
-        let insecure: &'static Context = Box::leak(Box::new(insecure));
+        let ask = |action: &'static str, resource: &'static str, context| Request {
+            caller: &caller,
+            action,
+            resource,
+            context,
+        };
         let with_bucket = Some((&bucket, ResourcePolicyKind::Either));
         assert_eq!(
             decide(
                 &[&granted],
                 with_bucket,
-                &ask("s3:GetObject", "arn:aws:s3:::b/k", secure)
+                &ask("s3:GetObject", "arn:aws:s3:::b/k", &secure)
             ),
             Decision::Allowed
         );
@@ -397,7 +399,7 @@ mod tests {
             decide(
                 &[&granted],
                 with_bucket,
-                &ask("s3:GetObject", "arn:aws:s3:::b/k", insecure)
+                &ask("s3:GetObject", "arn:aws:s3:::b/k", &insecure)
             ),
             Decision::ExplicitDeny {
                 in_resource_policy: true,
@@ -408,7 +410,7 @@ mod tests {
             decide(
                 &[&granted],
                 with_bucket,
-                &ask("s3:PutObject", "arn:aws:s3:::b/k", secure)
+                &ask("s3:PutObject", "arn:aws:s3:::b/k", &secure)
             ),
             Decision::ImplicitDeny {
                 resource_policy_missing: false
@@ -418,7 +420,7 @@ mod tests {
             decide(
                 &[&granted],
                 with_bucket,
-                &ask("s3:GetObject", "arn:aws:s3:::other/k", secure)
+                &ask("s3:GetObject", "arn:aws:s3:::other/k", &secure)
             ),
             Decision::ImplicitDeny {
                 resource_policy_missing: false

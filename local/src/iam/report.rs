@@ -176,7 +176,7 @@ pub fn build(iams: &[Iam], usage: &Usage) -> Vec<PrincipalReport> {
             }
         }
     }
-    let empty = super::report::PrincipalUsage::default();
+    let empty = PrincipalUsage::default();
     by_principal
         .into_iter()
         .map(|(name, (arn, granted))| {

@@ -4,7 +4,7 @@
 //! attaches (`AWSLambdaBasicExecutionRole` to every function, `AWSXrayWriteOnlyAccess` with
 //! tracing on), with the statements AWS publishes for them.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::sfn::engine::{ACCOUNT, REGION};
 
@@ -75,19 +75,18 @@ pub fn state_machine_managed_policies(tracing_enabled: bool) -> Vec<&'static str
     }
 }
 
-/// Keeps the `Map` import honest for callers building parameter objects.
-pub fn parameters(pairs: &[(&str, &str)]) -> Value {
-    Value::Object(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
-            .collect::<Map<_, _>>(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parameters(pairs: &[(&str, &str)]) -> Value {
+        Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+                .collect(),
+        )
+    }
 
     #[test]
     fn templates_expand_to_their_published_statements() {

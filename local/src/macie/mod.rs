@@ -1129,8 +1129,8 @@ impl Inner {
         key: &str,
         configuration: Option<&Value>,
     ) -> std::result::Result<(), crate::iam::Denied> {
-        let context = crate::iam::evaluate::Context::from([
-            ("aws:securetransport".to_owned(), vec!["true".to_owned()]),
+        let mut context = crate::iam::evaluate::transport(true);
+        context.extend([
             (
                 "aws:sourceaccount".to_owned(),
                 vec![crate::sfn::engine::ACCOUNT.to_owned()],

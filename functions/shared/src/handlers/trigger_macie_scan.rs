@@ -257,7 +257,9 @@ impl TriggerMacieScan {
                         size: version.size,
                         version_id,
                     };
-                    objects.delete(scan_stage, &copy).await?;
+                    // Done, Gone or Changed (replaced since by another write): in each case no
+                    // copy of the wrong version is left current in scan-stage.
+                    let _taken_back = objects.delete(scan_stage, &copy).await?;
                     return Ok(overwritten(object.key));
                 }
                 bytes
