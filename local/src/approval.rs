@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use macie_pipeline::handlers::receive_approval_decision::ReceiveApprovalDecision;
 
+use crate::aws::ACCOUNT;
 use crate::clock::now_ms;
-use crate::sfn::engine::ACCOUNT;
 
 /// The API Gateway stage the links carry in AWS (`/Prod/allow`); locally the paths are bare.
 const STAGE: &str = "Prod";

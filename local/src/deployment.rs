@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_norway::Value as Yaml;
 
-use crate::sfn::engine::{ACCOUNT, REGION};
+use crate::aws::{ACCOUNT, REGION};
 
 /// The template and state machine this build was made from.
 pub const TEMPLATE: &str = include_str!("../../template.yaml");
@@ -719,7 +719,8 @@ mod tests {
     #[test]
     fn substitutions_cover_the_definition() {
         let deployment = local();
-        crate::sfn::machine::substitute(DEFINITION, &deployment.substitutions).unwrap();
+        crate::sfn::definition::substitute::substitute(DEFINITION, &deployment.substitutions)
+            .unwrap();
         assert_eq!(
             deployment.substitutions["TriggerMacieScan"],
             format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:TriggerMacieScan")

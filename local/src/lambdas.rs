@@ -29,7 +29,7 @@ use macie_pipeline::lambda::{Handler, invoke};
 use macie_pipeline::{Deadline, FromEnv, PipelineError};
 
 use crate::deployment::Deployment;
-use crate::sfn::paths::StatesError;
+use crate::sfn::error::StatesError;
 
 /// A JSON step function, whatever its input and output types.
 trait Step: Send + Sync {

@@ -3,6 +3,7 @@
 //! state machine.
 
 pub mod approval;
+pub mod aws;
 pub mod bench;
 pub mod client;
 pub mod clock;
@@ -10,6 +11,7 @@ pub mod demo;
 pub mod deployment;
 pub mod faults;
 pub mod iam;
+pub mod json_file;
 pub mod lambdas;
 pub mod macie;
 pub mod router;

@@ -15,8 +15,8 @@ use macie_pipeline_local::faults::{FaultError, FaultRule};
 use macie_pipeline_local::lambdas::FunctionOverrides;
 use macie_pipeline_local::macie::MacieOptions;
 use macie_pipeline_local::s3::SECRET_ACCESS_KEY;
+use macie_pipeline_local::sfn::definition::substitute::substitute;
 use macie_pipeline_local::sfn::engine::{HistoryEvent, Observer};
-use macie_pipeline_local::sfn::machine;
 use macie_pipeline_local::sns::{Delivered, OnPublish};
 use macie_pipeline_local::stack::{LocalStack, StackConfig};
 
@@ -243,7 +243,17 @@ enum StatesCommand {
         /// An extra or replaced substitution, NAME=VALUE (repeatable).
         #[arg(long = "substitution", value_name = "NAME=VALUE")]
         substitutions: Vec<String>,
+        /// `text` prints each state as it is entered and the emails sent; `json` prints only
+        /// the outcome, as one JSON object: status, and output or error and cause.
+        #[arg(long, value_enum, default_value = "text")]
+        output: RunOutput,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RunOutput {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -437,8 +447,9 @@ async fn main() -> ExitCode {
                     definition,
                     input,
                     substitutions,
+                    output,
                 },
-        } => run_definition(stack, definition, input, substitutions).await,
+        } => run_definition(stack, definition, input, substitutions, output).await,
         Command::Bench { command } => bench_cli::run(command).await,
         Command::Fault { command } => fault(command).await,
         Command::Iam {
@@ -784,6 +795,7 @@ async fn run_definition(
     definition: PathBuf,
     input: String,
     substitutions: Vec<String>,
+    output: RunOutput,
 ) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(&definition)
         .map_err(|err| format!("{}: {err}", definition.display()))?;
@@ -792,18 +804,22 @@ async fn run_definition(
     let mut temp = None;
     let mut config = stack_config(&args, 0.01, 0, &mut temp)?;
     let start = Instant::now();
-    config.observer = Some(state_printer(start));
-    config.on_publish = Some(email_printer());
+    if output == RunOutput::Text {
+        config.observer = Some(state_printer(start));
+        config.on_publish = Some(email_printer());
+    }
     let stack = LocalStack::start(config).await?;
     let mut values = stack.deployment().substitutions.clone();
     values.extend(pairs(&substitutions, "--substitution")?);
-    let substituted = machine::substitute(&text, &values)?;
+    let substituted = substitute(&text, &values)?;
     let arn = stack.engine().register(
         "custom",
         &substituted,
         "arn:aws:iam::000000000000:role/local",
     )?;
-    println!("Running {} on the local handlers:", definition.display());
+    if output == RunOutput::Text {
+        println!("Running {} on the local handlers:", definition.display());
+    }
     let (execution, _) = stack
         .engine()
         .start(&arn, Some("run"), Some(&input.to_string()))
@@ -818,23 +834,37 @@ async fn run_definition(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    println!();
-    println!(
-        "{} after {:.2} s",
-        record.status,
-        start.elapsed().as_secs_f64()
-    );
-    if let Some(output) = &record.output {
+    if output == RunOutput::Json {
+        let mut outcome = serde_json::json!({"status": record.status});
+        for (field, value) in [
+            ("output", record.output.clone()),
+            ("error", record.error.clone().map(Value::String)),
+            ("cause", record.cause.clone().map(Value::String)),
+        ] {
+            if let Some(value) = value {
+                outcome[field] = value;
+            }
+        }
+        println!("{outcome}");
+    } else {
+        println!();
         println!(
-            "output: {}",
-            serde_json::to_string_pretty(output).unwrap_or_default()
+            "{} after {:.2} s",
+            record.status,
+            start.elapsed().as_secs_f64()
         );
-    }
-    if let Some(error) = &record.error {
-        println!(
-            "error:  {error}\ncause:  {}",
-            record.cause.as_deref().unwrap_or_default()
-        );
+        if let Some(output) = &record.output {
+            println!(
+                "output: {}",
+                serde_json::to_string_pretty(output).unwrap_or_default()
+            );
+        }
+        if let Some(error) = &record.error {
+            println!(
+                "error:  {error}\ncause:  {}",
+                record.cause.as_deref().unwrap_or_default()
+            );
+        }
     }
     stack.shutdown().await;
     Ok(if record.status == "SUCCEEDED" {

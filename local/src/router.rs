@@ -158,8 +158,8 @@ fn macie_operation(method: &Method, path: &str) -> (String, String) {
     let arn = |kind: &str, id: &str| {
         format!(
             "arn:aws:macie2:{}:{}:{kind}/{id}",
-            crate::sfn::engine::REGION,
-            crate::sfn::engine::ACCOUNT
+            crate::aws::REGION,
+            crate::aws::ACCOUNT
         )
     };
     let (name, resource) = match (method.as_str(), segments.as_slice()) {
@@ -299,7 +299,7 @@ fn authorize(
                 let mut context = crate::iam::evaluate::transport(secure);
                 context.insert(
                     "kms:viaservice".into(),
-                    vec![format!("s3.{}.amazonaws.com", crate::sfn::engine::REGION)],
+                    vec![format!("s3.{}.amazonaws.com", crate::aws::REGION)],
                 );
                 iam.authorize(principal, "kms:Decrypt", &kms_key, context)?;
             }

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::aws::{ACCOUNT, REGION};
 use crate::clock::{Clock, now_ms, rfc3339_ms};
 use crate::deployment::{self, DEFINITION, Deployment, TEMPLATE};
 use crate::faults::Faults;
@@ -27,9 +28,9 @@ use crate::lambdas::{FunctionOverrides, Lambdas};
 use crate::macie::{Macie, MacieOptions};
 use crate::router::{self, Services, Transport};
 use crate::s3::Store;
-use crate::sfn::engine::{ACCOUNT, Engine, Integrations, Observer, REGION};
-use crate::sfn::machine;
-use crate::sfn::paths::StatesError;
+use crate::sfn::definition::substitute::substitute;
+use crate::sfn::engine::{Engine, Integrations, Observer};
+use crate::sfn::error::StatesError;
 use crate::sns::{self, OnPublish, Sns, Topic};
 use crate::tls::Tls;
 use tokio_rustls::TlsAcceptor;
@@ -369,7 +370,7 @@ impl LocalStack {
             config.observer.clone(),
         )
         .map_err(|err| format!("Step Functions data: {err}"))?;
-        let definition = machine::substitute(DEFINITION, &deployment.substitutions)?;
+        let definition = substitute(DEFINITION, &deployment.substitutions)?;
         let role = format!(
             "arn:aws:iam::{ACCOUNT}:role/{}-StateMachineRole",
             deployment::STACK

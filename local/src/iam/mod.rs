@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
+use crate::aws::{ACCOUNT, REGION};
 use crate::deployment::{Deployment, PolicyTarget, STACK};
-use crate::sfn::engine::{ACCOUNT, REGION};
 use evaluate::{Caller, Context, Decision, Request, ResourcePolicyKind};
 use policy::Policy;
 

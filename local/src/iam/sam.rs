@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::sfn::engine::{ACCOUNT, REGION};
+use crate::aws::{ACCOUNT, REGION};
 
 fn parameter<'a>(template: &str, parameters: &'a Value, name: &str) -> Result<&'a str, String> {
     parameters

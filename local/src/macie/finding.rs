@@ -3,9 +3,9 @@
 use macie_classifier::{ObjectReport, Severity};
 use serde_json::{Value, json};
 
+use crate::aws::{ACCOUNT, REGION};
 use crate::clock::rfc3339_ms;
 use crate::s3::store::ObjectMeta;
-use crate::sfn::engine::{ACCOUNT, REGION};
 
 /// Occurrences a finding lists, at most.
 const MAX_OCCURRENCES: usize = 15;

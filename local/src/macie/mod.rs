@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+use crate::aws::{ACCOUNT, REGION};
 use crate::clock::{Clock, now_ms, rfc3339_ms};
 use crate::s3::store::Store;
-use crate::sfn::engine::{ACCOUNT, REGION};
 use macie_classifier::{
     AllowList, Classifier, Config, CustomDefinition, CustomIdentifier, MANAGED, Selection,
 };
@@ -1133,14 +1133,14 @@ impl Inner {
         context.extend([
             (
                 "aws:sourceaccount".to_owned(),
-                vec![crate::sfn::engine::ACCOUNT.to_owned()],
+                vec![crate::aws::ACCOUNT.to_owned()],
             ),
             (
                 "aws:sourcearn".to_owned(),
                 vec![format!(
                     "arn:aws:macie2:{}:{}:classification-job/{job_id}",
-                    crate::sfn::engine::REGION,
-                    crate::sfn::engine::ACCOUNT
+                    crate::aws::REGION,
+                    crate::aws::ACCOUNT
                 )],
             ),
         ]);

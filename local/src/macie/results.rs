@@ -9,9 +9,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
 
+use crate::aws::{ACCOUNT, REGION};
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::s3::store::ObjectMeta;
-use crate::sfn::engine::{ACCOUNT, REGION};
 
 /// `classificationDetails.result` for an object Macie did not read.
 pub fn not_read(status: &str, reason: &str, mime_type: &str) -> Value {
