@@ -4,10 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sfn::types::ExecutionStatus;
+
+use crate::sfn::engine::{HistoryEvent, Observer};
+use crate::sns::{Delivered, OnPublish};
+use crate::stack::{LocalStack, StackConfig};
 
 /// A sample object.
 pub struct Sample {
@@ -175,4 +180,228 @@ pub async fn wait_for_end(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The reviewer's choice in the demo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+/// Runs the demo on a stack configured by `config`: uploads the samples, starts a run, decides
+/// as `decide` says (or waits for a person to click), and prints where every object ended up.
+/// `temporary` says the data directory goes away afterwards. True when the run succeeded.
+pub async fn run(
+    mut config: StackConfig,
+    decide: Option<Decision>,
+    temporary: bool,
+) -> Result<bool, String> {
+    let start = Instant::now();
+    config.observer = Some(state_printer(start));
+    config.on_publish = Some(email_printer());
+    let stack = LocalStack::start(config).await?;
+    let aws = stack.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::new(&aws);
+    let sfn = aws_sdk_sfn::Client::new(&aws);
+    let deployment = stack.deployment();
+    let raw = deployment.bucket("DataPipelineRawBucket").to_owned();
+    println!("Sensitive-data gate, local demo");
+    println!(
+        "   endpoint {}   data {}",
+        stack.endpoint(),
+        stack.data_dir().display()
+    );
+    println!();
+
+    let samples = samples();
+    println!("1. Uploading {} objects to s3://{raw}", samples.len());
+    for sample in &samples {
+        println!("   {:<32} {}", sample.key, sample.about);
+    }
+    upload(&s3, &raw, &samples).await?;
+
+    let name = format!("demo-{}", uuid::Uuid::new_v4().simple());
+    println!();
+    println!("2. Starting execution {name} (each state as it is entered):");
+    let arn = sfn
+        .start_execution()
+        .state_machine_arn(stack.state_machine_arn())
+        .name(&name)
+        .input(serde_json::json!({"id": name}).to_string())
+        .send()
+        .await
+        .map_err(|err| format!("StartExecution: {err}"))?
+        .execution_arn;
+
+    // The approval request arrives in the outbox; then someone has to decide.
+    let outbox = stack.outbox().to_owned();
+    let decided = tokio::spawn(async move {
+        let email = loop {
+            let review = crate::sns::delivered_in(&outbox)
+                .into_iter()
+                .find(|e| e.is_review_request());
+            if let Some(email) = review {
+                break email;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let (label, button) = match decide {
+            Some(Decision::Approve) => ("Approve", "approve"),
+            Some(Decision::Deny) => ("Deny", "deny"),
+            None => {
+                let link = link_after(&email.message, "Approve").unwrap_or_default();
+                println!(
+                    "3. Waiting for the reviewer. Open one of the links above in a browser, e.g."
+                );
+                println!("   {link}");
+                println!("   (the page asks you to confirm; Ctrl-C stops the demo)");
+                return;
+            }
+        };
+        let Some(link) = link_after(&email.message, label) else {
+            return;
+        };
+        println!("3. The reviewer opens the {label} link and presses the button:");
+        let page = crate::client::get(&link).await;
+        println!(
+            "   GET  {} -> {} \"{}\" (nothing decided yet)",
+            path_of(&link),
+            page.status(),
+            title_of(page.body())
+        );
+        let token = crate::client::form_token(page.body());
+        let action = link.split('?').next().unwrap_or_default().to_owned();
+        let form = format!(
+            "token={}",
+            percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let result = crate::client::post_form(&action, &form).await;
+        println!(
+            "   POST {} -> {} \"{}\" ({button})",
+            path_of(&action),
+            result.status(),
+            title_of(result.body())
+        );
+    });
+
+    let described = wait_for_end(&sfn, &arn, Duration::from_secs(24 * 3600)).await?;
+    decided.abort();
+    println!();
+    println!(
+        "4. Run {} after {:.1} s{}",
+        described.status.as_str(),
+        start.elapsed().as_secs_f64(),
+        described
+            .error()
+            .map(|e| format!(": {e} ({})", described.cause().unwrap_or_default()))
+            .unwrap_or_default()
+    );
+    let roles = [
+        ("raw", deployment.bucket("DataPipelineRawBucket").to_owned()),
+        (
+            "scan-stage",
+            deployment.bucket("DataPipelineScanStageBucket").to_owned(),
+        ),
+        (
+            "manual-review",
+            deployment
+                .bucket("DataPipelineManualReviewBucket")
+                .to_owned(),
+        ),
+        (
+            "scanned-data",
+            deployment
+                .bucket("DataPipelineScannedDataBucket")
+                .to_owned(),
+        ),
+    ];
+    println!();
+    println!("Where every object is:");
+    let placement = placement(&s3, &roles).await?;
+    for sample in &samples {
+        match placement.iter().find(|(_, key, _)| key == sample.key) {
+            Some((role, key, tags)) => {
+                let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!("   {role:<14} {key:<32} {}", tags.join(" "));
+            }
+            None => println!("   {:<14} {}", "deleted", sample.key),
+        }
+    }
+    if temporary {
+        println!();
+        println!("(The demo's data was in a temporary directory; pass --data-dir to keep it.)");
+    }
+    stack.shutdown().await;
+    Ok(described.status.as_str() == "SUCCEEDED")
+}
+
+/// Prints each state as it is entered, and failed tasks.
+pub fn state_printer(start: Instant) -> Observer {
+    Arc::new(move |_arn: &str, event: &HistoryEvent| {
+        if event.kind.ends_with("StateEntered") {
+            let name = event.details["stateEnteredEventDetails"]["name"]
+                .as_str()
+                .unwrap_or_default();
+            println!("   {:>6.2}s  {name}", start.elapsed().as_secs_f64());
+        }
+        if let Some(error) = event.details["taskFailedEventDetails"]["error"].as_str() {
+            println!("           task failed: {error} (retried or caught by the state machine)");
+        }
+    })
+}
+
+/// Prints each email as it is sent.
+pub fn email_printer() -> OnPublish {
+    Arc::new(|delivered: &Delivered, _eml: &str| {
+        println!();
+        println!("   ---- email to {} ----", delivered.recipients.join(", "));
+        println!(
+            "   Subject: {}",
+            delivered
+                .subject
+                .as_deref()
+                .unwrap_or("AWS Notification Message")
+        );
+        println!();
+        for line in delivered.message.lines() {
+            println!("   {line}");
+        }
+        println!(
+            "   ---- ({}) ----",
+            delivered
+                .files
+                .first()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default()
+        );
+        println!();
+    })
+}
+
+fn link_after(body: &str, label: &str) -> Option<String> {
+    let start = body.find(label)?;
+    body[start..]
+        .lines()
+        .find(|l| l.starts_with("http"))
+        .map(|l| l.trim().to_owned())
+}
+
+fn path_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_owned()))
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn title_of(page: &str) -> String {
+    page.split("<title>")
+        .nth(1)
+        .and_then(|rest| rest.split("</title>").next())
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -16,8 +15,6 @@ use macie_pipeline_local::lambdas::FunctionOverrides;
 use macie_pipeline_local::macie::MacieOptions;
 use macie_pipeline_local::s3::SECRET_ACCESS_KEY;
 use macie_pipeline_local::sfn::definition::substitute::substitute;
-use macie_pipeline_local::sfn::engine::{HistoryEvent, Observer};
-use macie_pipeline_local::sns::{Delivered, OnPublish};
 use macie_pipeline_local::stack::{LocalStack, StackConfig};
 
 mod bench_cli;
@@ -382,47 +379,6 @@ fn stack_config(
 }
 
 /// Prints each state an execution enters (all executions when `only` is None).
-fn state_printer(start: Instant) -> Observer {
-    Arc::new(move |_arn: &str, event: &HistoryEvent| {
-        if event.kind.ends_with("StateEntered") {
-            let name = event.details["stateEnteredEventDetails"]["name"]
-                .as_str()
-                .unwrap_or_default();
-            println!("   {:>6.2}s  {name}", start.elapsed().as_secs_f64());
-        }
-        if let Some(error) = event.details["taskFailedEventDetails"]["error"].as_str() {
-            println!("           task failed: {error} (retried or caught by the state machine)");
-        }
-    })
-}
-
-fn email_printer() -> OnPublish {
-    Arc::new(|delivered: &Delivered, _eml: &str| {
-        println!();
-        println!("   ---- email to {} ----", delivered.recipients.join(", "));
-        println!(
-            "   Subject: {}",
-            delivered
-                .subject
-                .as_deref()
-                .unwrap_or("AWS Notification Message")
-        );
-        println!();
-        for line in delivered.message.lines() {
-            println!("   {line}");
-        }
-        println!(
-            "   ---- ({}) ----",
-            delivered
-                .files
-                .first()
-                .map(|f| f.display().to_string())
-                .unwrap_or_default()
-        );
-        println!();
-    })
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -474,175 +430,17 @@ async fn main() -> ExitCode {
 
 async fn run_demo(args: DemoArgs) -> Result<ExitCode, String> {
     let mut temp = None;
-    let mut config = stack_config(&args.stack, 0.01, 0, &mut temp)?;
-    let start = Instant::now();
-    config.observer = Some(state_printer(start));
-    config.on_publish = Some(email_printer());
-    let stack = LocalStack::start(config).await?;
-    let aws = stack.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::new(&aws);
-    let sfn = aws_sdk_sfn::Client::new(&aws);
-    let deployment = stack.deployment();
-    let raw = deployment.bucket("DataPipelineRawBucket").to_owned();
-    println!("Sensitive-data gate, local demo");
-    println!(
-        "   endpoint {}   data {}",
-        stack.endpoint(),
-        stack.data_dir().display()
-    );
-    println!();
-
-    let samples = demo::samples();
-    println!("1. Uploading {} objects to s3://{raw}", samples.len());
-    for sample in &samples {
-        println!("   {:<32} {}", sample.key, sample.about);
-    }
-    demo::upload(&s3, &raw, &samples).await?;
-
-    let name = format!("demo-{}", uuid::Uuid::new_v4().simple());
-    println!();
-    println!("2. Starting execution {name} (each state as it is entered):");
-    let arn = sfn
-        .start_execution()
-        .state_machine_arn(stack.state_machine_arn())
-        .name(&name)
-        .input(serde_json::json!({"id": name}).to_string())
-        .send()
-        .await
-        .map_err(|err| format!("StartExecution: {err}"))?
-        .execution_arn;
-
-    // The approval request arrives in the outbox; then someone has to decide.
-    let outbox = stack.outbox().to_owned();
-    let decided = tokio::spawn(async move {
-        let email = loop {
-            let review = macie_pipeline_local::sns::delivered_in(&outbox)
-                .into_iter()
-                .find(|e| e.is_review_request());
-            if let Some(email) = review {
-                break email;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let (label, button) = match args.decide {
-            Some(DecideArg::Allow) => ("Approve", "approve"),
-            Some(DecideArg::Deny) => ("Deny", "deny"),
-            None => {
-                let link = link_after(&email.message, "Approve").unwrap_or_default();
-                println!(
-                    "3. Waiting for the reviewer. Open one of the links above in a browser, e.g."
-                );
-                println!("   {link}");
-                println!("   (the page asks you to confirm; Ctrl-C stops the demo)");
-                return;
-            }
-        };
-        let Some(link) = link_after(&email.message, label) else {
-            return;
-        };
-        println!("3. The reviewer opens the {label} link and presses the button:");
-        let page = client::get(&link).await;
-        println!(
-            "   GET  {} -> {} \"{}\" (nothing decided yet)",
-            path_of(&link),
-            page.status(),
-            title_of(page.body())
-        );
-        let token = client::form_token(page.body());
-        let action = link.split('?').next().unwrap_or_default().to_owned();
-        let form = format!(
-            "token={}",
-            percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC)
-        );
-        let result = client::post_form(&action, &form).await;
-        println!(
-            "   POST {} -> {} \"{}\" ({button})",
-            path_of(&action),
-            result.status(),
-            title_of(result.body())
-        );
+    let config = stack_config(&args.stack, 0.01, 0, &mut temp)?;
+    let decide = args.decide.map(|decide| match decide {
+        DecideArg::Allow => demo::Decision::Approve,
+        DecideArg::Deny => demo::Decision::Deny,
     });
-
-    let described = demo::wait_for_end(&sfn, &arn, Duration::from_secs(24 * 3600)).await?;
-    decided.abort();
-    println!();
-    println!(
-        "4. Run {} after {:.1} s{}",
-        described.status.as_str(),
-        start.elapsed().as_secs_f64(),
-        described
-            .error()
-            .map(|e| format!(": {e} ({})", described.cause().unwrap_or_default()))
-            .unwrap_or_default()
-    );
-    let roles = [
-        ("raw", deployment.bucket("DataPipelineRawBucket").to_owned()),
-        (
-            "scan-stage",
-            deployment.bucket("DataPipelineScanStageBucket").to_owned(),
-        ),
-        (
-            "manual-review",
-            deployment
-                .bucket("DataPipelineManualReviewBucket")
-                .to_owned(),
-        ),
-        (
-            "scanned-data",
-            deployment
-                .bucket("DataPipelineScannedDataBucket")
-                .to_owned(),
-        ),
-    ];
-    println!();
-    println!("Where every object is:");
-    let placement = demo::placement(&s3, &roles).await?;
-    for sample in &samples {
-        match placement.iter().find(|(_, key, _)| key == sample.key) {
-            Some((role, key, tags)) => {
-                let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!("   {role:<14} {key:<32} {}", tags.join(" "));
-            }
-            None => println!("   {:<14} {}", "deleted", sample.key),
-        }
-    }
-    if temp.is_some() {
-        println!();
-        println!("(The demo's data was in a temporary directory; pass --data-dir to keep it.)");
-    }
-    stack.shutdown().await;
-    Ok(if described.status.as_str() == "SUCCEEDED" {
+    let succeeded = demo::run(config, decide, temp.is_some()).await?;
+    Ok(if succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn link_after(body: &str, label: &str) -> Option<String> {
-    let start = body.find(label)?;
-    body[start..]
-        .lines()
-        .find(|l| l.starts_with("http"))
-        .map(|l| l.trim().to_owned())
-}
-
-fn path_of(url: &str) -> String {
-    url.split("://")
-        .nth(1)
-        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_owned()))
-        .unwrap_or_default()
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn title_of(page: &str) -> String {
-    page.split("<title>")
-        .nth(1)
-        .and_then(|rest| rest.split("</title>").next())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
@@ -653,7 +451,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     }
     let mut config = stack_config(&stack_args, 1.0, 4566, &mut temp)?;
     config.schedule = args.schedule;
-    config.on_publish = Some(email_printer());
+    config.on_publish = Some(demo::email_printer());
     let stack = LocalStack::start(config).await?;
     let deployment = stack.deployment();
     let endpoint = stack.endpoint();
@@ -805,8 +603,8 @@ async fn run_definition(
     let mut config = stack_config(&args, 0.01, 0, &mut temp)?;
     let start = Instant::now();
     if output == RunOutput::Text {
-        config.observer = Some(state_printer(start));
-        config.on_publish = Some(email_printer());
+        config.observer = Some(demo::state_printer(start));
+        config.on_publish = Some(demo::email_printer());
     }
     let stack = LocalStack::start(config).await?;
     let mut values = stack.deployment().substitutions.clone();

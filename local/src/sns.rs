@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::now_ms;
+use crate::json_file::write_bytes as write_atomic;
 
 /// SNS rejects messages larger than this (UTF-8 bytes, attributes included).
 pub const MAX_MESSAGE_BYTES: usize = 262_144;
@@ -257,12 +258,6 @@ pub fn delivered_in(outbox: &Path) -> Vec<Delivered> {
         .collect();
     messages.sort_by(|a, b| (a.timestamp_ms, &a.message_id).cmp(&(b.timestamp_ms, &b.message_id)));
     messages
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(temporary, path)
 }
 
 /// The email as SNS sends it: the message verbatim, then the unsubscribe footer.

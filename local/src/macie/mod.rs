@@ -141,19 +141,16 @@ pub struct Macie {
     inner: Arc<Inner>,
 }
 
+/// Saves Macie's state. Jobs and settings live in memory first; a save that fails is logged
+/// and the next change saves again (a restart would resume from the last save).
 fn write_json<T: Serialize>(path: &std::path::Path, value: &T) {
-    let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-    let written = serde_json::to_vec(value)
-        .map_err(std::io::Error::other)
-        .and_then(|bytes| std::fs::write(&temporary, bytes))
-        .and_then(|()| std::fs::rename(&temporary, path));
-    if let Err(err) = written {
+    if let Err(err) = crate::json_file::write(path, value) {
         warn!(?path, %err, "could not save Macie state");
     }
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &std::path::Path) -> Option<T> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    crate::json_file::read(path).ok()
 }
 
 fn job_arn(id: &str) -> String {

@@ -29,6 +29,7 @@ use tracing::warn;
 use macie_pipeline::tags::Tag;
 
 pub use crate::clock::now_ms;
+use crate::json_file::{read as read_json, write as write_json};
 use crate::s3::versions::{Chain, requested};
 pub use crate::s3::versions::{Deletion, Entry, Marker, Versioning, WriteCondition};
 
@@ -258,19 +259,6 @@ fn version_id() -> String {
 pub struct Store {
     root: PathBuf,
     state: Mutex<BTreeMap<String, BucketState>>,
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-    fs::write(
-        &temporary,
-        serde_json::to_vec(value).map_err(io::Error::other)?,
-    )?;
-    fs::rename(&temporary, path)
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
-    serde_json::from_slice(&fs::read(path)?).map_err(io::Error::other)
 }
 
 fn key_file(key: &str) -> String {

@@ -13,13 +13,12 @@ use crate::aws::{execution_arn, state_machine_arn};
 use crate::clock::{Clock, now_ms};
 use crate::sfn::definition::parse;
 use crate::sfn::driver::drive;
-use crate::sfn::execution::record::{Phase, Position};
 use crate::sfn::execution::store::{Executions, Running};
 use crate::sfn::execution::tokens::{self, Tokens};
 use crate::sfn::registry::{Registered, valid_name};
 use crate::sfn::states::frame::{MAX_PAYLOAD, Runtime};
 
-pub use crate::sfn::execution::record::{ExecutionRecord, HistoryEvent};
+pub use crate::sfn::execution::record::{ExecutionRecord, HistoryEvent, Phase, Position};
 pub use crate::sfn::execution::store::Observer;
 pub use crate::sfn::execution::tokens::{CallbackMessage, TokenError};
 pub use crate::sfn::integrations::Integrations;
