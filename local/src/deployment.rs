@@ -126,7 +126,7 @@ impl Resolver<'_> {
         let resource = self.resource(name)?;
         match resource["Type"].as_str().unwrap_or_default() {
             "AWS::S3::Bucket" => self.value(&resource["Properties"]["BucketName"]),
-            "AWS::SNS::Topic" => Ok(format!("arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{name}")),
+            "AWS::SNS::Topic" => Ok(crate::aws::topic_arn(&format!("{STACK}-{name}"))),
             "AWS::Serverless::Function" => Ok(name.to_owned()),
             "AWS::Serverless::Api" => Ok("local".to_owned()),
             "AWS::Serverless::StateMachine" => Ok(format!(

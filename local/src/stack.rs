@@ -128,11 +128,7 @@ impl Integrations for LocalIntegrations {
         function: String,
         payload: Value,
     ) -> BoxFuture<'static, Result<Value, StatesError>> {
-        let arn = if function.starts_with("arn:") {
-            function.clone()
-        } else {
-            format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}")
-        };
+        let arn = crate::aws::lambda_function_arn(&function);
         if let Err(err) = self.check(
             "lambda:InvokeFunction",
             &arn,

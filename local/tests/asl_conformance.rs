@@ -516,11 +516,12 @@ mod variables {
     async fn a_catcher_assigns_from_the_error_output() {
         let definition = json!({"StartAt": "T", "States": {
             "T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:fail", "Assign": {"result": "SUCCESS"},
-                  "Catch": [{"ErrorEquals": ["States.ALL"], "Assign": {"result.$": "$.Error"}, "Next": "fallback"}], "End": true},
-            "fallback": {"Type": "Pass", "Parameters": {"result.$": "$result"}, "End": true}}});
+                  "Catch": [{"ErrorEquals": ["States.ALL"], "Assign": {"result.$": "$.Error", "state.$": "$$.State.Name"}, "Next": "fallback"}], "End": true},
+            "fallback": {"Type": "Pass", "Parameters": {"result.$": "$result", "state.$": "$state"}, "End": true}}});
         assert_eq!(
             output(definition, json!({})).await,
-            json!({"result": "Error here"})
+            json!({"result": "Error here", "state": "T"}),
+            "a catcher's Assign reads the context object too"
         );
     }
 }

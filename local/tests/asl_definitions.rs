@@ -86,6 +86,17 @@ fn fields_are_checked_against_the_state_type() {
 }
 
 #[test]
+fn a_machine_timeout_is_refused_rather_than_ignored() {
+    let err =
+        parse(json!({"StartAt": "s", "TimeoutSeconds": 60, "States": {"s": {"Type": "Succeed"}}}))
+            .unwrap_err();
+    assert!(
+        err.starts_with("UNSUPPORTED_FIELD") && err.ends_with("/TimeoutSeconds"),
+        "{err}"
+    );
+}
+
+#[test]
 fn branches_and_processors_are_checked_like_machines() {
     let err = parse(
         json!({"StartAt": "p", "States": {"p": {"Type": "Parallel", "End": true,

@@ -70,7 +70,7 @@ pub struct Iam {
 
 fn role_principal(logical_id: &str, policies: Vec<(String, Policy)>) -> Principal {
     let role = format!("{STACK}-{logical_id}Role");
-    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{role}");
+    let role_arn = crate::aws::role_arn(&role);
     let session = format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{logical_id}");
     Principal {
         name: logical_id.to_owned(),

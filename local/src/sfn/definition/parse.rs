@@ -70,6 +70,14 @@ fn machine(value: &Value, at: &str) -> Result<Machine, String> {
         "a state machine",
     )?;
     refuse_jsonata(&fields, "the state machine")?;
+    if fields.has("TimeoutSeconds") {
+        // Refused rather than ignored: a definition that relies on it would run unbounded.
+        return Err(invalid(
+            "UNSUPPORTED_FIELD",
+            "the state machine's TimeoutSeconds is not enforced by the local Step Functions; remove it to run locally",
+            &fields.at("TimeoutSeconds"),
+        ));
+    }
     let start_at = fields.required_string("StartAt")?;
     let states_fields = fields.object("States")?.ok_or_else(|| {
         invalid(
@@ -111,11 +119,7 @@ fn machine(value: &Value, at: &str) -> Result<Machine, String> {
             }
         }
     }
-    Ok(Machine {
-        start_at,
-        timeout_seconds: fields.positive("TimeoutSeconds")?,
-        states,
-    })
+    Ok(Machine { start_at, states })
 }
 
 /// Every state a state can go to, with the field that says so.

@@ -17,7 +17,6 @@ use crate::sfn::expr::template::Template;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Machine {
     pub start_at: String,
-    pub timeout_seconds: Option<u64>,
     pub states: BTreeMap<String, Node>,
 }
 

@@ -7,6 +7,7 @@ use std::future::Future;
 
 use serde_json::Value;
 
+use super::context;
 use super::dataflow;
 use super::frame::{Frame, Outcome, Visit};
 use crate::sfn::definition::recovery::{Jitter, Recovery};
@@ -60,7 +61,12 @@ where
             return Err(error);
         };
         let error_output = error.output();
-        let context = Value::Null;
+        let context = context::object(
+            frame.execution,
+            &node.name,
+            visit.entered_ms,
+            Some(retry_count),
+        );
         let env = Env::new(&error_output, &context, visit.variables);
         let assigned = dataflow::assign(catcher.assign.as_ref(), &error_output, env)?;
         let output = catcher
