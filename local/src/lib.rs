@@ -5,6 +5,7 @@
 pub mod approval;
 pub mod aws;
 pub mod bench;
+pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod demo;

@@ -7,12 +7,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use macie_pipeline_local::bench::flow::{self, FlowReport};
-use macie_pipeline_local::bench::moves::{self, Endpoint, MoveCase, MoveOptions};
-use macie_pipeline_local::bench::transitions::{self, TransitionsCase};
-use macie_pipeline_local::stack::LocalStack;
+use crate::bench::flow::{self, FlowReport};
+use crate::bench::moves::{self, Endpoint, MoveCase, MoveOptions};
+use crate::bench::transitions::{self, TransitionsCase};
+use crate::stack::LocalStack;
 
-use crate::{StackArgs, stack_config};
+use super::stack_args::{StackArgs, stack_config};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -343,7 +343,7 @@ async fn all(args: AllArgs) -> Result<ExitCode, String> {
         .all(|report| report.status == "SUCCEEDED");
     let suite = Suite {
         build: build(),
-        date: macie_pipeline_local::clock::rfc3339_ms(macie_pipeline_local::clock::now_ms()),
+        date: crate::clock::rfc3339_ms(crate::clock::now_ms()),
         transitions,
         flow_clean,
         flow_review,
