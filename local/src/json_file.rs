@@ -1,6 +1,13 @@
 //! Writing a JSON file atomically: to a temporary name beside it, then renamed over it, so a
 //! reader (or a restarted stack) sees the old file or the new one, never half of one. Every
 //! service of the stack saves its state with this one writer, and every caller gets the error.
+//!
+//! One policy for what a failed save means, in every service: a request that changes state
+//! saves first and fails when the save fails (S3 and Macie with their internal error, Step
+//! Functions with `InternalFailure`), leaving memory as it was; work with no caller (a Macie job
+//! running, an execution advancing) logs the failure, goes on in memory and saves again at its
+//! next change, so a restart resumes from the last save. A saved file that cannot be read stops
+//! the stack from opening, naming the file, rather than being skipped.
 
 use std::io;
 use std::path::Path;

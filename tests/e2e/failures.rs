@@ -124,7 +124,7 @@ async fn transient_errors_are_retried_until_the_run_succeeds() {
 async fn a_permanent_error_is_caught_announced_once_and_fails_the_run() {
     let gate = Gate::start().await;
     gate.upload("a.txt", "fine", &[], &[]).await;
-    gate.stack.macie().disable();
+    gate.stack.macie().disable().expect("Macie turned off");
     let arn = gate
         .start_run("permanent", json!({"id": "wf-permanent"}))
         .await;

@@ -4,7 +4,8 @@ use http::Method;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
-use crate::macie::{Macie, MacieError};
+use super::error::MacieError;
+use super::service::Macie;
 
 /// Dispatches one request; unknown routes are `ResourceNotFoundException` as in Macie.
 pub fn route(macie: &Macie, method: &Method, path: &str, body: &[u8]) -> Result<Value, MacieError> {

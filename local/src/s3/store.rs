@@ -71,6 +71,21 @@ pub enum StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// A saved record, or None if there is none; one that cannot be read is an error naming it.
+fn load<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match read_json::<T>(path) {
+        Ok(record) => Ok(Some(record)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(io::Error::new(
+            err.kind(),
+            format!(
+                "the S3 record {} cannot be read ({err}); move it away to start without it",
+                path.display()
+            ),
+        )),
+    }
+}
+
 /// What an object carries besides its bytes and tags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attributes {
@@ -272,7 +287,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `root`, loading every bucket and object.
+    /// Opens (or creates) the store under `root`, loading every bucket and object. A record that
+    /// is there but cannot be read fails the open, naming the file: dropping it would lose
+    /// objects without a word (see [`crate::json_file`]).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         fs::create_dir_all(root.join("buckets"))?;
@@ -281,7 +298,8 @@ impl Store {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let dir = entry.path();
-            let Ok(record) = read_json::<BucketRecord>(&dir.join("bucket.json")) else {
+            // A folder without its record is a bucket whose creation never committed.
+            let Some(record) = load::<BucketRecord>(&dir.join("bucket.json"))? else {
                 continue;
             };
             buckets.insert(name, Self::load_bucket(&dir, record)?);
@@ -301,13 +319,10 @@ impl Store {
                 let _ = fs::remove_file(path);
                 continue;
             }
-            let (key, entries) = match read_json::<KeyRecord>(&path) {
-                Ok(KeyRecord::Versions { key, versions }) => (key, versions),
-                Ok(KeyRecord::Single(meta)) => (meta.key.clone(), vec![Entry::Object(meta)]),
-                Err(err) => {
-                    warn!(?path, %err, "unreadable object record, dropped");
-                    continue;
-                }
+            let (key, entries) = match load::<KeyRecord>(&path)? {
+                Some(KeyRecord::Versions { key, versions }) => (key, versions),
+                Some(KeyRecord::Single(meta)) => (meta.key.clone(), vec![Entry::Object(meta)]),
+                None => continue,
             };
             let entries: Vec<Entry> = entries
                 .into_iter()
@@ -342,7 +357,7 @@ impl Store {
         for entry in fs::read_dir(dir.join("uploads"))? {
             let entry = entry?;
             let upload_dir = entry.path();
-            let Ok(meta) = read_json::<UploadMeta>(&upload_dir.join("upload.json")) else {
+            let Some(meta) = load::<UploadMeta>(&upload_dir.join("upload.json"))? else {
                 continue;
             };
             let mut parts = BTreeMap::new();
@@ -357,7 +372,7 @@ impl Store {
                     .strip_prefix("part-")
                     .and_then(|n| n.strip_suffix(".json"))
                     .and_then(|n| n.parse::<i32>().ok())
-                    && let Ok(part) = read_json::<PartMeta>(&path)
+                    && let Some(part) = load::<PartMeta>(&path)?
                 {
                     parts.insert(number, part);
                 }
@@ -1173,6 +1188,26 @@ mod tests {
         assert_eq!(meta.etag, hex(&Md5::digest(b"a")));
         assert_eq!(meta.tags, vec![Tag::new("k", "v")]);
         assert_eq!(store.head("b", "b/c").unwrap().size, 3);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_object_record_stops_the_open_and_names_the_file() {
+        let (dir, store) = store_with(&["a"]).await;
+        drop(store);
+        let keys = dir.path().join("buckets").join("b").join("keys");
+        let record = fs::read_dir(&keys)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|e| e == "json"))
+            .expect("the object's record");
+        fs::write(&record, b"{\"key\": ").unwrap();
+        let err = Store::open(dir.path())
+            .err()
+            .expect("a damaged record does not drop the object silently");
+        assert!(
+            err.to_string().contains(&record.display().to_string()),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -53,6 +53,12 @@ fn api_error(err: ApiError) -> Reply {
         }
         ApiError::InvalidName(message) => fail("InvalidName", message),
         ApiError::InvalidExecutionInput(message) => fail("InvalidExecutionInput", message),
+        // AWS's common error for a request that failed on the service's side.
+        ApiError::Internal(message) => Reply {
+            status: 500,
+            body: json!({"__type": "InternalFailure", "message": message}),
+            error: Some("InternalFailure"),
+        },
     }
 }
 

@@ -112,6 +112,6 @@ pub async fn drive(runtime: Arc<Runtime>, registered: Arc<Registered>, arn: Stri
         if running != Some(true) {
             return;
         }
-        executions.persist(&arn);
+        executions.persist_in_background(&arn);
     }
 }

@@ -31,6 +31,8 @@ pub enum ApiError {
     ExecutionAlreadyExists,
     InvalidName(String),
     InvalidExecutionInput(String),
+    /// The change could not be saved; nothing was changed.
+    Internal(String),
 }
 
 /// The Step Functions interpreter.
@@ -189,7 +191,12 @@ impl Engine {
                 json!({"executionStartedEventDetails": {"input": input.to_string(), "inputDetails": {"truncated": false}, "roleArn": registered.role_arn}}),
             );
         });
-        self.runtime.executions.persist(&arn);
+        if let Err(err) = self.runtime.executions.persist(&arn) {
+            self.runtime.executions.remove(&arn);
+            return Err(ApiError::Internal(format!(
+                "the execution could not be saved: {err}"
+            )));
+        }
         self.spawn(registered, arn.clone());
         Ok((arn, start_ms))
     }
@@ -253,7 +260,12 @@ impl Engine {
                 stop_ms
             })
             .ok_or(ApiError::ExecutionDoesNotExist)?;
-        self.runtime.executions.persist(arn);
+        // The execution is stopped in memory either way; a caller told of a failed save knows
+        // that a restart would resume it, and can stop it again.
+        self.runtime
+            .executions
+            .persist(arn)
+            .map_err(|err| ApiError::Internal(format!("the stop could not be saved: {err}")))?;
         Ok(stop_ms)
     }
 

@@ -509,3 +509,56 @@ async fn waits_resume_where_they_were_after_a_restart() {
     engine.resume();
     assert_eq!(finished(&engine, &arn).await.status, "SUCCEEDED");
 }
+
+#[tokio::test]
+async fn a_start_that_cannot_be_saved_fails_and_leaves_no_execution() {
+    let dir = tempfile::tempdir().unwrap();
+    let executions = dir.path().join("executions");
+    let engine = engine(&executions);
+    let machine = engine
+        .register("m", &callback_machine().to_string(), "r")
+        .unwrap();
+    // Writes into a folder that is gone fail, as on a full or read-only disk.
+    std::fs::remove_dir_all(&executions).unwrap();
+    let err = engine.start(&machine, Some("e"), None).unwrap_err();
+    assert!(
+        matches!(&err, ApiError::Internal(message) if message.contains("could not be saved")),
+        "{err:?}"
+    );
+    assert!(engine.list(&machine).unwrap().is_empty());
+    // Once the disk is back, the same name starts: nothing of the failed start was kept.
+    std::fs::create_dir_all(&executions).unwrap();
+    engine.start(&machine, Some("e"), None).unwrap();
+}
+
+#[tokio::test]
+async fn a_damaged_execution_record_stops_the_open_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = engine(dir.path());
+        let machine = engine
+            .register("m", &callback_machine().to_string(), "r")
+            .unwrap();
+        engine.start(&machine, Some("e"), None).unwrap();
+    }
+    let record = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == "json"))
+        .expect("the execution was saved");
+    std::fs::write(&record, b"{\"arn\": ").unwrap();
+    let err = Engine::open(
+        dir.path(),
+        Arc::new(Fake {
+            flaky_calls: AtomicUsize::new(0),
+        }),
+        Clock::new(0.001),
+        None,
+    )
+    .err()
+    .expect("a damaged record is not skipped");
+    assert!(
+        err.to_string().contains(&record.display().to_string()),
+        "{err}"
+    );
+}

@@ -44,13 +44,14 @@ impl Executions {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            let record: ExecutionRecord = match json_file::read(&path) {
-                Ok(record) => record,
-                Err(err) => {
-                    warn!(?path, %err, "unreadable execution record skipped");
-                    continue;
-                }
-            };
+            // Skipping a record would lose its execution, and the callback it waits on, without
+            // a word: a damaged one stops the stack from opening, naming the file.
+            let record: ExecutionRecord = json_file::read(&path).map_err(|err| {
+                std::io::Error::other(format!(
+                    "the execution record {} cannot be read ({err}); move it away to start without it",
+                    path.display()
+                ))
+            })?;
             for token_hash in &record.closed_tokens {
                 tokens.close(token_hash);
             }
@@ -153,7 +154,12 @@ impl Executions {
                 position.phase = phase;
             }
         });
-        self.persist(arn);
+        self.persist_in_background(arn);
+    }
+
+    /// Takes back an execution that was never started (its record could not be saved).
+    pub fn remove(&self, arn: &str) {
+        self.map.lock().expect("lock").remove(arn);
     }
 
     /// Notes a token as closed in the record, so that it stays closed after a restart.
@@ -165,14 +171,20 @@ impl Executions {
         });
     }
 
-    /// Saves a record. A record that cannot be saved is logged: the execution goes on in
-    /// memory, and a restart would resume it from its last saved transition.
-    pub fn persist(&self, arn: &str) {
+    /// Saves a record. A request whose change cannot be saved reports the error (see
+    /// [`crate::json_file`]); an execution advancing has no caller, and uses
+    /// [`Executions::persist_in_background`].
+    pub fn persist(&self, arn: &str) -> std::io::Result<()> {
         let Some(record) = self.record(arn) else {
-            return;
+            return Ok(());
         };
-        let path = self.dir.join(format!("{}.json", hash(arn)));
-        if let Err(err) = json_file::write(&path, &record) {
+        json_file::write(&self.dir.join(format!("{}.json", hash(arn))), &record)
+    }
+
+    /// Saves a record for the driver. A save that fails is logged: the execution goes on in
+    /// memory, the next transition saves again, and a restart resumes from the last save.
+    pub fn persist_in_background(&self, arn: &str) {
+        if let Err(err) = self.persist(arn) {
             warn!(arn, %err, "could not save the execution record");
         }
     }
