@@ -1,4 +1,4 @@
-//! The approval API on loopback: `/allow` and `/deny` handed to the receiveApprovalDecision
+//! The approval API on loopback: `/review`, `/allow` and `/deny` handed to the receiveApprovalDecision
 //! handler as API Gateway REST proxy events, parsed by `lambda_http` exactly as in Lambda.
 
 use std::collections::BTreeMap;
@@ -54,11 +54,16 @@ pub fn proxy_event(
             )
         }
     };
-    let resource = if path.ends_with("/deny") {
-        "/deny"
-    } else {
-        "/allow"
-    };
+    let resource = ["/review", "/allow", "/deny"]
+        .into_iter()
+        .find(|resource| path.ends_with(resource))
+        .unwrap_or("/review");
+    // API Gateway reports the caller's user agent in the identity, as the record of a decision
+    // keeps it.
+    let user_agent = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map_or(Value::Null, |agent| Value::String(agent.to_owned()));
     json!({
         "resource": resource,
         "path": path,
@@ -74,7 +79,7 @@ pub fn proxy_event(
             "resourceId": "local",
             "stage": STAGE,
             "requestId": uuid::Uuid::new_v4().to_string(),
-            "identity": {"sourceIp": "127.0.0.1"},
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": user_agent},
             "resourcePath": resource,
             "httpMethod": method.as_str(),
             "path": format!("/{STAGE}{path}"),

@@ -72,34 +72,71 @@ pub async fn post_form(url: &str, form: &str) -> Response<String> {
     .await
 }
 
-/// The hidden token of a decision page, HTML-unescaped.
+/// The hidden token of a review page, HTML-unescaped.
 pub fn form_token(page: &str) -> String {
-    let start = page.find("name=\"token\" value=\"").expect("a token field")
-        + "name=\"token\" value=\"".len();
-    let end = page[start..].find('"').expect("closed") + start;
-    page[start..end]
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+    find_form_token(page).expect("a token field")
 }
 
-/// Opens a decision link and presses its button: GET the page, then POST the form of the
-/// decision the link names.
+/// The hidden token of a review page, if it has a form (a page of a review whose release has
+/// finished has none).
+pub fn find_form_token(page: &str) -> Option<String> {
+    let start = page.find("name=\"token\" value=\"")? + "name=\"token\" value=\"".len();
+    let end = page[start..].find('"')? + start;
+    Some(
+        page[start..end]
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// The reviewer name the local tools decide as.
+pub const REVIEWER: &str = "local reviewer";
+
+/// Opens a bulk link (`/allow` or `/deny`) and records its choice for every held object: GET the
+/// page, then POST its form as a reviewer who leaves the preselected bulk choice as it is.
 pub async fn decide(link: &str) -> Response<String> {
     let page = get(link).await;
     assert_eq!(page.status(), 200, "{}", page.body());
     post_decision(link, &form_token(page.body())).await
 }
 
-/// Posts a decision form with `token` to the decision `link` names (its query is dropped), as
-/// the page's button does, even when the page is stale.
+/// Posts the review form with `token` to the path of `link` (its query is dropped), as the page
+/// does, even when the page is stale: a reviewer name, and for a bulk link its choice for every
+/// undecided object (`/allow` releases, `/deny` deletes, `/review` leaves them undecided).
 pub async fn post_decision(link: &str, token: &str) -> Response<String> {
     let action = link.split('?').next().expect("a path");
-    let form = format!(
-        "token={}",
-        percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC)
-    );
-    post_form(action, &form).await
+    let remaining = if action.ends_with("/allow") {
+        "release"
+    } else if action.ends_with("/deny") {
+        "delete"
+    } else {
+        "keep"
+    };
+    post_review(action, token, REVIEWER, &[], remaining).await
+}
+
+/// Posts the review form to `action`: `choices` as (SHA-256 of the key, choice), and the bulk
+/// choice for the rest.
+pub async fn post_review(
+    action: &str,
+    token: &str,
+    reviewer: &str,
+    choices: &[(String, &str)],
+    remaining: &str,
+) -> Response<String> {
+    // Built before the await: the serializer is not Send.
+    let body = {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token);
+        form.append_pair("reviewer", reviewer);
+        for (hash, choice) in choices {
+            form.append_pair(&format!("object.{hash}"), choice);
+        }
+        form.append_pair("remaining", remaining);
+        form.finish()
+    };
+    post_form(action, &body).await
 }

@@ -247,10 +247,10 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let (label, button) = match decide {
-            Some(Decision::Approve) => ("Approve", "approve"),
-            Some(Decision::Deny) => ("Deny", "deny"),
+            Some(Decision::Approve) => ("Release all", "release every held object"),
+            Some(Decision::Deny) => ("Delete all", "delete every held object"),
             None => {
-                let link = link_after(&email.message, "Approve").unwrap_or_default();
+                let link = link_after(&email.message, "Decide each object").unwrap_or_default();
                 println!(
                     "3. Waiting for the reviewer. Open one of the links above in a browser, e.g."
                 );
@@ -262,7 +262,9 @@ pub async fn run(
         let Some(link) = link_after(&email.message, label) else {
             return;
         };
-        println!("3. The reviewer opens the {label} link and presses the button:");
+        println!(
+            "3. The reviewer opens the {label} link, enters a name and records the decisions:"
+        );
         let page = crate::client::get(&link).await;
         println!(
             "   GET  {} -> {} \"{}\" (nothing decided yet)",
@@ -272,11 +274,7 @@ pub async fn run(
         );
         let token = crate::client::form_token(page.body());
         let action = link.split('?').next().unwrap_or_default().to_owned();
-        let form = format!(
-            "token={}",
-            percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC)
-        );
-        let result = crate::client::post_form(&action, &form).await;
+        let result = crate::client::post_decision(&link, &token).await;
         println!(
             "   POST {} -> {} \"{}\" ({button})",
             path_of(&action),

@@ -1,6 +1,6 @@
 //! One port for every service, routed by request shape as the AWS protocols allow: a signed
 //! request names its service in the SigV4 credential scope (`.../us-east-1/s3/aws4_request`);
-//! the unsigned ones are the approval API (`/allow`, `/deny`) and the stack's own controls
+//! the unsigned ones are the approval API (`/review`, `/allow`, `/deny`) and the stack's own controls
 //! (`/_local/...`). Credentials are not checked: any key signs a valid local request.
 
 use std::convert::Infallible;
@@ -555,7 +555,7 @@ async fn unsigned(
     body: &Bytes,
 ) -> Reply {
     match path {
-        "/allow" | "/deny" => {
+        "/review" | "/allow" | "/deny" => {
             let response =
                 approval::serve(&services.approval, method, path, query, headers, body).await;
             let (parts, body) = response.into_parts();
@@ -594,7 +594,7 @@ async fn unsigned(
         "/" => reply(
             200,
             &[("content-type", "text/plain; charset=utf-8".into())],
-            "macie-pipeline-local: S3, Macie2, SNS and Step Functions for signed requests; /allow and /deny for reviewers.\n",
+            "macie-pipeline-local: S3, Macie2, SNS and Step Functions for signed requests; /review, /allow and /deny for reviewers.\n",
         ),
         _ => reply(
             403,

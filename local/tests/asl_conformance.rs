@@ -630,6 +630,7 @@ fn every_intrinsic_of_the_project_state_machine_evaluates() {
                     "supersessions": [{"key": "k", "by": "v2"}]}}},
         "release": {"Payload": {"status": "DONE", "tally": {"moved": 1, "superseded": 1,
                     "supersessions": [{"key": "k", "by": "v3"}]}}},
+        "deletion": {"Payload": {"status": "DONE", "tally": {"deleted": 2}, "undecided": 1}},
         "error": {"Error": "AwsRequestFailed", "Cause": "{\"errorType\":\"AwsRequestFailed\"}"},
     });
     let context =

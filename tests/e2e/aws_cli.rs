@@ -355,7 +355,7 @@ async fn a_rewritten_export_keeps_its_newest_version(versioning: bool) {
     let run2 = cli_run(&cli, &gate, "run-2").await;
     cli_until_succeeded(&cli, &gate, &run2).await;
 
-    let approved = http::decide(&link_after(&request.message, "Approve")).await;
+    let approved = http::decide(&link_after(&request.message, "Release all")).await;
     assert_eq!(approved.status(), 200);
     cli_until_succeeded(&cli, &gate, &run1).await;
 
@@ -403,7 +403,7 @@ async fn a_rewritten_export_keeps_its_newest_version(versioning: bool) {
         })
         .expect("a notice of the version kept aside");
     assert!(notice.message.contains(key) && notice.message.contains(&review));
-    let page = http::get(&link_after(&request.message, "Approve")).await;
+    let page = http::get(&link_after(&request.message, "Release all")).await;
     assert!(
         page.body().contains(&format!("s3://{review}/{key}")),
         "{}",

@@ -1,7 +1,9 @@
 //! The reviewer's side in a real browser: the link from the email in the outbox opens the review
-//! page, a person presses a button, and the objects end up where the decision says. Also: a plain
-//! GET (what a mail scanner does) decides nothing, a used link says so, and the page fits a phone.
-//! `MACIE_PIPELINE_SCREENSHOT_DIR=docs cargo test -p e2e browser::` rewrites the screenshots.
+//! page, a person decides each object (some now, the rest on a later visit), and the objects end
+//! up where their own decisions say. Also: a decision needs a name, a plain GET (what a mail
+//! scanner does) decides nothing, a decided object offers no choice any more, and the page fits
+//! a phone. `MACIE_PIPELINE_SCREENSHOT_DIR=docs cargo test -p e2e browser::` rewrites the
+//! screenshots.
 
 use std::time::Duration;
 
@@ -37,13 +39,13 @@ async fn waiting_run(gate: &Gate, name: &str) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn approving_in_the_browser_releases_every_listed_object() {
+async fn a_review_decided_in_two_visits_in_the_browser_acts_on_each_object_as_decided() {
     let Some(browser) = Browser::start(Screen::DESKTOP).await else {
         return;
     };
     let gate = Gate::start().await;
-    let (arn, body) = waiting_run(&gate, "browser-approve").await;
-    browser.open(&link_after(&body, "Approve")).await;
+    let (arn, body) = waiting_run(&gate, "browser-review").await;
+    browser.open(&link_after(&body, "Decide each object")).await;
 
     let title = browser.client.title().await.unwrap();
     assert_eq!(title, "Review 2 held object(s)");
@@ -57,60 +59,74 @@ async fn approving_in_the_browser_releases_every_listed_object() {
     assert!(page.contains("UNSUPPORTED_FILE_TYPE_EXCEPTION"), "{page}");
     assert!(!page.contains("4111"), "values are never shown");
     assert!(
-        browser
-            .text("button.allow")
-            .await
-            .starts_with("Approve: release 2")
+        page.contains("Release: the object goes on to s3://"),
+        "{page}"
     );
-    assert_eq!(browser.text("button.deny").await, "Deny: delete 2");
+    // Every object starts undecided, and so does the bulk choice on this link.
+    assert!(browser.checked("#o0-keep").await && browser.checked("#o1-keep").await);
+    assert!(browser.checked("input[name=remaining][value=keep]").await);
+
+    // A choice without a name is not sent: the browser asks for the name first.
+    browser.click("#o0-release").await;
+    browser.click("button.record").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(browser.text("h1").await, "Review 2 held object(s)");
+    assert!(!browser.text("main").await.contains("Recorded"));
+
+    // First visit: release the card file, leave the photo for later.
+    browser.fill("#reviewer", "ada@example.com").await;
+    browser.press("button.record").await;
+    let page = browser.text("main").await;
+    assert!(page.contains("Recorded 1 decision(s)."), "{page}");
+    assert!(
+        page.contains("Release: decided by ada@example.com on"),
+        "{page}"
+    );
+    assert_eq!(
+        browser
+            .texts("td[data-label=Decision] fieldset")
+            .await
+            .len(),
+        1,
+        "only the photo still offers a choice"
+    );
     assert_eq!(
         gate.current_state(&arn).await.as_deref(),
         Some("triggerManualApproval"),
-        "opening the page decided something"
+        "the run waits for the photo"
     );
 
-    browser.press("button.allow").await;
-    assert_eq!(browser.text("h1").await, "Approved");
+    // Second visit, later, from the "delete all" link: the rest is deleted.
+    browser.open(&link_after(&body, "Delete all")).await;
+    assert!(browser.checked("input[name=remaining][value=delete]").await);
+    browser.fill("#reviewer", "bob@example.com").await;
+    browser.press("button.record").await;
+    assert_eq!(browser.text("h1").await, "Every held object is decided");
     gate.ends_with(&arn, "SUCCEEDED").await;
     assert_eq!(
         gate.sorted_keys(Bucket::ScannedData).await,
-        vec!["customers/cards.csv", "readme.txt", "scans/photo.png"]
+        vec!["customers/cards.csv", "readme.txt"]
     );
     assert_eq!(
         gate.tags(Bucket::ScannedData, "customers/cards.csv").await["SensitiveDataFound"],
         "true"
     );
-    assert_eq!(
-        gate.tags(Bucket::ScannedData, "scans/photo.png").await["SensitiveDataFound"],
-        "unknown"
-    );
-
-    // The same link, opened again: already decided, and no buttons.
-    browser.open(&link_after(&body, "Approve")).await;
-    assert_eq!(browser.text("h1").await, "Already decided or expired");
-    assert!(browser.text("main").await.contains("approved on"));
-    assert!(browser.texts("button").await.is_empty());
-    browser.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn denying_in_the_browser_deletes_every_listed_object() {
-    let Some(browser) = Browser::start(Screen::DESKTOP).await else {
-        return;
-    };
-    let gate = Gate::start().await;
-    let (arn, body) = waiting_run(&gate, "browser-deny").await;
-    browser.open(&link_after(&body, "Deny")).await;
-    assert_eq!(browser.texts("td.key").await.len(), 2);
-    browser.press("button.deny").await;
-    assert_eq!(browser.text("h1").await, "Denied");
-    gate.ends_with(&arn, "SUCCEEDED").await;
     assert!(gate.keys(Bucket::ManualReview).await.is_empty());
-    assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["readme.txt"]);
 
-    browser.open(&link_after(&body, "Approve")).await;
-    assert_eq!(browser.text("h1").await, "Already decided or expired");
-    assert!(browser.text("main").await.contains("denied on"));
+    // The link, opened again: each decision with its reviewer, and no choice left.
+    browser.open(&link_after(&body, "Release all")).await;
+    assert_eq!(browser.text("h1").await, "Every held object is decided");
+    let page = browser.text("main").await;
+    assert!(
+        page.contains("Release: decided by ada@example.com"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Delete: decided by bob@example.com"),
+        "{page}"
+    );
+    assert!(page.contains("1 object(s) released"), "{page}");
+    assert!(browser.texts("input[type=radio]").await.is_empty());
     browser.close().await;
 }
 
@@ -121,7 +137,7 @@ async fn opening_the_links_as_a_mail_scanner_does_leaves_the_run_waiting() {
     };
     let gate = Gate::start().await;
     let (arn, body) = waiting_run(&gate, "browser-scanner").await;
-    for label in ["Approve", "Deny", "Approve"] {
+    for label in ["Decide each object", "Release all", "Delete all"] {
         browser.open(&link_after(&body, label)).await;
         assert_eq!(browser.texts("td.key").await.len(), 2);
     }
@@ -156,13 +172,13 @@ async fn the_page_fits_a_desktop_and_a_phone() {
         .await;
     let email = gate.approval_email().await;
     gate.reaches(&arn, "triggerManualApproval").await;
-    let link = link_after(&eml_body(&email.files[0]), "Approve");
+    let link = link_after(&eml_body(&email.files[0]), "Decide each object");
     // A relative directory is taken from the workspace root, where the command is documented.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = std::env::var_os("MACIE_PIPELINE_SCREENSHOT_DIR").map(|dir| root.join(dir));
-    // The phone is taller than a real one, so the picture shows the buttons under the list.
+    // The phone is taller than a real one, so the picture shows the choices under the list.
     let phone = Screen {
-        height: 1400,
+        height: 2400,
         ..Screen::PHONE
     };
     for (name, screen) in [("desktop", Screen::DESKTOP), ("phone", phone)] {
@@ -171,6 +187,25 @@ async fn the_page_fits_a_desktop_and_a_phone() {
         };
         browser.open(&link).await;
         assert_eq!(browser.texts("td.key").await.len(), 3);
+        if name == "desktop" {
+            // One object decided, so the pictures show a decided row beside the choices.
+            browser.click("#o0-release").await;
+            browser.fill("#reviewer", "ada@example.com").await;
+            browser.press("button.record").await;
+            assert!(
+                browser
+                    .text("main")
+                    .await
+                    .contains("Recorded 1 decision(s).")
+            );
+        }
+        assert_eq!(
+            browser
+                .texts("td[data-label=Decision] fieldset")
+                .await
+                .len(),
+            2
+        );
         // Nothing wider than the screen: no sideways scrolling on a phone.
         let overflow = browser
             .client

@@ -99,7 +99,7 @@ async fn a_map_run_moves_in_batches_holds_what_macie_flags_and_releases_on_appro
     assert!(gate.keys(Bucket::Raw).await.is_empty());
 
     assert_eq!(
-        http::decide(&link_after(&email.message, "Approve"))
+        http::decide(&link_after(&email.message, "Release all"))
             .await
             .status(),
         200
@@ -225,7 +225,7 @@ async fn a_hundred_thousand_objects_pass_through_the_maps() {
         &email.message[..300]
     );
     assert_eq!(
-        http::decide(&link_after(&email.message, "Approve"))
+        http::decide(&link_after(&email.message, "Release all"))
             .await
             .status(),
         200

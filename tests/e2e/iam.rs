@@ -83,7 +83,10 @@ async fn run(gate: &Gate, deny: bool) -> Outcome {
                 .into_iter()
                 .find(|e| e.message.contains("/allow?token="))
         {
-            let link = link_after(&email.message, if deny { "Deny" } else { "Approve" });
+            let link = link_after(
+                &email.message,
+                if deny { "Delete all" } else { "Release all" },
+            );
             let page = http::get(&link).await;
             let status = if page.status() == 200 {
                 http::post_decision(&link, &http::form_token(page.body()))
@@ -215,17 +218,9 @@ async fn every_statement_of_every_function_policy_is_needed() {
             outcome.status,
             outcome.explained
         );
-        if function == "ReceiveApprovalDecision" && actions == ["s3:PutObject"] {
-            // The decision record is written after the run has its decision, so that a reopened
-            // link can say what was decided; failing to write it is logged and the run goes on.
-            assert_eq!(outcome.decision_status, Some(200), "{context}");
-            assert_eq!(
-                outcome.status, "SUCCEEDED",
-                "{context}:\n{}",
-                outcome.explained
-            );
-        } else if function == "ReceiveApprovalDecision" {
-            // The API answers the reviewer with an error; the run keeps waiting.
+        if function == "ReceiveApprovalDecision" {
+            // The API answers the reviewer with an error (without PutObject no decision can be
+            // recorded, and the run is told only of recorded ones); the run keeps waiting.
             assert_ne!(outcome.decision_status, Some(200), "{context}");
             assert_eq!(outcome.status, "RUNNING", "{context}");
         } else {

@@ -132,7 +132,7 @@ async fn custom_identifiers_and_allow_lists_shape_what_needs_review() {
         "High"
     );
 
-    http::decide(&link_after(&email.message, "Deny")).await;
+    http::decide(&link_after(&email.message, "Delete all")).await;
     assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["test-card.txt"]);
 }
@@ -181,7 +181,7 @@ async fn get_findings_refuses_more_than_fifty_ids_and_list_findings_pages() {
         count += page.finding_ids().len();
     }
     assert_eq!(count, 60);
-    http::decide(&link_after(&email.message, "Approve")).await;
+    http::decide(&link_after(&email.message, "Release all")).await;
     assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
     assert_eq!(gate.keys(Bucket::ScannedData).await.len(), 60);
 }

@@ -3,6 +3,7 @@
 
 mod aws_cli;
 mod browser;
+mod decisions;
 mod distributed_map;
 mod failures;
 mod iam;
@@ -10,6 +11,7 @@ mod macie;
 mod paths;
 mod process_restart;
 mod restart;
+mod review;
 mod s3_protocol;
 mod scale;
 mod secrets;

@@ -152,9 +152,14 @@ async fn flagged_objects_wait_in_review_and_an_approval_releases_them_tagged() {
         email.message
     );
 
-    let response = http::decide(&link_after(&email.message, "Approve")).await;
+    let response = http::decide(&link_after(&email.message, "Release all")).await;
     assert_eq!(response.status(), 200);
-    assert!(response.body().contains("Approved"));
+    assert!(
+        response.body().contains("Every held object is decided"),
+        "{}",
+        response.body()
+    );
+    assert!(response.body().contains("1 to release, 0 to delete"));
     assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
     assert_eq!(
         gate.sorted_keys(Bucket::ScannedData).await,
@@ -176,8 +181,8 @@ async fn flagged_objects_wait_in_review_and_an_approval_releases_them_tagged() {
 async fn a_denial_deletes_the_flagged_objects_only() {
     let gate = Gate::start().await;
     let (arn, email) = flagged_run(&gate, "deny").await;
-    let response = http::decide(&link_after(&email.message, "Deny")).await;
-    assert!(response.body().contains("Denied"));
+    let response = http::decide(&link_after(&email.message, "Delete all")).await;
+    assert!(response.body().contains("0 to release, 1 to delete"));
     assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["readme.txt"]);
     assert!(gate.keys(Bucket::ManualReview).await.is_empty());
@@ -185,10 +190,10 @@ async fn a_denial_deletes_the_flagged_objects_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn opening_a_link_decides_nothing_and_a_second_click_is_already_decided() {
+async fn opening_a_link_decides_nothing_and_a_second_click_changes_nothing() {
     let gate = Gate::start().await;
     let (arn, email) = flagged_run(&gate, "clicks").await;
-    let approve = link_after(&email.message, "Approve");
+    let approve = link_after(&email.message, "Release all");
     // What a mail scanner does: fetch the link.
     for _ in 0..3 {
         assert_eq!(http::get(&approve).await.status(), 200);
@@ -204,17 +209,25 @@ async fn opening_a_link_decides_nothing_and_a_second_click_is_already_decided() 
     let token = http::form_token(http::get(&approve).await.body());
     assert_eq!(http::decide(&approve).await.status(), 200);
     let reopened = http::get(&approve).await;
-    assert_eq!(reopened.status(), 410);
+    assert_eq!(reopened.status(), 200);
     assert!(
-        reopened.body().contains("already answered: approved on"),
+        reopened.body().contains("Every held object is decided"),
         "{}",
         reopened.body()
     );
-    assert!(!reopened.body().contains("<form"));
+    assert!(
+        reopened
+            .body()
+            .contains("Release: decided by local reviewer on")
+    );
+    assert!(
+        !reopened.body().contains("name=\"object."),
+        "a decided object offers no choice"
+    );
     let again = http::post_decision(&approve, &token).await;
     assert_eq!(again.status(), 410);
-    assert!(again.body().contains("Already decided or expired"));
-    let deny_after = http::post_decision(&link_after(&email.message, "Deny"), &token).await;
+    assert!(again.body().contains("This review is closed"));
+    let deny_after = http::post_decision(&link_after(&email.message, "Delete all"), &token).await;
     assert_eq!(
         deny_after.status(),
         410,
@@ -254,7 +267,7 @@ async fn an_expired_approval_holds_the_objects_by_default_and_says_so() {
         .filter(|e| {
             e.subject
                 .as_deref()
-                .is_some_and(|s| s.contains("approval expired"))
+                .is_some_and(|s| s.contains("review expired"))
         })
         .collect();
     assert_eq!(notices.len(), 1);
@@ -388,7 +401,7 @@ async fn an_approval_releases_only_what_its_request_showed_even_when_an_id_is_re
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert!(email.message.contains("second.csv") && !email.message.contains("first.csv"));
-    http::decide(&link_after(&email.message, "Approve")).await;
+    http::decide(&link_after(&email.message, "Release all")).await;
     assert_eq!(gate.finished(&second).await.status.as_str(), "SUCCEEDED");
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["second.csv"]);
     assert_eq!(

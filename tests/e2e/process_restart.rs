@@ -275,7 +275,7 @@ async fn killed_while_polling_macie_the_run_resumes_with_the_same_job() {
     let outbox = dir.path().join("outbox");
     let email = review_request(&outbox).await;
     assert_eq!(
-        http::decide(&link_after(&email.message, "Deny"))
+        http::decide(&link_after(&email.message, "Delete all"))
             .await
             .status(),
         200
@@ -320,7 +320,7 @@ async fn killed_while_waiting_for_approval_the_link_still_decides() {
     let served = launch(dir.path(), port, &[]).await;
     assert_eq!(served.status(&arn).await, "RUNNING");
     assert_eq!(
-        http::decide(&link_after(&email.message, "Approve"))
+        http::decide(&link_after(&email.message, "Release all"))
             .await
             .status(),
         200

@@ -29,7 +29,7 @@ async fn a_run_waiting_for_approval_survives_a_restart() {
     };
     assert_eq!(gate.describe(&arn).await.status.as_str(), "RUNNING");
     // The old link names the old port; the token in it still works on the new one.
-    let old = link_after(&email.message, "Approve");
+    let old = link_after(&email.message, "Release all");
     let token_query = old.split_once('?').unwrap().1;
     let response = http::decide(&format!("{}/allow?{token_query}", gate.stack.http_url())).await;
     assert_eq!(response.status(), 200, "{}", response.body());

@@ -94,7 +94,7 @@ async fn five_thousand_flagged_objects_travel_by_manifest_and_are_all_released()
     );
     assert_eq!(gate.keys(Bucket::ManualReview).await.len(), 5000);
 
-    let response = http::decide(&link_after(&email.message, "Approve")).await;
+    let response = http::decide(&link_after(&email.message, "Release all")).await;
     assert_eq!(response.status(), 200);
     let described = gate.finished_within(&arn, Duration::from_secs(300)).await;
     assert_eq!(

@@ -63,7 +63,7 @@ async fn waiting_run(name: &str, files: &[(&str, String)]) -> (Gate, String, Str
     let arn = gate.start_run(name, json!({ "id": name })).await;
     let email = gate.approval_email().await;
     gate.reaches(&arn, "triggerManualApproval").await;
-    let link = link_after(&email.message, "Approve");
+    let link = link_after(&email.message, "Release all");
     (gate, arn, link)
 }
 
@@ -99,7 +99,7 @@ async fn no_token_or_sensitive_value_reaches_the_logs() {
         client::get(&link)
             .await
             .body()
-            .contains("Already decided or expired")
+            .contains("Every held object is decided")
     );
     assert_eq!(gate.keys(Bucket::ScannedData).await.len(), 3);
 

@@ -106,7 +106,7 @@ async fn binary_oversized_and_corrupt_objects_are_held_with_their_reasons() {
     );
 
     // Denied: every held object goes, flagged or not analysed; the clean ones stay released.
-    let response = http::decide(&link_after(&email.message, "Deny")).await;
+    let response = http::decide(&link_after(&email.message, "Delete all")).await;
     assert_eq!(response.status(), 200);
     gate.ends_with(&arn, "SUCCEEDED").await;
     assert!(gate.keys(Bucket::ManualReview).await.is_empty());
@@ -150,7 +150,7 @@ async fn an_object_without_a_discovery_result_goes_to_review() {
     assert_eq!(gate.keys(Bucket::ManualReview).await, vec!["lost.csv"]);
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["kept.csv"]);
 
-    let response = http::decide(&link_after(&email.message, "Approve")).await;
+    let response = http::decide(&link_after(&email.message, "Release all")).await;
     assert_eq!(response.status(), 200);
     gate.ends_with(&arn, "SUCCEEDED").await;
     let tags = gate.tags(Bucket::ScannedData, "lost.csv").await;

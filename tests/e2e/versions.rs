@@ -143,7 +143,7 @@ async fn an_approval_after_a_newer_version_passed_keeps_the_newer(versioning: bo
     gate.ends_with(&run2, "SUCCEEDED").await;
     assert_eq!(text(gate.body(Bucket::ScannedData, KEY).await), CLEAN);
 
-    let approve = link_after(&request.message, "Approve");
+    let approve = link_after(&request.message, "Release all");
     assert_eq!(http::decide(&approve).await.status(), 200);
     gate.ends_with(&run1, "SUCCEEDED").await;
 
@@ -168,7 +168,9 @@ async fn an_approval_after_a_newer_version_passed_keeps_the_newer(versioning: bo
     let location = format!("s3://{}/{KEY}", gate.bucket(Bucket::ManualReview));
     let notices = kept_aside_notices(&gate);
     assert_eq!(notices.len(), 1, "{notices:?}");
-    assert!(notices[0].message.contains("run-1") && notices[0].message.contains("approved"));
+    assert!(
+        notices[0].message.contains("run-1") && notices[0].message.contains("chose to release")
+    );
     assert!(
         notices[0].message.contains(KEY) && notices[0].message.contains("NEWER"),
         "{}",
@@ -176,15 +178,18 @@ async fn an_approval_after_a_newer_version_passed_keeps_the_newer(versioning: bo
     );
     // So does the decision page, reopened.
     let page = http::get(&approve).await;
-    assert_eq!(page.status(), 410);
+    assert_eq!(page.status(), 200);
     let body = page.body();
-    assert!(body.contains("Approved but not released (1)"), "{body}");
+    assert!(
+        body.contains("Decided for release but not released (1)"),
+        "{body}"
+    );
     assert!(
         body.contains("a newer version was already in scanned-data"),
         "{body}"
     );
     assert!(body.contains(&location), "{body}");
-    // And the decision's record beside the request.
+    // And the review's outcome record beside its decisions.
     let records = gate
         .s3
         .list_objects_v2()
@@ -197,7 +202,7 @@ async fn an_approval_after_a_newer_version_passed_keeps_the_newer(versioning: bo
         .contents()
         .iter()
         .filter_map(|o| o.key())
-        .find(|k| k.ends_with(".outcome.json"))
+        .find(|k| k.ends_with("/outcome.json"))
         .expect("an outcome record");
     let outcome: Value =
         serde_json::from_slice(&gate.body(Bucket::Manifests, outcome).await).unwrap();
@@ -259,20 +264,20 @@ async fn two_held_versions_are_decided_apart(versioning: bool, deny_the_older: b
         "{}",
         second.message
     );
-    let page = http::get(&link_after(&second.message, "Approve")).await;
+    let page = http::get(&link_after(&second.message, "Release all")).await;
     assert!(page.body().contains(&aside), "{}", page.body());
 
     // The reviewers decide late and in either order: the later run first.
     let (denied, kept) = if deny_the_older {
-        http::decide(&link_after(&second.message, "Approve")).await;
+        http::decide(&link_after(&second.message, "Release all")).await;
         gate.ends_with(&run2, "SUCCEEDED").await;
-        http::decide(&link_after(&first.message, "Deny")).await;
+        http::decide(&link_after(&first.message, "Delete all")).await;
         gate.ends_with(&run1, "SUCCEEDED").await;
         (SENSITIVE, SENSITIVE_TOO)
     } else {
-        http::decide(&link_after(&second.message, "Deny")).await;
+        http::decide(&link_after(&second.message, "Delete all")).await;
         gate.ends_with(&run2, "SUCCEEDED").await;
-        http::decide(&link_after(&first.message, "Approve")).await;
+        http::decide(&link_after(&first.message, "Release all")).await;
         gate.ends_with(&run1, "SUCCEEDED").await;
         (SENSITIVE_TOO, SENSITIVE)
     };
@@ -582,9 +587,9 @@ async fn copies_in_parts_keep_versions_apart_too() {
         // run-2's version is held aside; run-3's passes while both are held.
         let run3 = gate.start_run("run-3", json!({"id": "run-3"})).await;
         gate.ends_with(&run3, "SUCCEEDED").await;
-        http::decide(&link_after(&second.message, "Deny")).await;
+        http::decide(&link_after(&second.message, "Delete all")).await;
         gate.ends_with(&run2, "SUCCEEDED").await;
-        http::decide(&link_after(&first.message, "Approve")).await;
+        http::decide(&link_after(&first.message, "Release all")).await;
         gate.ends_with(&run1, "SUCCEEDED").await;
 
         assert_eq!(text(gate.body(Bucket::ScannedData, KEY).await), newer);

@@ -175,22 +175,53 @@ impl Browser {
     }
 
     /// Presses the first button matching `css`, as a person does, and waits for the next page.
+    /// The next page may have the same address (a form posted to where it came from), so the
+    /// wait is for the old page's document to go stale.
     pub async fn press(&self, css: &str) {
-        let before = self.client.current_url().await.ok();
+        let old_page = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .expect("a document");
+        self.click(css).await;
+        let start = Instant::now();
+        while old_page.tag_name().await.is_ok() && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks the first element matching `css` (a radio button, a label) and stays on the page.
+    pub async fn click(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
             .await
-            .unwrap_or_else(|err| panic!("no button {css}: {err}"))
+            .unwrap_or_else(|err| panic!("no {css}: {err}"))
             .click()
             .await
             .expect("the click");
-        // The form posts and the browser loads the outcome page.
-        let start = Instant::now();
-        while self.client.current_url().await.ok() == before
-            && start.elapsed() < Duration::from_secs(10)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    }
+
+    /// Types `text` into the first field matching `css`.
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|err| panic!("no field {css}: {err}"));
+        field.clear().await.expect("cleared");
+        field.send_keys(text).await.expect("typed");
+    }
+
+    /// Whether the first element matching `css` is checked (a radio button).
+    pub async fn checked(&self, css: &str) -> bool {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|err| panic!("no {css}: {err}"))
+            .prop("checked")
+            .await
+            .expect("a property")
+            .is_some_and(|value| value == "true")
     }
 
     /// The page's HTML as the browser has it.

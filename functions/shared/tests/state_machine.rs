@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use macie_pipeline::PipelineError;
 use macie_pipeline::handlers::{
-    check_macie_status, get_findings_count, move_all_scan_stage_files, move_to_scanned_data_files,
-    trigger_macie_scan, trigger_manual_approval,
+    check_macie_status, delete_manual_review_files, get_findings_count, move_all_scan_stage_files,
+    move_to_scanned_data_files, trigger_macie_scan, trigger_manual_approval,
 };
 use macie_pipeline::macie::job::JobState;
 use serde_json::{Value, json};
@@ -194,16 +194,35 @@ fn data_is_released_only_after_a_complete_scan_or_an_approval() {
         into("triggerManualApproval", &states),
         vec![("isSensitiveDataFoundChoice".to_owned(), held)]
     );
-    // Held objects are released only on an explicit allow.
-    let allow_rule = json!({"Variable": "$.decision.action", "StringEquals": "allow"}).to_string();
+    // The release runs only after the review: every object decided, or the review timed out
+    // (the function then releases only what was decided for release; see the e2e tests).
     for (source, label) in into("moveToScannedDataS3Files", &states) {
-        let allowed = (source == "manualApprovalChoice" && label == allow_rule)
-            || (source == "moveToScannedDataChoice" && label.contains("MORE"));
-        assert!(allowed, "released from {source} ({label})");
+        let after_review = ["reviewDecided", "reviewTimedOutDeny", "reviewTimedOutHold"]
+            .contains(&source.as_str())
+            && label == "next";
+        let looping = source == "moveToScannedDataChoice" && label.contains("MORE");
+        assert!(after_review || looping, "released from {source} ({label})");
     }
+    let decided = json!({"Variable": "$.decision.action", "StringEquals": "decided"}).to_string();
+    assert_eq!(
+        into("reviewDecided", &states),
+        vec![("manualApprovalChoice".to_owned(), decided)]
+    );
     assert_eq!(
         into("manualApprovalChoice", &states),
         vec![("triggerManualApproval".to_owned(), "next".to_owned())]
+    );
+    for pass in ["reviewTimedOutDeny", "reviewTimedOutHold"] {
+        for (source, _) in into(pass, &states) {
+            assert_eq!(source, "approvalTimeoutActionChoice", "{pass}");
+        }
+    }
+    let timed_out = states["triggerManualApproval"]["Catch"][0].clone();
+    assert_eq!(timed_out["ErrorEquals"], json!(["States.Timeout"]));
+    assert_eq!(timed_out["Next"], "approvalTimeoutActionChoice");
+    assert_eq!(
+        into("approvalTimeoutActionChoice", &states),
+        vec![("triggerManualApproval".to_owned(), "catch".to_owned())]
     );
 }
 
@@ -306,11 +325,19 @@ fn the_approval_waits_for_a_callback_with_a_timeout_and_a_default() {
     let timeout = &approval["Catch"].as_array().unwrap()[0];
     assert_eq!(timeout["ErrorEquals"], json!(["States.Timeout"]));
     assert_eq!(timeout["Next"], "approvalTimeoutActionChoice");
-    // An unknown configured action holds the objects.
+    // An unknown configured action holds the objects nobody decided.
     assert_eq!(
         states["approvalTimeoutActionChoice"]["Default"],
-        "notifyApprovalTimeoutHold"
+        "reviewTimedOutHold"
     );
+    assert_eq!(states["reviewTimedOutHold"]["Result"], "keep");
+    assert_eq!(states["reviewTimedOutDeny"]["Result"], "delete");
+    // Objects still undecided after a timeout that holds fail the run, after the notice.
+    assert_eq!(
+        states["notifyApprovalTimeoutHold"]["Next"],
+        "approvalTimedOut"
+    );
+    assert_eq!(states["approvalTimedOut"]["Type"], "Fail");
 }
 
 #[test]
@@ -336,7 +363,10 @@ fn sample(path: &str) -> Value {
         "$$.State.RetryCount" => json!(0),
         "$$.Task.Token" => json!("AAAA+/token=="),
         "$$.State.EnteredTime" => json!("2026-11-28T10:00:00.000Z"),
-        "$.scan.Payload" | "$.routing.Payload" | "$.release.Payload" => Value::Null,
+        "$.scan.Payload" | "$.routing.Payload" | "$.release.Payload" | "$.deletion.Payload" => {
+            Value::Null
+        }
+        "$.undecided" => json!("keep"),
         "$.scan.Payload.workflowId" => json!("wf-1"),
         "$.scan.Payload.jobId" => json!("0123456789abcdef0123456789abcdef"),
         "$.findings.Payload.manifest" => {
@@ -346,9 +376,6 @@ fn sample(path: &str) -> Value {
         "$.config.approvalTimeoutSeconds" => json!(432000),
         "$.config.approvalTimeoutAction" => json!("hold"),
         "$.config.movePath" => json!("Loop"),
-        // What receiveApprovalDecision sends with SendTaskSuccess.
-        "$.decision" => json!({"action": "allow", "decidedAt": "2026-11-28T11:00:00Z",
-            "request": format!("approvals/{}.json", "a".repeat(64))}),
         other => panic!("no sample for {other}; add one"),
     }
 }
@@ -388,8 +415,8 @@ fn every_task_payload_is_accepted_by_its_handler() {
     accepts::<get_findings_count::FindingsInput>("getMacieFindingsCount");
     accepts::<move_all_scan_stage_files::RouteInput>("moveAllScanStageS3Files");
     accepts::<trigger_manual_approval::ApprovalInput>("triggerManualApproval");
-    accepts::<move_to_scanned_data_files::HeldInput>("moveToScannedDataS3Files");
-    accepts::<move_to_scanned_data_files::HeldInput>("deleteManualReviewS3Files");
+    accepts::<move_to_scanned_data_files::ReleaseInput>("moveToScannedDataS3Files");
+    accepts::<delete_manual_review_files::DeleteInput>("deleteManualReviewS3Files");
 }
 
 /// Values a Choice compares `variable` with.
@@ -484,13 +511,22 @@ fn choices_compare_with_the_statuses_handlers_emit() {
         serde_json::to_value(macie_pipeline::handlers::steps::StepProgress::fan_out()).unwrap(),
     ]);
     assert_eq!(choice_values("$.routing.Payload.status"), routing);
-    let decisions: BTreeSet<String> = [
-        macie_pipeline::approval::links::Decision::Allow.action(),
-        macie_pipeline::approval::links::Decision::Deny.action(),
-    ]
-    .map(str::to_owned)
-    .into();
+    assert_eq!(choice_values("$.deletion.Payload.status"), steps);
+    let decisions: BTreeSet<String> =
+        [macie_pipeline::handlers::receive_approval_decision::DECIDED_ACTION.to_owned()].into();
     assert_eq!(choice_values("$.decision.action"), decisions);
+    // What the Pass states put in $.undecided is what the deletion accepts.
+    use macie_pipeline::handlers::delete_manual_review_files::Undecided;
+    let states = states();
+    for (name, state) in &states {
+        if state["ResultPath"] == "$.undecided" {
+            serde_json::from_value::<Undecided>(state["Result"].clone()).unwrap_or_else(|err| {
+                panic!("{name} sets $.undecided to {}: {err}", state["Result"])
+            });
+        }
+    }
+    let undecided: BTreeSet<String> = ["delete".to_owned()].into();
+    assert_eq!(choice_values("$.undecided"), undecided);
 }
 
 /// The Distributed Map path: each Map lists one pipeline bucket, hands batches to the same

@@ -216,9 +216,9 @@ pub async fn run(
         let link = email
             .message
             .lines()
-            .skip_while(|l| !l.starts_with("Approve"))
+            .skip_while(|l| !l.starts_with("Release all"))
             .find(|l| l.starts_with("http"))
-            .ok_or("no Approve link in the email")?
+            .ok_or("no Release all link in the email")?
             .to_owned();
         let decided = client::decide(&link).await;
         if !decided.status().is_success() {

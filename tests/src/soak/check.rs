@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_sfn::types::ExecutionStatus;
+use macie_pipeline::approval::decisions::{Choice, ObjectDecision};
 use macie_pipeline::deployment::Bucket;
 use macie_pipeline::s3::landing;
 use serde_json::Value;
@@ -190,6 +191,35 @@ async fn analysed_by(
     (analysed, jobs_by_workflow)
 }
 
+/// Every decision recorded per object, by (workflow, key): what each reviewer chose.
+async fn decisions(gate: &Gate) -> BTreeMap<(String, String), Choice> {
+    let bucket = gate.bucket(Bucket::Manifests);
+    let mut found = BTreeMap::new();
+    let mut pages = gate
+        .s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("approvals/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.expect("ListObjectsV2").contents() {
+            let key = object.key().unwrap_or_default();
+            if !key.contains("/objects/") {
+                continue;
+            }
+            let record: ObjectDecision =
+                serde_json::from_slice(&gate.body(Bucket::Manifests, key).await)
+                    .unwrap_or_else(|err| panic!("{key} is not a decision record: {err}"));
+            found.insert(
+                (record.workflow_id.as_str().to_owned(), record.key),
+                record.choice,
+            );
+        }
+    }
+    found
+}
+
 pub(super) async fn check(gate: &Gate, context: &Context<'_>, violations: &mut Vec<String>) {
     let Context {
         outcome,
@@ -200,6 +230,11 @@ pub(super) async fn check(gate: &Gate, context: &Context<'_>, violations: &mut V
     } = *context;
     let copies = inventory(gate).await;
     let (analysed, jobs_by_workflow) = analysed_by(gate).await;
+    let decided = decisions(gate).await;
+    // What the reviewer chose for `key` in `workflow`'s review, when each object was decided on
+    // its own.
+    let choice =
+        |workflow: &str, key: &str| decided.get(&(workflow.to_owned(), key.to_owned())).copied();
     let all_succeeded = finished
         .values()
         .all(|(_, s)| *s == ExecutionStatus::Succeeded);
@@ -278,14 +313,17 @@ pub(super) async fn check(gate: &Gate, context: &Context<'_>, violations: &mut V
                 ));
             }
             let run = runs.iter().next().cloned();
+            let chosen = run.as_deref().and_then(|r| choice(r, key));
             let denied = version.flagged
-                && outcome.deletes_held()
+                && (outcome.deletes_held()
+                    || (outcome == Outcome::PerObject && chosen == Some(Choice::Delete)))
                 && run
                     .as_deref()
                     .is_some_and(|r| succeeded(r) && job_complete(r));
+            let released = outcome == Outcome::Approve
+                || (outcome == Outcome::PerObject && chosen == Some(Choice::Release));
             if run.as_deref().is_some_and(job_complete)
-                && (!version.flagged
-                    || (outcome == Outcome::Approve && run.as_deref().is_some_and(succeeded)))
+                && (!version.flagged || (released && run.as_deref().is_some_and(succeeded)))
             {
                 eligible.push(index);
             }
@@ -355,8 +393,16 @@ pub(super) async fn check(gate: &Gate, context: &Context<'_>, violations: &mut V
                             if !workflow.as_deref().is_some_and(job_complete) {
                                 violations.push(format!("{label} reached scanned-data without a COMPLETE Macie job of its workflow {workflow:?}"));
                             }
+                            // Released only by a reviewer: all at once, or this object's own
+                            // decision in the run that holds its tag.
+                            let reviewed = outcome == Outcome::Approve
+                                || (outcome == Outcome::PerObject
+                                    && workflow
+                                        .as_deref()
+                                        .and_then(|w| choice(w, key))
+                                        == Some(Choice::Release));
                             if version.flagged
-                                && (outcome != Outcome::Approve
+                                && (!reviewed
                                     || copy.tags.get("SensitiveDataFound").map(String::as_str)
                                         != Some("true"))
                             {

@@ -5,23 +5,91 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
 use super::Outcome;
 use super::scenario::{Moment, SecondRound, Uploads, Versions};
 use crate::{Gate, http, link_after};
 
-/// Opens a decision link and presses its button, retrying pages that injected faults broke.
+/// Opens a bulk link and records its choice for every held object, retrying pages that injected
+/// faults broke.
 async fn decide(link: &str) -> bool {
     for _ in 0..50 {
         let page = http::get(link).await;
         if page.status() == 200 {
-            let token = http::form_token(page.body());
+            // No form: every object is decided and the release has finished.
+            let Some(token) = http::find_form_token(page.body()) else {
+                return true;
+            };
             let answer = http::post_decision(link, &token).await;
             if answer.status() == 200 || answer.status() == 410 {
                 return true;
             }
         } else if page.status() == 410 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// The objects a review page still offers a choice for, by the SHA-256 of their key.
+fn undecided_on(page: &str) -> Vec<String> {
+    page.match_indices("name=\"object.")
+        .filter_map(|(at, found)| {
+            let hash = page.get(at + found.len()..at + found.len() + 64)?;
+            page[at + found.len() + 64..]
+                .starts_with("\" value=\"release\"")
+                .then(|| hash.to_owned())
+        })
+        .collect()
+}
+
+/// Decides each held object of a review on its own over two visits: on the first some at
+/// random (release, delete, or later), on the second the rest. Pages that injected faults broke
+/// are retried. True once every object is decided and the run was told.
+async fn decide_each(link: &str) -> bool {
+    // Seeded from the link, so a seed replays the same choices.
+    let mut rng =
+        Xoshiro256PlusPlus::seed_from_u64(link.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        }));
+    let action = link.split('?').next().expect("a path").to_owned();
+    let mut visits = 0;
+    for _ in 0..50 {
+        let page = http::get(link).await;
+        if page.status() == 410 {
+            return true;
+        }
+        if page.status() != 200 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let Some(token) = http::find_form_token(page.body()) else {
+            return true;
+        };
+        visits += 1;
+        let choices: Vec<(String, &str)> = undecided_on(page.body())
+            .into_iter()
+            .filter_map(|hash| {
+                let choice = match rng.random_range(0..3u32) {
+                    0 => "release",
+                    1 => "delete",
+                    // Decided later: only on the first visit.
+                    _ if visits == 1 => return None,
+                    _ => "release",
+                };
+                Some((hash, choice))
+            })
+            .collect();
+        let reviewer = format!("soak reviewer {visits}");
+        let answer = http::post_review(&action, &token, &reviewer, &choices, "keep").await;
+        if answer.status() == 410 {
+            return true;
+        }
+        if answer.status() == 200 && answer.body().contains("Every held object is decided") {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -138,9 +206,9 @@ pub(super) async fn drive(
         match outcome {
             Outcome::Approve | Outcome::Deny => {
                 let label = if outcome == Outcome::Approve {
-                    "Approve"
+                    "Release all"
                 } else {
-                    "Deny"
+                    "Delete all"
                 };
                 for (workflow, (_, message)) in &newest {
                     if holds_off(workflow) {
@@ -148,6 +216,20 @@ pub(super) async fn drive(
                     }
                     let link = link_after(message, label);
                     if !decided.contains(&link) && decide(&link).await {
+                        decided.insert(link);
+                        versions
+                            .land(gate, uploads, |at| at == Moment::AfterDecision)
+                            .await;
+                    }
+                }
+            }
+            Outcome::PerObject => {
+                for (workflow, (_, message)) in &newest {
+                    if holds_off(workflow) {
+                        continue;
+                    }
+                    let link = link_after(message, "Decide each object");
+                    if !decided.contains(&link) && decide_each(&link).await {
                         decided.insert(link);
                         versions
                             .land(gate, uploads, |at| at == Moment::AfterDecision)

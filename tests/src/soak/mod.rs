@@ -1,6 +1,7 @@
 //! The randomized soak: seeded runs of the whole gate on a fresh local stack, each with random
 //! objects (awkward keys, tags, metadata, sizes from 0 bytes to a few MB, some with planted card
-//! numbers), random S3 and Macie faults, a random outcome (approve, deny, approval timeout with
+//! numbers), random S3 and Macie faults, a random outcome (release all, delete all, each object
+//! decided on its own over two visits, approval timeout with
 //! either default, Macie job cancelled or paused), sometimes a second overlapping execution and
 //! objects landing in raw while a run moves. Half the runs rewrite keys: new versions of keys
 //! already uploaded land while the earlier ones are in flight, held, being released or denied,
@@ -33,6 +34,9 @@ use scenario::{SecondRound, Uploads, Versions, random_faults, upload};
 pub enum Outcome {
     Approve,
     Deny,
+    /// The reviewer decides each held object on its own, release or delete at random, over two
+    /// visits of the review page.
+    PerObject,
     TimeoutHold,
     TimeoutDeny,
     JobCancelled,
@@ -210,7 +214,8 @@ pub async fn run_with(seed: u64, how: Sabotage) -> RunReport {
         Outcome::TimeoutDeny,
         Outcome::JobCancelled,
         Outcome::JobPaused,
-    ][rng.random_range(0..6usize)];
+        Outcome::PerObject,
+    ][rng.random_range(0..7usize)];
     let outcome = versions.outcome.unwrap_or(drawn);
     // A quarter of the runs give each invocation a fifth of a second, with slow copies, so the
     // moves go through deadline continuations and crashes can land in the middle of one.

@@ -280,7 +280,8 @@ impl Versions {
         let rewriting = rng.random_bool(0.5);
         let outcome = match rng.random_range(0..20u32) {
             _ if !rewriting => None,
-            0..7 => Some(Outcome::Approve),
+            0..5 => Some(Outcome::Approve),
+            5..7 => Some(Outcome::PerObject),
             7..9 => Some(Outcome::Deny),
             _ => None,
         };

@@ -32,8 +32,12 @@ pub struct ApprovalEmail<'a> {
     pub routed: &'a Tally,
     pub expires_at: OffsetDateTime,
     pub timeout_action: TimeoutAction,
-    pub allow_link: &'a str,
-    pub deny_link: &'a str,
+    /// Opens the review page.
+    pub review_link: &'a str,
+    /// Open the same page with "release all" or "delete all" preselected for every undecided
+    /// object.
+    pub release_all_link: &'a str,
+    pub delete_all_link: &'a str,
 }
 
 impl ApprovalEmail<'_> {
@@ -113,7 +117,11 @@ impl ApprovalEmail<'_> {
             manifest.macie_price
         );
         let _ = writeln!(text, "Decide by:       {expires}");
-        let _ = writeln!(text, "If no decision:  {}.", self.timeout_action.describe());
+        let _ = writeln!(
+            text,
+            "Undecided then:  {}.",
+            self.timeout_action.describe_undecided()
+        );
         if !flagged.is_empty() {
             let _ = writeln!(text);
             let _ = writeln!(
@@ -196,21 +204,42 @@ impl ApprovalEmail<'_> {
         let _ = writeln!(text);
         let _ = writeln!(
             text,
-            "Approve (release them to s3://{}, tagged SensitiveDataFound=true, or =unknown for objects not analysed):",
+            "Decide each object (release, delete, or decide later), now or in several visits until the deadline:"
+        );
+        let _ = writeln!(text, "{}", self.review_link);
+        let _ = writeln!(text);
+        let _ = writeln!(
+            text,
+            "- Release: the object goes on to s3://{}, tagged SensitiveDataFound=true (=unknown for objects not analysed).",
             self.scanned_data_bucket
         );
-        let _ = writeln!(text, "{}", self.allow_link);
-        let _ = writeln!(text);
-        let _ = writeln!(text, "Deny (delete them):");
-        let _ = writeln!(text, "{}", self.deny_link);
-        let _ = writeln!(text);
         let _ = writeln!(
             text,
-            "Either link opens a page that lists every held object and has both buttons; opening it changes nothing."
+            "- Delete: the object is deleted from manual-review (and, where raw keeps versions, its raw version too)."
         );
         let _ = writeln!(
             text,
-            "If a newer version of a held key reaches s3://{} before the release, the approved version does not replace it: it stays in manual-review, and the notification and the page say where.",
+            "- Decide later: nothing happens yet. A recorded decision is final."
+        );
+        let _ = writeln!(text);
+        let _ = writeln!(
+            text,
+            "Release all (the same page, with release chosen for every undecided object):"
+        );
+        let _ = writeln!(text, "{}", self.release_all_link);
+        let _ = writeln!(
+            text,
+            "Delete all (the same page, with delete chosen for every undecided object):"
+        );
+        let _ = writeln!(text, "{}", self.delete_all_link);
+        let _ = writeln!(text);
+        let _ = writeln!(
+            text,
+            "Every link opens the page that lists every held object; opening it changes nothing, and it asks for your name before it records anything."
+        );
+        let _ = writeln!(
+            text,
+            "If a newer version of a held key reaches s3://{} before the release, the released version does not replace it: it stays in manual-review, and the notification and the page say where.",
             self.scanned_data_bucket
         );
         text
@@ -221,7 +250,7 @@ impl ApprovalEmail<'_> {
         if listed > MAX_LISTED_OBJECTS {
             let _ = writeln!(
                 text,
-                "... and {} more: either link below opens a page with the full list (also in s3://{}/{}).",
+                "... and {} more: the links below open a page with the full list (also in s3://{}/{}).",
                 listed - MAX_LISTED_OBJECTS,
                 self.manifest_location.bucket,
                 self.manifest_location.key
@@ -358,8 +387,9 @@ mod tests {
             routed: &routed,
             expires_at: datetime!(2026-12-03 13:41:07 UTC),
             timeout_action: TimeoutAction::Deny,
-            allow_link: "https://api/allow?token=a%2Bb",
-            deny_link: "https://api/deny?token=a%2Bb",
+            review_link: "https://api/review?token=a%2Bb",
+            release_all_link: "https://api/allow?token=a%2Bb",
+            delete_all_link: "https://api/deny?token=a%2Bb",
         };
         (email.subject(), email.body())
     }
@@ -391,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn the_body_lists_objects_expiry_and_both_links() {
+    fn the_body_lists_objects_expiry_and_the_links() {
         let (_, body) = render(&manifest(vec![object("data/cards.csv", Severity::High, 6)]));
         assert!(body.contains("- [High] data/cards.csv (2.0 KiB)"), "{body}");
         assert!(
@@ -399,9 +429,10 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("Decide by:       2026-12-03 13:41 UTC"));
-        assert!(body.contains("deleted, as if denied"));
+        assert!(body.contains("still undecided are deleted, as if denied"));
         assert!(body.contains("Macie scanned:   0 B, about USD 0.0000 at USD 1.00 per GB"));
         assert!(body.contains("Released:        5 object(s)"));
+        assert!(body.contains("https://api/review?token=a%2Bb"));
         assert!(body.contains("https://api/allow?token=a%2Bb"));
         assert!(body.contains("https://api/deny?token=a%2Bb"));
     }
@@ -457,7 +488,7 @@ mod tests {
             .collect();
         let (_, body) = render(&manifest(objects));
         assert!(body.contains(
-            "... and 15 more: either link below opens a page with the full list (also in s3://manifests/workflows/x/job/findings.json)."
+            "... and 15 more: the links below open a page with the full list (also in s3://manifests/workflows/x/job/findings.json)."
         ));
         assert!(!body.contains("k39"));
     }

@@ -1,4 +1,4 @@
-//! Approve/Deny links. The task token is opaque and full of URL-unsafe characters (`+`, `/`,
+//! The review links. The task token is opaque and full of URL-unsafe characters (`+`, `/`,
 //! `=`), so it is percent-encoded once here and decoded once by the API; the reference put it in
 //! the URL raw and had to turn spaces back into `+`.
 
@@ -15,48 +15,46 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 /// Step Functions task tokens are at most this long.
 pub const MAX_TOKEN_LEN: usize = 2048;
 
-/// A reviewer's decision.
+/// How a reviewer reaches the review page. Every link opens the same page, which decides
+/// nothing until its form is posted; the bulk links only preselect the choice for every object
+/// still undecided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Allow,
-    Deny,
+#[serde(rename_all = "camelCase")]
+pub enum Entry {
+    /// Decide each object.
+    Review,
+    /// "Release all": the bulk choice preselected to release.
+    ReleaseAll,
+    /// "Delete all": the bulk choice preselected to delete.
+    DeleteAll,
 }
 
-impl Decision {
-    /// The API path segment: `/allow` or `/deny`.
+impl Entry {
+    /// The API path segment: `/review`, or `/allow` and `/deny` for the bulk links.
     pub fn path_segment(self) -> &'static str {
         match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
+            Self::Review => "review",
+            Self::ReleaseAll => "allow",
+            Self::DeleteAll => "deny",
         }
     }
 
-    /// The `action` the state machine's `manualApprovalChoice` reads.
-    pub fn action(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Deny => "delete",
-        }
-    }
-
-    /// The decision a request path asks for (`.../allow` or `.../deny`, stage prefix allowed).
+    /// The entry a request path names (`.../review`, `.../allow` or `.../deny`, stage prefix
+    /// allowed).
     pub fn from_path(path: &str) -> Option<Self> {
         let last = path.trim_end_matches('/').rsplit('/').next()?;
-        match last {
-            "allow" => Some(Self::Allow),
-            "deny" => Some(Self::Deny),
-            _ => None,
-        }
+        [Self::Review, Self::ReleaseAll, Self::DeleteAll]
+            .into_iter()
+            .find(|entry| entry.path_segment() == last)
     }
 }
 
-/// The link that opens the decision page for `decision`.
-pub fn link(api_url: &str, decision: Decision, token: &str) -> String {
+/// The link that opens the review page from `entry`.
+pub fn link(api_url: &str, entry: Entry, token: &str) -> String {
     format!(
         "{}/{}?token={}",
         api_url.trim_end_matches('/'),
-        decision.path_segment(),
+        entry.path_segment(),
         utf8_percent_encode(token, UNRESERVED)
     )
 }
@@ -83,7 +81,7 @@ mod tests {
 
     #[test]
     fn a_token_with_plus_slash_and_equals_survives_the_link() {
-        let url = link("https://api.example/Prod/", Decision::Allow, TOKEN);
+        let url = link("https://api.example/Prod/", Entry::ReleaseAll, TOKEN);
         assert_eq!(
             url,
             "https://api.example/Prod/allow?token=AAAAKgAAAAIAAAAAAAAAAQ%2B%2Fabc%3Ddef%3D%3D"
@@ -93,17 +91,18 @@ mod tests {
     }
 
     #[test]
-    fn decisions_come_from_the_last_path_segment() {
-        assert_eq!(Decision::from_path("/Prod/allow"), Some(Decision::Allow));
-        assert_eq!(Decision::from_path("/deny/"), Some(Decision::Deny));
-        assert_eq!(Decision::from_path("/allowed"), None);
-        assert_eq!(Decision::Deny.action(), "delete");
+    fn entries_come_from_the_last_path_segment() {
+        assert_eq!(Entry::from_path("/Prod/review"), Some(Entry::Review));
+        assert_eq!(Entry::from_path("/Prod/allow"), Some(Entry::ReleaseAll));
+        assert_eq!(Entry::from_path("/deny/"), Some(Entry::DeleteAll));
+        assert_eq!(Entry::from_path("/allowed"), None);
+        assert_eq!(Entry::from_path("/"), None);
     }
 
     proptest! {
         #[test]
         fn any_token_round_trips(token in "\\PC{1,300}") {
-            let url = link("https://x", Decision::Deny, &token);
+            let url = link("https://x", Entry::Review, &token);
             let query = url.split_once('?').unwrap().1;
             prop_assert!(!query["token=".len()..].contains(['+', '/', '=', ' ', '&', '#']));
             prop_assert_eq!(token_param(query), Some(token));

@@ -1,13 +1,16 @@
 //! The reviewer's side: decision links, the approval email, and the decision page.
 
+pub mod decisions;
 pub mod email;
 pub mod links;
 pub mod page;
 pub mod record;
+pub mod review_page;
+pub mod visit;
 
 use serde::{Deserialize, Serialize};
 
-/// What happens to held objects when nobody decides before the approval times out.
+/// What happens to held objects nobody decided when the review times out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TimeoutAction {
@@ -18,12 +21,12 @@ pub enum TimeoutAction {
 }
 
 impl TimeoutAction {
-    /// What the email tells the reviewer will happen.
-    pub fn describe(self) -> &'static str {
+    /// What happens to the objects still undecided at the deadline.
+    pub fn describe_undecided(self) -> &'static str {
         match self {
-            Self::Deny => "the held objects will be deleted, as if denied",
+            Self::Deny => "the objects still undecided are deleted, as if denied",
             Self::Hold => {
-                "the held objects stay in the manual-review bucket and the run fails, for someone to handle them by hand"
+                "the objects still undecided stay in the manual-review bucket and the run fails, for someone to handle them by hand"
             }
         }
     }

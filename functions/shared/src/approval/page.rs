@@ -1,9 +1,7 @@
-//! The decision page. A GET (what a mail scanner's link pre-fetch does) only shows what is being
-//! decided: the run, when the request expires and what happens then, and every held object with
-//! what Macie found or why it could not look. The decision is one of the page's two forms, posted.
-//! The page needs no script and loads nothing from elsewhere, and the headers keep the token out
-//! of Referer headers, caches and frames. On a narrow screen the tables become one card per
-//! object.
+//! The pages of the approval API: what every page shares (the style, the security headers, the
+//! table), and the pages that are not the review itself (see [`crate::approval::review_page`]).
+//! No page needs a script or loads anything from elsewhere, and the headers keep the token out of
+//! Referer headers, caches and frames. On a narrow screen the tables become one card per object.
 
 use std::fmt::Write as _;
 use std::sync::LazyLock;
@@ -13,15 +11,12 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::approval::email::{format_time, human_size};
-use crate::approval::links::Decision;
-use crate::approval::record::{ApprovalRecord, DecisionRecord, OutcomeRecord};
-use crate::manifest::{FlaggedObject, Manifest, NotAnalysedObject, Supersession};
+use crate::approval::email::format_time;
+use crate::approval::record::ApprovalRecord;
+use crate::manifest::Supersession;
 
-/// Rows a page lists per table; the rest are counted, with the manifest's location.
-pub const MAX_PAGE_ROWS: usize = 1000;
-/// With more held objects than this, the buttons are shown above the list as well as below.
-const BUTTONS_ON_TOP_ABOVE: usize = 10;
+/// Rows a supporting table (versions kept aside) lists; the rest are in the manifest.
+pub const MAX_TABLE_ROWS: usize = 1000;
 
 /// The page's only style sheet, allowed by its hash in the CSP. Colours keep at least 4.5:1
 /// contrast (white on the button greens and reds is above 6:1).
@@ -39,11 +34,20 @@ td.key{overflow-wrap:anywhere;font-family:ui-monospace,Menlo,Consolas,monospace;
 .high{color:#a4161a;font-weight:700}.medium{color:#8a4b00;font-weight:700}\
 .actions{display:flex;flex-wrap:wrap;gap:1rem;margin:1rem 0}\
 form{margin:0}\
+fieldset{border:0;padding:0;margin:0}\
+.choice label{display:inline-block;margin:0 .75rem .25rem 0;white-space:nowrap}\
+.bulk{border:1px solid #767676;border-radius:.4rem;padding:.5rem 1rem;margin:1rem 0}.bulk legend{font-weight:600;padding:0 .25rem}.bulk label{display:block;margin:.25rem 0}\
+input[type=radio]{width:1.15rem;height:1.15rem;vertical-align:-.2rem;margin:0 .25rem 0 0}\
+input[type=text]{font:inherit;padding:.5rem;width:100%;max-width:30rem;box-sizing:border-box;border:1px solid #767676;border-radius:.25rem}\
 button{font:inherit;font-size:1.1rem;padding:.75rem 1.5rem;border:0;border-radius:.4rem;color:#fff;cursor:pointer;min-height:3rem}\
-button:focus{outline:3px solid #1a4f9c;outline-offset:2px}\
-.allow{background:#0b6e2f}.deny{background:#a4161a}\
+button:focus,input:focus,a:focus{outline:3px solid #1a4f9c;outline-offset:2px}\
+.record{background:#1a4f9c}\
+.decided{font-weight:600}\
+.notice{background:#e8f0fe;border-left:4px solid #1a4f9c;padding:.5rem 1rem}\
+.pages{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;margin:0 0 1rem}\
+.sr{position:absolute;left:-9999px}\
 .note{color:#444;font-size:.95rem}\
-@media (max-width:40rem){thead{position:absolute;left:-9999px}table,caption,tbody,tr,td{display:block}tr{border-bottom:2px solid #999;padding:.5rem 0}td{border:0;padding:.1rem 0}td::before{content:attr(data-label) \": \";font-weight:600;font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif}.actions{flex-direction:column}button{width:100%}}";
+@media (max-width:40rem){dl{grid-template-columns:1fr}dd{margin:0 0 .5rem}thead{position:absolute;left:-9999px}table,caption,tbody,tr,td{display:block}tr{border-bottom:2px solid #999;padding:.5rem 0}td{border:0;padding:.1rem 0}td::before{content:attr(data-label) \": \";font-weight:600;font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif}.choice label{display:block;padding:.35rem 0}.actions{flex-direction:column}button{width:100%}}";
 
 static STYLE_HASH: LazyLock<String> = LazyLock::new(|| {
     let digest = Sha256::digest(STYLE.as_bytes());
@@ -80,7 +84,7 @@ pub fn security_headers() -> Vec<(&'static str, String)> {
     ]
 }
 
-fn page(status: u16, title: &str, content: &str) -> Page {
+pub(crate) fn page(status: u16, title: &str, content: &str) -> Page {
     Page {
         status,
         headers: security_headers(),
@@ -94,136 +98,9 @@ fn page(status: u16, title: &str, content: &str) -> Page {
     }
 }
 
-/// Everything the review page shows.
-pub struct Review<'a> {
-    /// The link the reviewer opened (both buttons are on the page either way).
-    pub opened: Decision,
-    pub token: &'a str,
-    pub record: &'a ApprovalRecord,
-    pub manifest: &'a Manifest,
-}
-
-/// GET: the held objects and the two buttons. Nothing has been decided yet.
-pub fn review(view: &Review<'_>) -> Page {
-    let manifest = view.manifest;
-    let flagged: Vec<&FlaggedObject> = manifest.review().collect();
-    let held = flagged.len() + manifest.not_analysed.len();
-    let mut content = String::new();
-    let _ = writeln!(
-        content,
-        "<p>{held} object(s) of this run are held in the manual-review bucket until you decide. \
-         Look through them, then approve or deny them all.</p>"
-    );
-    let _ = writeln!(
-        content,
-        "<dl>\n<dt>Run</dt><dd>{}</dd>\n<dt>Held in</dt><dd>s3://{}</dd>\n\
-         <dt>Decide by</dt><dd>{}</dd>\n<dt>If no decision</dt><dd>{}.</dd>\n</dl>",
-        escape(&visible(manifest.workflow_id.as_str())),
-        escape(&view.record.manual_review_bucket),
-        escape(&when(&view.record.expires_at)),
-        escape(view.record.timeout_action.describe()),
-    );
-    let opened = match view.opened {
-        Decision::Allow => "Approve",
-        Decision::Deny => "Deny",
-    };
-    let _ = writeln!(
-        content,
-        "<p class=\"note\">You opened the {opened} link. Nothing has changed yet: the decision is made only when you press a button.</p>"
-    );
-    let buttons = buttons(view.token, held, &view.record.scanned_data_bucket);
-    if held > BUTTONS_ON_TOP_ABOVE {
-        content.push_str(&buttons);
-    }
-    if !flagged.is_empty() {
-        let _ = writeln!(
-            content,
-            "<h2>Objects with sensitive data ({})</h2>",
-            flagged.len()
-        );
-        let rows = flagged
-            .iter()
-            .take(MAX_PAGE_ROWS)
-            .map(|object| flagged_row(object));
-        table(
-            &mut content,
-            "Detection types and counts only; the values are never shown.",
-            &["Object", "Size", "Severity", "Found"],
-            rows,
-        );
-        more(&mut content, flagged.len(), view);
-    }
-    if !manifest.not_analysed.is_empty() {
-        let _ = writeln!(
-            content,
-            "<h2>Objects Macie could not analyse ({})</h2>",
-            manifest.not_analysed.len()
-        );
-        let rows = manifest
-            .not_analysed
-            .iter()
-            .take(MAX_PAGE_ROWS)
-            .map(not_analysed_row);
-        table(
-            &mut content,
-            "No finding here does not mean no sensitive data: Macie did not read these in full.",
-            &["Object", "Size", "Status", "Reason"],
-            rows,
-        );
-        more(&mut content, manifest.not_analysed.len(), view);
-    }
-    if !manifest.held_aside.is_empty() {
-        let _ = writeln!(
-            content,
-            "<h2>Held aside ({})</h2>",
-            manifest.held_aside.len()
-        );
-        let rows = manifest
-            .held_aside
-            .iter()
-            .take(MAX_PAGE_ROWS)
-            .map(|(key, location)| {
-                vec![
-                    (visible(key), "key"),
-                    (
-                        format!(
-                            "s3://{}/{}",
-                            view.record.manual_review_bucket,
-                            visible(location)
-                        ),
-                        "key",
-                    ),
-                ]
-            });
-        table(
-            &mut content,
-            "Another version of each of these keys is held at its key for its own decision, so this run's version waits here. Your decision acts on this run's version only.",
-            &["Object", "Held at"],
-            rows,
-        );
-        more(&mut content, manifest.held_aside.len(), view);
-    }
-    if !manifest.superseded.is_empty() {
-        let _ = writeln!(
-            content,
-            "<h2>Kept aside, not passed on ({})</h2>",
-            manifest.superseded.len()
-        );
-        supersessions(&mut content, &manifest.superseded);
-        more(&mut content, manifest.superseded.len(), view);
-    }
-    let _ = writeln!(
-        content,
-        "<p class=\"note\">If a newer version of a held key reaches s3://{} before the release, the approved version does not replace it: it stays in manual-review, and reopening this link then says where.</p>",
-        escape(&view.record.scanned_data_bucket)
-    );
-    content.push_str(&buttons);
-    page(200, &format!("Review {held} held object(s)"), &content)
-}
-
 /// A table of versions kept aside instead of replacing a newer one.
-fn supersessions(content: &mut String, kept: &[Supersession]) {
-    let rows = kept.iter().take(MAX_PAGE_ROWS).map(|supersession| {
+pub(crate) fn supersessions(content: &mut String, kept: &[Supersession]) {
+    let rows = kept.iter().take(MAX_TABLE_ROWS).map(|supersession| {
         vec![
             (visible(&supersession.key), "key"),
             (supersession.reason(), ""),
@@ -238,20 +115,8 @@ fn supersessions(content: &mut String, kept: &[Supersession]) {
     );
 }
 
-/// The two decisions, each its own form and button: different words, colours and positions.
-fn buttons(token: &str, held: usize, scanned_data_bucket: &str) -> String {
-    let token = escape(token);
-    format!(
-        "<div class=\"actions\">\n\
-         <form method=\"post\" action=\"allow\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
-         <button type=\"submit\" class=\"allow\">Approve: release {held} to s3://{bucket}</button></form>\n\
-         <form method=\"post\" action=\"deny\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
-         <button type=\"submit\" class=\"deny\">Deny: delete {held}</button></form>\n</div>\n",
-        bucket = escape(scanned_data_bucket),
-    )
-}
-
-fn table(
+/// A table whose cells are (text, class); texts are escaped here.
+pub(crate) fn table(
     content: &mut String,
     caption: &str,
     headers: &[&str],
@@ -285,55 +150,8 @@ fn table(
     content.push_str("</tbody>\n</table>\n");
 }
 
-fn flagged_row(object: &FlaggedObject) -> Vec<(String, &'static str)> {
-    let severity_class = match object.highest_severity.as_str() {
-        "High" => "high",
-        "Medium" => "medium",
-        _ => "",
-    };
-    let mut found: Vec<String> = if object.detections.is_empty() {
-        object.finding_types.clone()
-    } else {
-        object
-            .detections
-            .iter()
-            .map(|d| format!("{} x{}", d.kind, d.count))
-            .collect()
-    };
-    if let Some(incomplete) = &object.incomplete_analysis {
-        found.push(format!("only partly analysed: {incomplete}"));
-    }
-    vec![
-        (visible(&object.key), "key"),
-        (human_size(object.size), ""),
-        (object.highest_severity.as_str().to_owned(), severity_class),
-        (found.join(", "), ""),
-    ]
-}
-
-fn not_analysed_row(object: &NotAnalysedObject) -> Vec<(String, &'static str)> {
-    vec![
-        (visible(&object.key), "key"),
-        (human_size(object.size), ""),
-        (object.status.as_str().to_owned(), ""),
-        (object.reasons.join("; "), ""),
-    ]
-}
-
-fn more(content: &mut String, listed: usize, view: &Review<'_>) {
-    if listed > MAX_PAGE_ROWS {
-        let _ = writeln!(
-            content,
-            "<p class=\"note\">... and {} more, not shown. The full list is in s3://{}/{}</p>",
-            listed - MAX_PAGE_ROWS,
-            escape(&view.record.manifest.bucket),
-            escape(&view.record.manifest.key)
-        );
-    }
-}
-
 /// A key with control characters made visible, so a key cannot forge lines or hide text.
-fn visible(text: &str) -> String {
+pub(crate) fn visible(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
             if c.is_control() {
@@ -346,84 +164,29 @@ fn visible(text: &str) -> String {
 }
 
 /// An RFC 3339 time as people read it, or as stored if it does not parse.
-fn when(rfc3339: &str) -> String {
+pub(crate) fn when(rfc3339: &str) -> String {
     OffsetDateTime::parse(rfc3339, &Rfc3339).map_or_else(|_| rfc3339.to_owned(), format_time)
 }
 
-/// POST succeeded.
-pub fn decided(decision: Decision, record: Option<&ApprovalRecord>) -> Page {
-    let (title, text) = match (decision, record) {
-        (Decision::Allow, Some(record)) => (
-            "Approved",
-            format!(
-                "The held objects of run {} are being released to s3://{}, with their SensitiveDataFound tag. A version whose key already has a newer version there is kept in manual-review instead; reopen this link later to see what was released.",
-                visible(record.workflow_id.as_str()),
-                record.scanned_data_bucket
-            ),
-        ),
-        (Decision::Allow, None) => (
-            "Approved",
-            "The held objects are being released to the scanned-data bucket.".to_owned(),
-        ),
-        (Decision::Deny, Some(record)) => (
-            "Denied",
-            format!(
-                "The held objects of run {} are being deleted from s3://{}.",
-                visible(record.workflow_id.as_str()),
-                record.manual_review_bucket
-            ),
-        ),
-        (Decision::Deny, None) => ("Denied", "The held objects are being deleted.".to_owned()),
-    };
-    page(200, title, &format!("<p>{}</p>", escape(&text)))
-}
-
-/// The token was used already, or expired, or the run ended; with what the release did, once it
-/// finished.
-pub fn already_decided(decision: Option<&DecisionRecord>, outcome: Option<&OutcomeRecord>) -> Page {
-    let text = match decision {
-        Some(decision) => {
-            let what = if decision.action == Decision::Allow.action() {
-                "approved"
-            } else {
-                "denied"
-            };
-            format!(
-                "This approval request was already answered: {what} on {}. Nothing was changed.",
-                when(&decision.decided_at)
-            )
-        }
-        None => "This approval request was already answered, has expired, or its run has ended. Nothing was changed.".to_owned(),
-    };
-    let mut content = format!("<p>{}</p>", escape(&text));
-    if let Some(outcome) = outcome {
-        let _ = write!(
-            content,
-            "\n<p>The release finished on {}: {} object(s) released.</p>",
-            escape(&when(&outcome.finished_at)),
-            outcome.released
-        );
-        if !outcome.superseded.is_empty() {
-            let _ = writeln!(
-                content,
-                "\n<h2>Approved but not released ({})</h2>",
-                outcome.superseded.len()
-            );
-            supersessions(&mut content, &outcome.superseded);
-        }
-    }
-    page(410, "Already decided or expired", &content)
+/// The run no longer waits for this review: every object was decided and the run was told, it
+/// timed out, or it ended otherwise.
+pub fn closed() -> Page {
+    page(
+        410,
+        "This review is closed",
+        "<p>Its run no longer waits for decisions: every held object was decided, the review timed out, or the run ended. Nothing was changed.</p>",
+    )
 }
 
 /// The request's time ran out before a decision.
 pub fn expired(record: &ApprovalRecord) -> Page {
     page(
         410,
-        "This approval request has expired",
+        "This review has expired",
         &format!(
-            "<p>It expired on {}. As configured, {}. Nothing was changed by opening this link.</p>",
+            "<p>It expired on {}. Decisions made before then are carried out; as configured, {}. Nothing was changed by opening this link.</p>",
             escape(&when(&record.expires_at)),
-            escape(record.timeout_action.describe())
+            escape(record.timeout_action.describe_undecided())
         ),
     )
 }
@@ -453,8 +216,8 @@ pub fn bad_request(problem: &str) -> Page {
 pub fn upstream_failure() -> Page {
     page(
         502,
-        "The decision could not be recorded",
-        "<p>The workflow service did not accept the decision. Nothing was changed; try again in a minute.</p>",
+        "The run could not be told",
+        "<p>Your decisions are recorded, but the workflow service did not take the news that every object is decided. Open the link again in a minute and send them again.</p>",
     )
 }
 
@@ -498,11 +261,10 @@ pub fn escape(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::approval::TimeoutAction;
-    use crate::macie::severity::Severity;
-    use crate::manifest::{Detection, ManifestRef, NotAnalysedStatus, fixtures};
+    use crate::manifest::ManifestRef;
     use crate::workflow::WorkflowId;
 
-    fn header<'a>(page: &'a Page, name: &str) -> &'a str {
+    pub(crate) fn header<'a>(page: &'a Page, name: &str) -> &'a str {
         page.headers
             .iter()
             .find(|(n, _)| *n == name)
@@ -510,7 +272,7 @@ mod tests {
             .unwrap_or_else(|| panic!("no {name} header"))
     }
 
-    fn record() -> ApprovalRecord {
+    pub(crate) fn record() -> ApprovalRecord {
         ApprovalRecord {
             workflow_id: WorkflowId::parse("wf-1").unwrap(),
             manifest: ManifestRef {
@@ -524,92 +286,10 @@ mod tests {
         }
     }
 
-    fn flagged(key: &str) -> FlaggedObject {
-        let cards = Detection {
-            kind: "CREDIT_CARD_NUMBER".into(),
-            count: 3,
-        };
-        fixtures::flagged(key, Severity::High, vec![cards])
-    }
-
-    fn manifest(objects: Vec<FlaggedObject>) -> Manifest {
-        let mut manifest = fixtures::manifest("wf-1", objects);
-        manifest.not_analysed = vec![NotAnalysedObject {
-            key: "scan <1>.png".into(),
-            size: 10,
-            status: NotAnalysedStatus::Skipped,
-            reasons: vec!["UNSUPPORTED_FILE_TYPE_EXCEPTION".into()],
-        }];
-        manifest
-    }
-
-    fn render(manifest: &Manifest) -> Page {
-        review(&Review {
-            opened: Decision::Allow,
-            token: "a+b/\"<c>",
-            record: &record(),
-            manifest,
-        })
-    }
-
-    #[test]
-    fn the_review_page_lists_every_held_object_and_decides_nothing() {
-        let page = render(&manifest(vec![
-            flagged("cards.csv"),
-            flagged("evil\n<b>x</b>"),
-        ]));
-        assert_eq!(page.status, 200);
-        let body = &page.body;
-        assert!(
-            body.contains("<title>Review 3 held object(s)</title>"),
-            "{body}"
-        );
-        assert!(body.contains("<td data-label=\"Object\" class=\"key\">cards.csv</td>"));
-        assert!(body.contains("CREDIT_CARD_NUMBER x3"));
-        assert!(body.contains("<td data-label=\"Severity\" class=\"high\">High</td>"));
-        // Keys are shown, never interpreted: markup escaped, control characters visible.
-        assert!(body.contains("evil\\u{a}&lt;b&gt;x&lt;/b&gt;"), "{body}");
-        assert!(body.contains("scan &lt;1&gt;.png"));
-        assert!(body.contains("UNSUPPORTED_FILE_TYPE_EXCEPTION"));
-        assert!(body.contains("2026-12-03 10:00 UTC"));
-        assert!(body.contains("deleted, as if denied"));
-        // Two forms, each posting the token to its own decision.
-        assert!(body.contains("<form method=\"post\" action=\"allow\">"));
-        assert!(body.contains("<form method=\"post\" action=\"deny\">"));
-        assert_eq!(body.matches("value=\"a+b/&quot;&lt;c&gt;\"").count(), 2);
-        assert!(body.contains(">Approve: release 3 to s3://scanned</button>"));
-        assert!(body.contains(">Deny: delete 3</button>"));
-        assert!(body.contains("<html lang=\"en\">"));
-        assert!(!body.contains("<script"));
-    }
-
-    #[test]
-    fn long_lists_put_the_buttons_on_top_too_and_are_cut() {
-        let objects = (0..MAX_PAGE_ROWS + 5)
-            .map(|i| flagged(&format!("k{i}")))
-            .collect();
-        let page = render(&manifest(objects));
-        assert_eq!(page.body.matches("action=\"allow\"").count(), 2);
-        assert!(page.body.contains(
-            "... and 5 more, not shown. The full list is in s3://manifests/workflows/wf%2D1/j/findings.json"
-        ));
-        let short = render(&manifest(vec![flagged("a")]));
-        assert_eq!(short.body.matches("action=\"allow\"").count(), 1);
-    }
-
     #[test]
     fn every_page_has_the_security_headers() {
-        let manifest = manifest(vec![flagged("a")]);
-        let decision = DecisionRecord {
-            action: "delete".into(),
-            decided_at: "2026-11-28T10:00:00Z".into(),
-        };
         for page in [
-            render(&manifest),
-            decided(Decision::Allow, Some(&record())),
-            decided(Decision::Deny, None),
-            already_decided(Some(&decision), None),
-            already_decided(None, None),
+            closed(),
             expired(&record()),
             not_found(),
             bad_request("x"),
@@ -629,7 +309,7 @@ mod tests {
 
     #[test]
     fn the_style_hash_matches_the_inline_style() {
-        let page = decided(Decision::Deny, None);
+        let page = closed();
         let csp = header(&page, "content-security-policy");
         let hash =
             base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
@@ -639,22 +319,14 @@ mod tests {
 
     #[test]
     fn outcomes_say_what_happened() {
-        let decision = DecisionRecord {
-            action: "delete".into(),
-            decided_at: "2026-11-28T10:00:00Z".into(),
-        };
-        let page = already_decided(Some(&decision), None);
-        assert_eq!(page.status, 410);
+        assert_eq!(closed().status, 410);
+        let expired = expired(&record());
+        assert_eq!(expired.status, 410);
         assert!(
-            page.body
-                .contains("already answered: denied on 2026-11-28 10:00 UTC")
-        );
-        assert!(
-            decided(Decision::Allow, Some(&record()))
+            expired
                 .body
-                .contains("released to s3://scanned")
+                .contains("Decisions made before then are carried out")
         );
-        assert_eq!(expired(&record()).status, 410);
         assert_eq!(not_found().status, 404);
         assert_eq!(bad_request("x").status, 400);
         assert_eq!(upstream_failure().status, 502);

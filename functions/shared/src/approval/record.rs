@@ -1,12 +1,12 @@
-//! What the decision page needs to know about a pending approval, kept beside the run manifests.
+//! What the review page needs to know about a pending approval, kept beside the run manifests.
 //!
 //! The page is opened with nothing but a task token, and Step Functions offers no way to go from
 //! a token to its execution. So triggerManualApproval stores the request (run, manifest, expiry,
-//! default action) under `approvals/<sha256 of the token>.json` before it emails the links,
-//! receiveApprovalDecision records the decision next to it, and an approved run's release records
-//! what it did (released, or kept because a newer version was already in scanned-data) when it
-//! finishes. Only a holder of the token can find them from a link; the hash reveals nothing
-//! about the token, which is never stored.
+//! default action) under `approvals/<sha256 of the token>.json` before it emails the link. From
+//! the request's manifest the page finds the review's decisions (see [`crate::approval::decisions`])
+//! and, once the release has run, what it did (`approvals/<review id>/outcome.json`). Only a holder
+//! of the token can find them from a link; the hash reveals nothing about the token, which is
+//! never stored.
 
 use aws_sdk_s3::Client;
 use serde::{Deserialize, Serialize};
@@ -33,17 +33,7 @@ pub struct ApprovalRecord {
     pub scanned_data_bucket: String,
 }
 
-/// A decision that Step Functions accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DecisionRecord {
-    /// `allow` or `delete`, as the state machine reads it.
-    pub action: String,
-    /// RFC 3339.
-    pub decided_at: String,
-}
-
-/// What the release of an approved request did, written when it finished.
+/// What the release after a review did, written when it finished.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutcomeRecord {
@@ -62,24 +52,9 @@ pub fn request_key(token: &str) -> String {
     format!("{PREFIX}{}.json", documents::hashed_name(token))
 }
 
-/// The key of the decision taken with `token`.
-pub fn decision_key(token: &str) -> String {
-    format!("{PREFIX}{}.decision.json", documents::hashed_name(token))
-}
-
-/// The key of the outcome of the request stored at `request_key` (as
-/// [`request_key`] names it: `approvals/<64 hex digits>.json`).
-pub fn outcome_key(request_key: &str) -> Result<String, PipelineError> {
-    request_key
-        .strip_prefix(PREFIX)
-        .and_then(|name| name.strip_suffix(".json"))
-        .filter(|hash| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(|hash| format!("{PREFIX}{hash}.outcome.json"))
-        .ok_or_else(|| {
-            PipelineError::InvalidInput(format!(
-                "{request_key:?} is not the key of an approval request ({PREFIX}<sha256>.json)"
-            ))
-        })
+/// The key of the outcome of the review `review` (see [`crate::approval::decisions::review_id`]).
+pub fn outcome_key(review: &str) -> String {
+    format!("{PREFIX}{review}/outcome.json")
 }
 
 /// Reads a record, or `None` when there is none.
@@ -118,40 +93,23 @@ pub async fn read_request(
     get(s3, bucket, &request_key(token)).await
 }
 
-pub async fn write_decision(
-    s3: &Client,
-    bucket: &str,
-    token: &str,
-    record: &DecisionRecord,
-) -> Result<(), PipelineError> {
-    documents::put_json(s3, bucket, &decision_key(token), record).await
-}
-
-pub async fn read_decision(
-    s3: &Client,
-    bucket: &str,
-    token: &str,
-) -> Result<Option<DecisionRecord>, PipelineError> {
-    get(s3, bucket, &decision_key(token)).await
-}
-
-/// Records what the release of the request at `request_key` did. Writing it again (a retried
-/// step) stores the same content but the time.
+/// Records what the release of review `review` did. Writing it again (a retried step) stores
+/// the same content but the time.
 pub async fn write_outcome(
     s3: &Client,
     bucket: &str,
-    request_key: &str,
+    review: &str,
     record: &OutcomeRecord,
 ) -> Result<(), PipelineError> {
-    documents::put_json(s3, bucket, &outcome_key(request_key)?, record).await
+    documents::put_json(s3, bucket, &outcome_key(review), record).await
 }
 
 pub async fn read_outcome(
     s3: &Client,
     bucket: &str,
-    token: &str,
+    review: &str,
 ) -> Result<Option<OutcomeRecord>, PipelineError> {
-    get(s3, bucket, &outcome_key(&request_key(token))?).await
+    get(s3, bucket, &outcome_key(review)).await
 }
 
 #[cfg(test)]
@@ -165,30 +123,12 @@ mod tests {
         assert!(request.starts_with(PREFIX) && request.ends_with(".json"));
         assert!(!request.contains("AAAA") && !request.contains(".."));
         assert_eq!(request.len(), PREFIX.len() + 64 + ".json".len());
-        assert_eq!(
-            decision_key(token),
-            request.replace(".json", ".decision.json")
-        );
         assert_ne!(request_key("other"), request);
-    }
-
-    #[test]
-    fn the_outcome_sits_beside_its_request_and_nothing_else_names_one() {
-        let request = request_key("token");
-        let outcome = outcome_key(&request).unwrap();
-        assert_eq!(outcome, request.replace(".json", ".outcome.json"));
-        for bad in [
-            "approvals/../x.json",
-            "workflows/a.json",
-            &request.replace(".json", ".decision.json"),
-            "approvals/zz.json",
-        ] {
-            assert_eq!(
-                outcome_key(bad).unwrap_err().name(),
-                "InvalidInput",
-                "{bad}"
-            );
-        }
+        let review = documents::hashed_name("m/workflows/wf/job/findings.json");
+        assert_eq!(
+            outcome_key(&review),
+            format!("approvals/{review}/outcome.json")
+        );
     }
 
     #[test]

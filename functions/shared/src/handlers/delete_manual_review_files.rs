@@ -1,17 +1,42 @@
-//! deleteManualReviewS3Files: the reviewer denied (or the approval timed out with the `deny`
-//! default). Deletes the objects the approval request showed from manual-review, and, where raw
-//! is versioned, the raw version each came from.
+//! deleteManualReviewS3Files: the step after the release of a review. Deletes the held objects
+//! the reviewer chose to delete, and, when the approval timed out with `deny`, the ones nobody
+//! decided, from manual-review and, where raw is versioned, the raw version each came from.
+//! Objects nobody decided are otherwise left where they are, and counted for the state machine.
 
 use aws_types::SdkConfig;
+use serde::Deserialize;
 use tracing::{info, instrument};
 
+use crate::approval::decisions::{self, review_id};
 use crate::config::DeleteConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
-use crate::handlers::move_to_scanned_data_files::HeldInput;
-use crate::handlers::steps::{PassContext, RunManifest, StepProgress, delete_held};
+use crate::handlers::steps::{PassContext, RunManifest, StepProgress, StepStatus, delete_held};
 use crate::lambda::Handler;
-use crate::manifest;
+use crate::manifest::{self, ManifestRef};
+use crate::workflow::WorkflowId;
+
+/// What happens to held objects nobody decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Undecided {
+    /// The approval timed out with `ApprovalTimeoutAction=deny`: deleted.
+    Delete,
+    /// Left in manual-review (the review was complete, or the timeout holds).
+    Keep,
+}
+
+/// Input of the deletion after a review.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteInput {
+    pub workflow_id: WorkflowId,
+    pub manifest: ManifestRef,
+    pub progress: Option<StepProgress>,
+    /// Set by the state machine on every path: a review that was completed, or one that timed
+    /// out with either action.
+    pub undecided: Undecided,
+}
 
 pub struct DeleteManualReviewFiles {
     pub s3: aws_sdk_s3::Client,
@@ -28,14 +53,14 @@ impl DeleteManualReviewFiles {
 }
 
 impl Handler for DeleteManualReviewFiles {
-    type Input = HeldInput;
+    type Input = DeleteInput;
     type Output = StepProgress;
     const NAME: &'static str = "deleteManualReviewS3Files";
 
     #[instrument(skip_all, fields(workflow_id = %input.workflow_id))]
     async fn handle(
         &self,
-        input: HeldInput,
+        input: DeleteInput,
         deadline: Deadline,
     ) -> Result<StepProgress, PipelineError> {
         let manifest = manifest::read(&self.s3, &input.manifest, &input.workflow_id).await?;
@@ -49,16 +74,32 @@ impl Handler for DeleteManualReviewFiles {
             location: &input.manifest,
             manifest: &manifest,
         };
-        let progress = delete_held(
+        let decided = decisions::read_all(
+            &self.s3,
+            &input.manifest.bucket,
+            &review_id(&input.manifest),
+        )
+        .await?;
+        let selection = decisions::select(&manifest, &input.manifest, &decided)?;
+        let undecided = selection.undecided.len() as u64;
+        let mut keys = selection.delete;
+        if input.undecided == Undecided::Delete {
+            keys.extend(selection.undecided);
+        }
+        let mut progress = delete_held(
             &context,
             &self.config.manual_review_bucket,
             &self.config.raw_bucket,
             &run,
+            keys,
             input.progress,
             Self::NAME,
         )
         .await?;
-        info!(status = ?progress.status, deleted = progress.tally.deleted, "delete pass ended");
+        if progress.status == StepStatus::Done {
+            progress.undecided = Some(undecided);
+        }
+        info!(status = ?progress.status, deleted = progress.tally.deleted, undecided, "delete pass ended");
         Ok(progress)
     }
 }

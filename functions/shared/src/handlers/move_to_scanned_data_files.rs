@@ -1,7 +1,8 @@
-//! moveToScannedDataS3Files: the reviewer approved. Releases the objects the approval request
-//! showed from manual-review to scanned-data, their `SensitiveDataFound=true` tag kept. A
-//! version whose key already has a newer version in scanned-data is not released over it: it
-//! stays in manual-review, recorded, and the run's notification says where.
+//! moveToScannedDataS3Files: the first step after a review, decided or timed out. Releases the
+//! held objects the reviewer chose to release, from manual-review to scanned-data, their
+//! `SensitiveDataFound=true` tag kept. A version whose key already has a newer version in
+//! scanned-data is not released over it: it stays in manual-review, recorded, and the run's
+//! notification says where. The decisions are read from S3 (see [`crate::approval::decisions`]).
 
 use aws_types::SdkConfig;
 use serde::Deserialize;
@@ -9,6 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::{info, instrument};
 
+use crate::approval::decisions::{self, review_id};
 use crate::approval::record::{self, OutcomeRecord};
 use crate::config::ReleaseConfig;
 use crate::deadline::Deadline;
@@ -20,30 +22,15 @@ use crate::manifest::SupersededIn;
 use crate::manifest::{self, ManifestRef};
 use crate::workflow::WorkflowId;
 
-/// Input of the steps that act on the held objects.
+/// Input of the release after a review.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HeldInput {
+pub struct ReleaseInput {
     pub workflow_id: WorkflowId,
-    /// The run's manifest: only the objects it held for review are acted on.
+    /// The run's manifest: only the objects it held for review, and of those the ones decided
+    /// for release, are acted on.
     pub manifest: ManifestRef,
     pub progress: Option<StepProgress>,
-    /// The reviewer's decision as the approval API sent it (the release gets it; the delete,
-    /// which a timeout can start too, does not).
-    #[serde(default)]
-    pub decision: Option<Decided>,
-}
-
-/// The output of the approval callback (`SendTaskSuccess`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Decided {
-    pub action: String,
-    pub decided_at: String,
-    /// The key of the approval request's record, where the release records what it did.
-    /// Decisions sent before the gate recorded outcomes have none.
-    #[serde(default)]
-    pub request: Option<String>,
 }
 
 pub struct MoveToScannedDataFiles {
@@ -61,14 +48,14 @@ impl MoveToScannedDataFiles {
 }
 
 impl Handler for MoveToScannedDataFiles {
-    type Input = HeldInput;
+    type Input = ReleaseInput;
     type Output = StepProgress;
     const NAME: &'static str = "moveToScannedDataS3Files";
 
     #[instrument(skip_all, fields(workflow_id = %input.workflow_id))]
     async fn handle(
         &self,
-        input: HeldInput,
+        input: ReleaseInput,
         deadline: Deadline,
     ) -> Result<StepProgress, PipelineError> {
         let manifest = manifest::read(&self.s3, &input.manifest, &input.workflow_id).await?;
@@ -82,18 +69,20 @@ impl Handler for MoveToScannedDataFiles {
             location: &input.manifest,
             manifest: &manifest,
         };
+        let review = review_id(&input.manifest);
+        let decided = decisions::read_all(&self.s3, &input.manifest.bucket, &review).await?;
+        let selection = decisions::select(&manifest, &input.manifest, &decided)?;
         let progress = release_held(
             &context,
             &self.config.manual_review_bucket,
             &self.config.scanned_data_bucket,
             &run,
+            selection.release,
             input.progress,
             Self::NAME,
         )
         .await?;
-        if progress.status == StepStatus::Done
-            && let Some(request) = input.decision.as_ref().and_then(|d| d.request.as_deref())
-        {
+        if progress.status == StepStatus::Done {
             // Read again: the tally lists only the first few, the records every one.
             let complete = manifest::read(&self.s3, &input.manifest, &input.workflow_id).await?;
             let outcome = OutcomeRecord {
@@ -107,7 +96,7 @@ impl Handler for MoveToScannedDataFiles {
                     .format(&Rfc3339)
                     .expect("now formats"),
             };
-            record::write_outcome(&self.s3, &input.manifest.bucket, request, &outcome).await?;
+            record::write_outcome(&self.s3, &input.manifest.bucket, &review, &outcome).await?;
         }
         info!(
             status = ?progress.status,

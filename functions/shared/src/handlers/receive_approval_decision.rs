@@ -1,34 +1,71 @@
-//! receiveApprovalDecision: the approval API behind `/allow` and `/deny`. A GET renders the review
-//! page (the run's held objects, read from its approval record and manifest, and two buttons) and
-//! changes nothing, because mail scanners pre-fetch links. A POST of one of the page's forms sends
-//! the decision to Step Functions, records it beside the request, and renders the outcome.
-//! The token is never logged or echoed outside the forms it came in.
+//! receiveApprovalDecision: the approval API behind `/review` (and the bulk links `/allow` and
+//! `/deny`, which open the same page with a bulk choice preselected). A GET renders the review
+//! page (the run's held objects with the decisions made so far) and changes nothing, because mail
+//! scanners pre-fetch links. A POST of the page's form records a decision per object (the first
+//! decision of an object stands), and once every held object is decided tells the waiting run
+//! with `SendTaskSuccess`. The token is never logged or echoed outside the forms it came in.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::SdkConfig;
 use http::Method;
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::{error, info, warn};
 
-use crate::approval::links::{Decision, MAX_TOKEN_LEN, token_param};
-use crate::approval::page::{self, Page, Review};
-use crate::approval::record::{self, DecisionRecord};
+use crate::approval::decisions::{self, ObjectDecision, Reviewer, review_id};
+use crate::approval::links::{Entry, MAX_TOKEN_LEN, token_param};
+use crate::approval::page::{self, Page};
+use crate::approval::record::{self, ApprovalRecord};
+use crate::approval::review_page::{self, ReviewView};
+use crate::approval::visit::{self, Form, HeldObject, OpenReview};
 use crate::config::DecisionConfig;
-use crate::manifest;
+use crate::error::PipelineError;
+use crate::manifest::{self, Manifest};
 
-/// Task errors meaning the decision came too late or twice: the token was used, expired, or
-/// its execution ended.
+/// The `action` of the output the waiting run gets once every held object is decided; the state
+/// machine's `manualApprovalChoice` reads it.
+pub const DECIDED_ACTION: &str = "decided";
+
+/// Task errors meaning the run no longer waits: the token was used, expired, or its execution
+/// ended.
 const CLOSED_TASK_CODES: &[&str] = &["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"];
 
 pub struct ReceiveApprovalDecision {
     pub sfn: aws_sdk_sfn::Client,
     pub s3: aws_sdk_s3::Client,
     pub config: DecisionConfig,
+}
+
+/// A review as a request finds it.
+struct Loaded {
+    record: ApprovalRecord,
+    manifest: Manifest,
+    review: String,
+    decisions: BTreeMap<String, ObjectDecision>,
+}
+
+impl Loaded {
+    fn held(&self) -> Vec<HeldObject> {
+        let mut keys: Vec<&str> = self.manifest.held_keys().into_iter().collect();
+        keys.sort_unstable();
+        keys.into_iter()
+            .map(|key| HeldObject {
+                key: key.to_owned(),
+                location: self.manifest.held_location(key).to_owned(),
+            })
+            .collect()
+    }
+
+    fn expired(&self) -> bool {
+        OffsetDateTime::parse(&self.record.expires_at, &Rfc3339)
+            .is_ok_and(|at| at <= OffsetDateTime::now_utc())
+    }
 }
 
 impl ReceiveApprovalDecision {
@@ -47,48 +84,63 @@ impl ReceiveApprovalDecision {
     }
 
     async fn respond(&self, request: &Request) -> Page {
-        let Some(decision) = Decision::from_path(request.uri().path()) else {
+        let Some(entry) = Entry::from_path(request.uri().path()) else {
             return page::bad_request("This address is not an approval link.");
         };
         match *request.method() {
             Method::GET => match query_token(request) {
-                Ok(token) => self.show(decision, &token).await,
+                Ok(token) => self.show(entry, &token, page_number(request)).await,
                 Err(problem) => page::bad_request(problem),
             },
-            Method::POST => match form_token(request) {
-                Ok(token) => self.decide(decision, &token).await,
+            Method::POST => match read_form(request) {
+                Ok(form) => self.decide(entry, &form, reviewer(request, &form)).await,
                 Err(problem) => page::bad_request(problem),
             },
             _ => page::method_not_allowed(),
         }
     }
 
-    /// The review page, or why there is none: decided already, expired, unknown.
-    async fn show(&self, opened: Decision, token: &str) -> Page {
+    /// The request, its manifest and the decisions made so far; None if no request is stored.
+    async fn load(&self, token: &str) -> Result<Option<Loaded>, PipelineError> {
         let bucket = &self.config.manifest_bucket;
-        let loaded = async {
-            if let Some(decided) = record::read_decision(&self.s3, bucket, token).await? {
-                let outcome = record::read_outcome(&self.s3, bucket, token).await?;
-                return Ok(page::already_decided(Some(&decided), outcome.as_ref()));
-            }
-            let Some(request) = record::read_request(&self.s3, bucket, token).await? else {
+        let Some(record) = record::read_request(&self.s3, bucket, token).await? else {
+            return Ok(None);
+        };
+        let manifest = manifest::read(&self.s3, &record.manifest, &record.workflow_id).await?;
+        let review = review_id(&record.manifest);
+        let decisions = decisions::read_all(&self.s3, bucket, &review).await?;
+        Ok(Some(Loaded {
+            record,
+            manifest,
+            review,
+            decisions,
+        }))
+    }
+
+    /// The review page, or why there is none: expired, unknown.
+    async fn show(&self, entry: Entry, token: &str, page_number: usize) -> Page {
+        let shown = async {
+            let Some(loaded) = self.load(token).await? else {
                 return Ok(page::not_found());
             };
-            let expired = OffsetDateTime::parse(&request.expires_at, &Rfc3339)
-                .is_ok_and(|at| at <= OffsetDateTime::now_utc());
-            if expired {
-                return Ok(page::expired(&request));
+            let outcome =
+                record::read_outcome(&self.s3, &self.config.manifest_bucket, &loaded.review)
+                    .await?;
+            if loaded.expired() && outcome.is_none() {
+                return Ok(page::expired(&loaded.record));
             }
-            let manifest =
-                manifest::read(&self.s3, &request.manifest, &request.workflow_id).await?;
-            Ok::<_, crate::PipelineError>(page::review(&Review {
-                opened,
+            Ok::<_, PipelineError>(review_page::review(&ReviewView {
+                entry,
                 token,
-                record: &request,
-                manifest: &manifest,
+                record: &loaded.record,
+                manifest: &loaded.manifest,
+                decisions: &loaded.decisions,
+                page: page_number,
+                visit: None,
+                outcome: outcome.as_ref(),
             }))
         };
-        match loaded.await {
+        match shown.await {
             Ok(page) => page,
             Err(err) => {
                 error!(error = %DisplayErrorContext(&err), "the approval request could not be loaded");
@@ -97,18 +149,78 @@ impl ReceiveApprovalDecision {
         }
     }
 
-    async fn decide(&self, decision: Decision, token: &str) -> Page {
-        let decided_at = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .expect("now formats");
-        // The request's record key tells the release where to record what it did; it is a hash
-        // and says nothing about the token.
-        let output = serde_json::json!({
-            "action": decision.action(),
-            "decidedAt": decided_at,
-            "request": record::request_key(token),
-        });
+    /// Records the form's decisions; tells the run once every held object is decided.
+    async fn decide(&self, entry: Entry, form: &Form, reviewer: Reviewer) -> Page {
         let bucket = &self.config.manifest_bucket;
+        let recorded = async {
+            let Some(loaded) = self.load(&form.token).await? else {
+                return Ok(Err(page::not_found()));
+            };
+            if loaded.expired() {
+                return Ok(Err(page::expired(&loaded.record)));
+            }
+            let held = loaded.held();
+            let decided_at = OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .expect("now formats");
+            let visit = OpenReview {
+                s3: &self.s3,
+                workflow_id: &loaded.record.workflow_id,
+                bucket,
+                review: &loaded.review,
+                held: &held,
+                existing: &loaded.decisions,
+            }
+            .decide(form, &reviewer, &decided_at)
+            .await?;
+            info!(
+                decided = visit.decided.len(),
+                earlier = visit.earlier.len(),
+                undecided = visit.undecided,
+                "decisions recorded"
+            );
+            let decisions = decisions::read_all(&self.s3, bucket, &loaded.review).await?;
+            Ok::<_, PipelineError>(Ok((loaded, visit, decisions)))
+        };
+        let (loaded, visit, decisions) = match recorded.await {
+            Ok(Ok(found)) => found,
+            Ok(Err(page)) => return page,
+            Err(PipelineError::InvalidInput(problem)) => {
+                warn!(%problem, "a decision form the review does not match");
+                return page::bad_request(
+                    "The form names an object this review does not hold. Open the link again.",
+                );
+            }
+            Err(err) => {
+                error!(error = %DisplayErrorContext(&err), "the decisions could not be recorded");
+                return page::unavailable();
+            }
+        };
+        if visit.undecided == 0
+            && let Err(page) = self.tell_the_run(&form.token, &loaded.review).await
+        {
+            return page;
+        }
+        review_page::review(&ReviewView {
+            entry,
+            token: &form.token,
+            record: &loaded.record,
+            manifest: &loaded.manifest,
+            decisions: &decisions,
+            page: 1,
+            visit: Some((&visit, &reviewer.name)),
+            outcome: None,
+        })
+    }
+
+    /// Every held object is decided: the run may go on. The decisions are in S3; the output only
+    /// says so, and the steps that follow read them.
+    async fn tell_the_run(&self, token: &str, review: &str) -> Result<(), Page> {
+        let output = serde_json::json!({
+            "action": DECIDED_ACTION,
+            "decidedAt": OffsetDateTime::now_utc().format(&Rfc3339).expect("now formats"),
+            "review": review,
+        });
         match self
             .sfn
             .send_task_success()
@@ -118,51 +230,59 @@ impl ReceiveApprovalDecision {
             .await
         {
             Ok(_) => {
-                info!(decision = decision.action(), "decision recorded");
-                // The run already has the decision; the record only lets a reopened link say
-                // so, so failing to write it is logged, not shown.
-                let decided = DecisionRecord {
-                    action: decision.action().to_owned(),
-                    decided_at,
-                };
-                if let Err(err) = record::write_decision(&self.s3, bucket, token, &decided).await {
-                    warn!(error = %DisplayErrorContext(&err), "the decision record could not be written");
-                }
-                let request = record::read_request(&self.s3, bucket, token)
-                    .await
-                    .ok()
-                    .flatten();
-                page::decided(decision, request.as_ref())
+                info!("every held object is decided; the run goes on");
+                Ok(())
             }
             Err(err)
                 if err
                     .code()
                     .is_some_and(|code| CLOSED_TASK_CODES.contains(&code)) =>
             {
-                warn!(
-                    decision = decision.action(),
-                    code = err.code(),
-                    "decision for a closed task"
-                );
-                let earlier = record::read_decision(&self.s3, bucket, token)
-                    .await
-                    .ok()
-                    .flatten();
-                let outcome = record::read_outcome(&self.s3, bucket, token)
-                    .await
-                    .ok()
-                    .flatten();
-                page::already_decided(earlier.as_ref(), outcome.as_ref())
+                // Told before (a resent form), or the run stopped waiting (timed out, stopped).
+                warn!(code = err.code(), "the run no longer waits for this review");
+                Err(page::closed())
             }
             Err(err) => {
-                error!(
-                    decision = decision.action(),
-                    error = %DisplayErrorContext(&err),
-                    "SendTaskSuccess failed"
-                );
-                page::upstream_failure()
+                error!(error = %DisplayErrorContext(&err), "SendTaskSuccess failed");
+                Err(page::upstream_failure())
             }
         }
+    }
+}
+
+/// Which page of held objects a GET asks for (`page=N`, from 1); anything else is the first.
+fn page_number(request: &Request) -> usize {
+    request
+        .query_string_parameters_ref()
+        .and_then(|parameters| parameters.first("page"))
+        .and_then(|page| page.parse().ok())
+        .filter(|page| *page >= 1)
+        .unwrap_or(1)
+}
+
+/// Who decides: the name the form gives, and what API Gateway reports of the caller.
+fn reviewer(request: &Request, form: &Form) -> Reviewer {
+    let identity = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => Some(&context.identity),
+        _ => None,
+    };
+    let clip = |text: &str| {
+        text.chars()
+            .take(visit::MAX_REVIEWER_LEN * 2)
+            .collect::<String>()
+    };
+    Reviewer {
+        name: form.reviewer.clone(),
+        source_ip: identity.and_then(|i| i.source_ip.clone()),
+        user_agent: identity
+            .and_then(|i| i.user_agent.as_deref())
+            .or_else(|| {
+                request
+                    .headers()
+                    .get(http::header::USER_AGENT)
+                    .and_then(|value| value.to_str().ok())
+            })
+            .map(clip),
     }
 }
 
@@ -175,8 +295,8 @@ fn query_token(request: &Request) -> Result<String, &'static str> {
     check_token(token)
 }
 
-/// The token of a POST: the form's only field, URL-encoded in the body.
-fn form_token(request: &Request) -> Result<String, &'static str> {
+/// The form of a POST: the token, the reviewer and the choices, URL-encoded in the body.
+fn read_form(request: &Request) -> Result<Form, &'static str> {
     let is_form = request
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -188,11 +308,13 @@ fn form_token(request: &Request) -> Result<String, &'static str> {
             })
         });
     if !is_form {
-        return Err("The decision must be sent from the approval page's form.");
+        return Err("The decision must be sent from the review page's form.");
     }
     let body =
         std::str::from_utf8(request.body().as_ref()).map_err(|_| "The form could not be read.")?;
-    check_token(token_param(body))
+    // The token is checked first, so that a damaged link says so before anything else.
+    check_token(token_param(body))?;
+    visit::parse_form(body)
 }
 
 fn check_token(token: Option<String>) -> Result<String, &'static str> {

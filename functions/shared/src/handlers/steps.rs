@@ -51,6 +51,10 @@ pub struct StepProgress {
     /// decision. Counted from the manifest, not the tally, which a retried pass can undercount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting_review: Option<u64>,
+    /// The deletion after a review only, once `DONE`: how many held objects nobody decided
+    /// (deleted with them when the approval timed out with `deny`, kept otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undecided: Option<u64>,
     /// `FANNED_OUT` only: the Map children's outcomes, put here by the Map's `ResultPath`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<BatchOutcome>,
@@ -64,6 +68,7 @@ impl StepProgress {
                 resume_after: None,
                 tally,
                 awaiting_review: None,
+                undecided: None,
                 batches: Vec::new(),
             },
             PassEnd::Interrupted { resume_after } => Self {
@@ -71,6 +76,7 @@ impl StepProgress {
                 resume_after,
                 tally,
                 awaiting_review: None,
+                undecided: None,
                 batches: Vec::new(),
             },
         }
@@ -83,6 +89,7 @@ impl StepProgress {
             resume_after: None,
             tally: Tally::default(),
             awaiting_review: None,
+            undecided: None,
             batches: Vec::new(),
         }
     }
@@ -389,20 +396,22 @@ fn supersession(
     }
 }
 
-/// Releases this workflow's reviewed objects from manual-review to scanned-data, tags kept.
-/// Only the versions the reviewer was shown are released, from where routing held each; one
-/// whose key already has a newer version in scanned-data stays where it is, recorded.
+/// Releases `keys`, held objects of this workflow the reviewer chose to release, from
+/// manual-review to scanned-data, tags kept. Only the versions the reviewer was shown are
+/// released, from where routing held each; one whose key already has a newer version in
+/// scanned-data stays where it is, recorded.
 pub async fn release_held(
     context: &PassContext<'_>,
     manual_review: &str,
     scanned_data: &str,
     run: &RunManifest<'_>,
+    keys: Vec<String>,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
     let end = visit_keys(
-        held_keys(run.manifest),
+        keys,
         resume_after,
         context.settings,
         context.deadline,
@@ -454,8 +463,8 @@ async fn release_one(
     }
 }
 
-/// Deletes this workflow's reviewed objects: exactly the versions the reviewer was shown, from
-/// where routing held each. Where raw is versioned, the raw version each came from is deleted
+/// Deletes `keys`, held objects of this workflow chosen for deletion (or left undecided when the
+/// timeout deletes): exactly the versions the reviewer was shown, from where routing held each. Where raw is versioned, the raw version each came from is deleted
 /// for good as well: denied data leaves no version behind in any bucket the gate moved it
 /// through.
 pub async fn delete_held(
@@ -463,12 +472,13 @@ pub async fn delete_held(
     manual_review: &str,
     raw: &str,
     run: &RunManifest<'_>,
+    keys: Vec<String>,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
     let end = visit_keys(
-        held_keys(run.manifest),
+        keys,
         resume_after,
         context.settings,
         context.deadline,
@@ -512,14 +522,6 @@ async fn delete_one(
 
 /// The keys a decision acts on: those the reviewer was shown. Objects held by an earlier run
 /// that reused the workflow id stay held.
-fn held_keys(manifest: &Manifest) -> Vec<String> {
-    manifest
-        .held_keys()
-        .into_iter()
-        .map(str::to_owned)
-        .collect()
-}
-
 /// What a copy that did not happen means. Past intake, an object that changes under a move is
 /// an error to retry, never something to leave behind silently.
 fn settle(copied: Copied, bucket: &str, key: &str) -> Result<Outcome, PipelineError> {
@@ -548,6 +550,7 @@ mod tests {
             resume_after: Some("k".into()),
             tally: Tally::default(),
             awaiting_review: None,
+            undecided: None,
             batches: Vec::new(),
         };
         let json = serde_json::to_value(&progress).unwrap();
@@ -566,6 +569,7 @@ mod tests {
             resume_after: None,
             tally: Tally::default(),
             awaiting_review: Some(0),
+            undecided: None,
             batches: Vec::new(),
         };
         let err = StepProgress::resume(Some(done), "moveAllScanStageS3Files").unwrap_err();

@@ -1,5 +1,5 @@
 //! triggerManualApproval: the `.waitForTaskToken` state. Routing has already put every object
-//! where the email says it is; this step only publishes the approval email, once.
+//! where the email says it is; this step only publishes the review email, once.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use tracing::{info, instrument};
 
 use crate::approval::TimeoutAction;
 use crate::approval::email::ApprovalEmail;
-use crate::approval::links::{Decision, link};
+use crate::approval::links::{Entry, link};
 use crate::approval::record::{self, ApprovalRecord};
 use crate::config::ApprovalConfig;
 use crate::deadline::Deadline;
@@ -81,8 +81,10 @@ impl TriggerManualApproval {
             ))
         })?;
         let expires_at = entered + Duration::from_secs(timeout_seconds);
-        let allow = link(&self.config.approval_api_url, Decision::Allow, &task_token);
-        let deny = link(&self.config.approval_api_url, Decision::Deny, &task_token);
+        let url = &self.config.approval_api_url;
+        let review = link(url, Entry::Review, &task_token);
+        let release_all = link(url, Entry::ReleaseAll, &task_token);
+        let delete_all = link(url, Entry::DeleteAll, &task_token);
         let email = ApprovalEmail {
             manifest: &manifest,
             manifest_location: &location,
@@ -91,8 +93,9 @@ impl TriggerManualApproval {
             routed: &routed,
             expires_at,
             timeout_action,
-            allow_link: &allow,
-            deny_link: &deny,
+            review_link: &review,
+            release_all_link: &release_all,
+            delete_all_link: &delete_all,
         };
         let body = email.body();
         if body.len() > MAX_MESSAGE_BYTES {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::PipelineError;
+use crate::s3::objects;
 
 /// Writes `value` as JSON to `bucket/key`. Writing the same value again stores the same content.
 pub async fn put_json<T: Serialize>(
@@ -27,6 +28,47 @@ pub async fn put_json<T: Serialize>(
         .await
         .map_err(|err| PipelineError::from_sdk("PutObject", err))?;
     Ok(())
+}
+
+/// What a create-only write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// Something is at the key already; it was left as it is.
+    Exists,
+}
+
+/// A write that raced another conditional write of the same key (409) is tried this many times.
+const CREATE_ATTEMPTS: u32 = 4;
+
+/// Writes `value` as JSON to `bucket/key` only if nothing is there (`If-None-Match: *`), so
+/// that of two writers racing for one key exactly one wins, decided by S3 itself.
+pub async fn create_json<T: Serialize>(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    value: &T,
+) -> Result<Created, PipelineError> {
+    let body = serde_json::to_vec(value).expect("the gate's documents always serialize");
+    let mut attempt = 1;
+    loop {
+        let sent = s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .if_none_match("*")
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => return Ok(Created::Created),
+            Err(err) if objects::is_precondition_failed(&err) => return Ok(Created::Exists),
+            // The other writer's commit decides; asking again tells which one won.
+            Err(err) if objects::is_conflict(&err) && attempt < CREATE_ATTEMPTS => attempt += 1,
+            Err(err) => return Err(PipelineError::from_sdk("PutObject", err)),
+        }
+    }
 }
 
 /// The bytes of `bucket/key`, or `None` when there is no such object.

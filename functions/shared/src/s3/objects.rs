@@ -653,11 +653,13 @@ where
     }
 }
 
-fn is_conflict<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+pub(crate) fn is_conflict<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     err.code() == Some("ConditionalRequestConflict") || http_status(err) == Some(409)
 }
 
-fn is_precondition_failed<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+pub(crate) fn is_precondition_failed<E: ProvideErrorMetadata>(
+    err: &SdkError<E, HttpResponse>,
+) -> bool {
     err.code() == Some("PreconditionFailed") || http_status(err) == Some(412)
 }
 

@@ -1,4 +1,5 @@
-//! receiveApprovalDecision: GET shows, POST decides.
+//! receiveApprovalDecision: GET shows, POST records decisions per object and tells the run once
+//! none is left.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,8 @@ use aws_sdk_sfn::operation::send_task_success::{SendTaskSuccessInput, SendTaskSu
 use aws_smithy_mocks::{MockResponse, mock};
 use lambda_http::{Body, Request, RequestExt};
 use macie_pipeline::approval::TimeoutAction;
-use macie_pipeline::approval::record::{ApprovalRecord, decision_key, request_key};
+use macie_pipeline::approval::decisions::{record_key, review_id};
+use macie_pipeline::approval::record::{ApprovalRecord, request_key};
 use macie_pipeline::config::DecisionConfig;
 use macie_pipeline::handlers::receive_approval_decision::ReceiveApprovalDecision;
 use macie_pipeline::macie::cost::MicroUsdPerGb;
@@ -20,8 +22,9 @@ use macie_pipeline::manifest::{
     self, Detection, FlaggedObject, Manifest, ManifestRef, NotAnalysedObject, NotAnalysedStatus,
     Route,
 };
+use macie_pipeline::s3::documents::hashed_name;
 use macie_pipeline::workflow::WorkflowId;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::client;
 use crate::mocks::{Calls, Captured, json_error, s3_error};
@@ -135,16 +138,30 @@ fn api_with(error: Option<(u16, &'static str)>, objects: BTreeMap<String, Vec<u8
             None => MockResponse::Http(s3_error(404, "NoSuchKey")),
         }
     });
-    let list = mock!(aws_sdk_s3::Client::list_objects_v2)
-        .then_output(|| ListObjectsV2Output::builder().build());
-    let writing = Arc::clone(&stored);
-    let put = mock!(aws_sdk_s3::Client::put_object).then_compute_output(move |input| {
-        let body = input.body.bytes().unwrap().to_vec();
-        writing
+    let listing = Arc::clone(&stored);
+    let list = mock!(aws_sdk_s3::Client::list_objects_v2).then_compute_output(move |input| {
+        let prefix = input.prefix().unwrap_or_default();
+        let contents = listing
             .lock()
             .unwrap()
-            .insert(input.key().unwrap().to_owned(), body);
-        PutObjectOutput::builder().build()
+            .keys()
+            .filter(|key| key.starts_with(prefix))
+            .map(|key| aws_sdk_s3::types::Object::builder().key(key).build())
+            .collect::<Vec<_>>();
+        ListObjectsV2Output::builder()
+            .set_contents(Some(contents))
+            .build()
+    });
+    let writing = Arc::clone(&stored);
+    let put = mock!(aws_sdk_s3::Client::put_object).then_compute_response(move |input| {
+        let body = input.body.bytes().unwrap().to_vec();
+        let mut stored = writing.lock().unwrap();
+        let key = input.key().unwrap().to_owned();
+        if input.if_none_match() == Some("*") && stored.contains_key(&key) {
+            return MockResponse::Http(s3_error(412, "PreconditionFailed"));
+        }
+        stored.insert(key, body);
+        MockResponse::Output(PutObjectOutput::builder().build())
     });
     let handler = ReceiveApprovalDecision {
         sfn: client!(aws_sdk_sfn, calls, [rule]),
@@ -188,23 +205,56 @@ fn text(response: &http::Response<Body>) -> String {
     String::from_utf8(response.body().as_ref().to_vec()).unwrap()
 }
 
+fn decision_of(api: &Api, key: &str) -> Option<Value> {
+    let review = review_id(&request_record("2099-01-01T00:00:00Z").manifest);
+    let stored = api.stored.lock().unwrap();
+    stored
+        .get(&record_key(&review, key))
+        .map(|bytes| serde_json::from_slice(bytes).unwrap())
+}
+
+fn field(key: &str) -> String {
+    format!("object.{}", hashed_name(key))
+}
+
+fn form(extra: &str) -> String {
+    format!("token={ENCODED}&reviewer=Ada+Lovelace{extra}")
+}
+
 #[tokio::test]
-async fn a_get_shows_every_held_object_and_changes_nothing() {
+async fn a_get_shows_every_held_object_with_its_choices_and_changes_nothing() {
     // The reference decided on GET, so a mail scanner pre-fetching the link approved by itself.
     let api = api(None);
-    for path in ["/Prod/allow", "/Prod/deny"] {
+    for (path, action, preselected) in [
+        ("/Prod/review", "review", "keep"),
+        ("/Prod/allow", "allow", "release"),
+        ("/Prod/deny", "deny", "delete"),
+    ] {
         let response = api.handler.handle(get(path, Some(TOKEN))).await;
         assert_eq!(response.status(), 200);
         let page = text(&response);
         assert!(
-            page.contains("<form method=\"post\" action=\"allow\">"),
+            page.contains(&format!("<form method=\"post\" action=\"{action}\">")),
             "{page}"
         );
-        assert!(page.contains("<form method=\"post\" action=\"deny\">"));
+        assert_eq!(page.matches("<form").count(), 1, "one form");
         assert!(page.contains(&format!("value=\"{TOKEN}\"")));
+        assert!(page.contains("name=\"reviewer\" type=\"text\" required"));
+        for key in ["cards.csv", "photo.png"] {
+            for choice in ["release", "delete", "keep"] {
+                assert!(
+                    page.contains(&format!("name=\"{}\" value=\"{choice}\"", field(key))),
+                    "{key} {choice}"
+                );
+            }
+        }
+        assert!(page.contains(&format!(
+            "name=\"remaining\" value=\"{preselected}\" checked"
+        )));
         assert!(page.contains("cards.csv") && page.contains("CREDIT_CARD_NUMBER x2"));
         assert!(page.contains("photo.png") && page.contains("UNSUPPORTED_FILE_TYPE_EXCEPTION"));
         assert!(!page.contains("clean.csv"), "only held objects are listed");
+        assert!(page.contains("the objects still undecided stay in the manual-review bucket"));
         assert_eq!(response.headers()["referrer-policy"], "no-referrer");
         assert_eq!(response.headers()["cache-control"], "no-store");
     }
@@ -217,38 +267,32 @@ async fn a_get_shows_every_held_object_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_get_for_an_unknown_decided_or_expired_request_says_so() {
+async fn a_get_for_an_unknown_or_expired_request_says_so() {
     let unknown = api_with(None, BTreeMap::new());
-    let response = unknown.handler.handle(get("/allow", Some(TOKEN))).await;
+    let response = unknown.handler.handle(get("/review", Some(TOKEN))).await;
     assert_eq!(response.status(), 404);
     assert!(!text(&response).contains("<form"));
-
-    let mut decided = pending();
-    decided.insert(
-        decision_key(TOKEN),
-        serde_json::to_vec(&json!({"action": "allow", "decidedAt": "2026-11-28T10:00:00Z"}))
-            .unwrap(),
-    );
-    let response = api_with(None, decided)
-        .handler
-        .handle(get("/deny", Some(TOKEN)))
-        .await;
-    assert_eq!(response.status(), 410);
-    let page = text(&response);
-    assert!(page.contains("approved on 2026-11-28 10:00 UTC"), "{page}");
-    assert!(!page.contains("<form"));
 
     let mut expired = pending();
     expired.insert(
         request_key(TOKEN),
         serde_json::to_vec(&request_record("2026-01-01T00:00:00Z")).unwrap(),
     );
-    let response = api_with(None, expired)
-        .handler
-        .handle(get("/allow", Some(TOKEN)))
-        .await;
+    let expired = api_with(None, expired);
+    let response = expired.handler.handle(get("/allow", Some(TOKEN))).await;
     assert_eq!(response.status(), 410);
     assert!(text(&response).contains("expired on 2026-01-01 00:00 UTC"));
+    // Nor is anything recorded after the deadline.
+    let response = expired
+        .handler
+        .handle(post(
+            "/review",
+            "application/x-www-form-urlencoded",
+            &form("&remaining=release"),
+        ))
+        .await;
+    assert_eq!(response.status(), 410);
+    assert_eq!(expired.calls.count("PutObject"), 0);
 }
 
 #[tokio::test]
@@ -256,7 +300,7 @@ async fn a_get_outside_api_gateway_reads_the_encoded_query() {
     let api = api(None);
     let request = http::Request::builder()
         .method("GET")
-        .uri(format!("http://127.0.0.1/deny?token={ENCODED}"))
+        .uri(format!("http://127.0.0.1/review?token={ENCODED}"))
         .body(Body::Empty)
         .unwrap();
     let page = text(&api.handler.handle(request).await);
@@ -264,48 +308,89 @@ async fn a_get_outside_api_gateway_reads_the_encoded_query() {
 }
 
 #[tokio::test]
-async fn a_post_sends_the_decision_with_the_token_decoded_once() {
-    for (path, action) in [("/Prod/allow", "allow"), ("/Prod/deny", "delete")] {
-        let api = api(None);
-        let response = api
-            .handler
-            .handle(post(
-                path,
-                "application/x-www-form-urlencoded",
-                &format!("token={ENCODED}"),
-            ))
-            .await;
-        assert_eq!(response.status(), 200);
-        let sent = api.sent.all();
-        assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].task_token(), Some(TOKEN));
-        let output: Value = serde_json::from_str(sent[0].output().unwrap()).unwrap();
-        assert_eq!(output["action"], action);
-        assert!(text(&response).contains("run wf-1"));
-        // Recorded, so the link reopened says it was decided.
-        let stored = api.stored.lock().unwrap();
-        let decision: Value = serde_json::from_slice(&stored[&decision_key(TOKEN)]).unwrap();
-        assert_eq!(decision["action"], action);
-        drop(stored);
-        api.calls.assert_declared_for("ReceiveApprovalDecision");
-    }
+async fn decisions_are_recorded_per_object_and_the_run_is_told_once_none_is_left() {
+    let api = api(None);
+    let mut first = post(
+        "/Prod/review",
+        "application/x-www-form-urlencoded",
+        &form(&format!(
+            "&{}=release&{}=keep&remaining=keep",
+            field("cards.csv"),
+            field("photo.png")
+        )),
+    );
+    first
+        .headers_mut()
+        .insert("user-agent", "Firefox/140".parse().unwrap());
+    let response = api.handler.handle(first).await;
+    assert_eq!(response.status(), 200);
+    let page = text(&response);
+    assert!(page.contains("Recorded 1 decision(s)."), "{page}");
+    assert!(page.contains("1 still to decide"));
+    assert!(
+        page.contains("Release: decided by Ada Lovelace on"),
+        "{page}"
+    );
+    assert!(
+        page.contains("value=\"Ada Lovelace\""),
+        "the name stays in the field"
+    );
+    assert!(api.sent.all().is_empty(), "photo.png is undecided");
+    let cards = decision_of(&api, "cards.csv").expect("recorded");
+    assert_eq!(cards["choice"], "release");
+    assert_eq!(cards["location"], "cards.csv");
+    assert_eq!(cards["reviewer"]["name"], "Ada Lovelace");
+    assert_eq!(cards["reviewer"]["userAgent"], "Firefox/140");
+    assert_eq!(cards["workflowId"], "wf-1");
+    assert!(decision_of(&api, "photo.png").is_none());
+
+    // Later: a change of cards.csv does not take; the rest is deleted in bulk.
+    let response = api
+        .handler
+        .handle(post(
+            "/Prod/deny",
+            "application/x-www-form-urlencoded",
+            &format!(
+                "token={ENCODED}&reviewer=bob%40example.com&{}=delete&remaining=delete",
+                field("cards.csv")
+            ),
+        ))
+        .await;
+    assert_eq!(response.status(), 200);
+    let page = text(&response);
+    assert!(page.contains("Every held object is decided"), "{page}");
+    assert!(page.contains("decided before"), "{page}");
+    assert_eq!(decision_of(&api, "cards.csv").unwrap()["choice"], "release");
+    let photo = decision_of(&api, "photo.png").unwrap();
+    assert_eq!(
+        (photo["choice"].as_str(), photo["reviewer"]["name"].as_str()),
+        (Some("delete"), Some("bob@example.com"))
+    );
+    let sent = api.sent.all();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].task_token(), Some(TOKEN));
+    let output: Value = serde_json::from_str(sent[0].output().unwrap()).unwrap();
+    assert_eq!(output["action"], "decided");
+    // The output carries no decision: the steps read them from S3.
+    assert!(output.get("decisions").is_none());
+    api.calls.assert_declared_for("ReceiveApprovalDecision");
 }
 
 #[tokio::test]
-async fn a_used_or_expired_token_is_already_decided() {
+async fn a_run_that_no_longer_waits_closes_the_review() {
     for code in ["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"] {
         let api = api(Some((400, code)));
         let response = api
             .handler
             .handle(post(
-                "/allow",
+                "/review",
                 "application/x-www-form-urlencoded; charset=utf-8",
-                &format!("token={ENCODED}"),
+                &form("&remaining=release"),
             ))
             .await;
         assert_eq!(response.status(), 410, "{code}");
         let page = text(&response);
-        assert!(page.contains("Already decided or expired"));
+        assert!(page.contains("This review is closed"));
         assert!(
             !page.contains(TOKEN) && !page.contains(ENCODED),
             "the token is echoed"
@@ -314,55 +399,87 @@ async fn a_used_or_expired_token_is_already_decided() {
 }
 
 #[tokio::test]
-async fn other_failures_are_a_502_without_internals() {
+async fn other_failures_are_a_502_without_internals_and_the_decisions_stay() {
     let api = api(Some((500, "ServiceUnavailable")));
     let response = api
         .handler
         .handle(post(
             "/deny",
             "application/x-www-form-urlencoded",
-            &format!("token={ENCODED}"),
+            &form("&remaining=delete"),
         ))
         .await;
     assert_eq!(response.status(), 502);
     let page = text(&response);
     assert!(!page.contains("ServiceUnavailable") && !page.contains(TOKEN));
+    assert!(page.contains("Your decisions are recorded"));
+    assert_eq!(decision_of(&api, "cards.csv").unwrap()["choice"], "delete");
+    // The reopened link offers to send them again.
+    let page = text(&api.handler.handle(get("/review", Some(TOKEN))).await);
+    assert!(page.contains("Send the decisions again"), "{page}");
 }
 
 #[tokio::test]
 async fn malformed_requests_get_clear_pages_and_decide_nothing() {
     let api = api(None);
     let cases = [
-        (get("/allow", None), 400),
-        (get("/allow", Some("")), 400),
-        (get("/allow", Some(&"x".repeat(2049))), 400),
-        (get("/elsewhere", Some(TOKEN)), 400),
+        (get("/review", None), 400, "no approval token"),
+        (get("/review", Some("")), 400, "no approval token"),
+        (get("/review", Some(&"x".repeat(2049))), 400, "too long"),
+        (get("/elsewhere", Some(TOKEN)), 400, "not an approval link"),
         (
             post(
-                "/allow",
+                "/review",
                 "application/json",
                 &format!("{{\"token\":\"{TOKEN}\"}}"),
             ),
             400,
+            "form",
         ),
         (
-            post("/allow", "application/x-www-form-urlencoded", "other=1"),
+            post("/review", "application/x-www-form-urlencoded", "other=1"),
             400,
+            "no approval token",
+        ),
+        (
+            post(
+                "/review",
+                "application/x-www-form-urlencoded",
+                &format!("token={ENCODED}&remaining=release"),
+            ),
+            400,
+            "Enter your name",
+        ),
+        (
+            post(
+                "/review",
+                "application/x-www-form-urlencoded",
+                &form(&format!("&{}=release", field("not-held.csv"))),
+            ),
+            400,
+            "does not hold",
         ),
         (
             http::Request::builder()
                 .method("PUT")
-                .uri("https://api.example/allow")
+                .uri("https://api.example/review")
                 .body(Body::Empty)
                 .unwrap(),
             405,
+            "",
         ),
     ];
-    for (request, status) in cases {
+    for (request, status, says) in cases {
         let described = format!("{} {}", request.method(), request.uri());
         let response = api.handler.handle(request).await;
         assert_eq!(response.status(), status, "{described}");
+        assert!(
+            text(&response).contains(says),
+            "{described}: {}",
+            text(&response)
+        );
         assert!(response.headers().contains_key("content-security-policy"));
     }
     assert!(api.sent.all().is_empty());
+    assert!(decision_of(&api, "cards.csv").is_none());
 }

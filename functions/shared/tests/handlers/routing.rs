@@ -15,6 +15,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Object, Tag};
 use aws_sdk_sns::operation::publish::{PublishInput, PublishOutput};
 use aws_smithy_mocks::mock;
+use macie_pipeline::approval::decisions::{record_key, review_id};
 use macie_pipeline::config::{
     ApprovalConfig, DeleteConfig, MoveSettings, ReleaseConfig, RouteConfig,
 };
@@ -26,7 +27,8 @@ use macie_pipeline::lambda::invoke;
 use macie_pipeline::macie::cost::MicroUsdPerGb;
 use macie_pipeline::macie::severity::Severity;
 use macie_pipeline::manifest::{
-    self, Detection, FlaggedObject, Manifest, NotAnalysedObject, NotAnalysedStatus, Route,
+    self, Detection, FlaggedObject, Manifest, ManifestRef, NotAnalysedObject, NotAnalysedStatus,
+    Route,
 };
 use macie_pipeline::workflow::WorkflowId;
 use macie_pipeline::{Deadline, PipelineError};
@@ -388,11 +390,34 @@ fn manual_review(delete_status: Option<u16>) -> Bucket {
     review
 }
 
+/// Records the reviewer's `choices` (key, `release` or `delete`) as the approval API does.
+fn decide(review: &Bucket, choices: &[(&str, &str)]) {
+    let location = ManifestRef {
+        bucket: MANIFEST_BUCKET.into(),
+        key: MANIFEST_KEY.into(),
+    };
+    let id = review_id(&location);
+    let mut stored = review.manifests.lock().unwrap();
+    for (key, choice) in choices {
+        let decision = json!({"workflowId": "wf-1", "key": key, "location": key, "choice": choice,
+            "reviewer": {"name": "ada"}, "decidedAt": "2026-11-28T11:00:00Z"});
+        stored.insert(record_key(&id, key), serde_json::to_vec(&decision).unwrap());
+    }
+}
+
 #[tokio::test]
-async fn approval_releases_only_this_runs_held_objects_with_their_tags() {
+async fn the_release_releases_only_this_runs_objects_decided_for_release_with_their_tags() {
     // stale.csv carries the same workflow id but was held by an earlier run that reused the id:
-    // the reviewer never saw it in this request, so this approval must not release it.
+    // the reviewer never saw it in this request, so this release must not touch it.
     let review = manual_review(None);
+    decide(
+        &review,
+        &[
+            ("flag.csv", "release"),
+            ("mystery.csv", "release"),
+            ("photo.png", "release"),
+        ],
+    );
     let handler = MoveToScannedDataFiles {
         s3: review.s3.clone(),
         config: ReleaseConfig {
@@ -442,16 +467,120 @@ fn deleter(s3: aws_sdk_s3::Client) -> DeleteManualReviewFiles {
 }
 
 #[tokio::test]
-async fn denial_deletes_only_this_runs_held_objects_and_only_the_listed_version() {
+async fn decisions_per_object_release_some_and_delete_others() {
     let review = manual_review(None);
-    let value = invoke(
-        &deleter(review.s3.clone()),
+    decide(&review, &[("flag.csv", "release"), ("photo.png", "delete")]);
+    let released = invoke(
+        &MoveToScannedDataFiles {
+            s3: review.s3.clone(),
+            config: ReleaseConfig {
+                manual_review_bucket: "review".into(),
+                scanned_data_bucket: "scanned".into(),
+                moves: MoveSettings::default(),
+            },
+        },
         json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
         later(),
     )
     .await
     .unwrap();
+    assert_eq!(released["tally"]["moved"], 1);
+    let copies = review.copies.all();
+    assert_eq!(
+        copies.iter().map(|c| c.key().unwrap()).collect::<Vec<_>>(),
+        ["flag.csv"]
+    );
+    // The release removed flag.csv from manual-review after its copy; the deletion comes next.
+    let after_release = review.deletes.all().len();
+    // mystery.csv is undecided: kept when the review holds, deleted when it times out with deny.
+    let kept = invoke(
+        &deleter(review.s3.clone()),
+        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null, "undecided": "keep"}),
+        later(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            kept["tally"]["deleted"].as_u64(),
+            kept["undecided"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let deletes = review.deletes.all();
+    assert_eq!(
+        deletes[after_release..]
+            .iter()
+            .map(|d| d.key().unwrap())
+            .collect::<Vec<_>>(),
+        ["photo.png"]
+    );
+    let after_keep = deletes.len();
+    let swept = invoke(
+        &deleter(review.s3.clone()),
+        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null, "undecided": "delete"}),
+        later(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(swept["undecided"], 1);
+    let deletes = review.deletes.all();
+    let swept: Vec<&str> = deletes[after_keep..]
+        .iter()
+        .map(|d| d.key().unwrap())
+        .collect();
+    assert!(swept.contains(&"mystery.csv"), "{swept:?}");
+    assert!(
+        !swept.contains(&"flag.csv"),
+        "released, never deleted: {swept:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_decision_the_run_does_not_hold_fails_the_step_and_moves_nothing() {
+    let review = manual_review(None);
+    decide(
+        &review,
+        &[("flag.csv", "release"), ("older.csv", "release")],
+    );
+    let err = invoke(
+        &MoveToScannedDataFiles {
+            s3: review.s3.clone(),
+            config: ReleaseConfig {
+                manual_review_bucket: "review".into(),
+                scanned_data_bucket: "scanned".into(),
+                moves: MoveSettings::default(),
+            },
+        },
+        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
+        later(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "InvalidManifest");
+    assert!(review.copies.all().is_empty());
+}
+
+#[tokio::test]
+async fn denial_deletes_only_this_runs_held_objects_and_only_the_listed_version() {
+    let review = manual_review(None);
+    decide(
+        &review,
+        &[
+            ("flag.csv", "delete"),
+            ("mystery.csv", "delete"),
+            ("photo.png", "delete"),
+        ],
+    );
+    let value = invoke(
+        &deleter(review.s3.clone()),
+        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null, "undecided": "keep"}),
+        later(),
+    )
+    .await
+    .unwrap();
     assert_eq!(value["tally"]["deleted"], 3);
+    assert_eq!(value["undecided"], 0);
     let deletes = review.deletes.all();
     let mut deleted: Vec<(&str, &str)> = deletes
         .iter()
@@ -476,7 +605,7 @@ async fn a_held_object_replaced_before_its_delete_fails_the_step_for_a_retry() {
     let review = bucket(&[("flag.csv", HELD)], "wf-1", Some(412));
     let err = invoke(
         &deleter(review.s3.clone()),
-        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
+        json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null, "undecided": "delete"}),
         later(),
     )
     .await
