@@ -43,6 +43,9 @@ pub struct Deployment {
     pub state_machine_name: String,
     pub substitutions: BTreeMap<String, String>,
     pub schedule: String,
+    /// The API Gateway routes the template defines, as (method in capitals, path): what the
+    /// local approval API serves, and nothing else.
+    pub api_routes: std::collections::BTreeSet<(String, String)>,
     /// Where the deployment reads Macie's discovery results: (bucket, KMS key ARN).
     pub discovery_results: (String, String),
     /// The policies of each function's role and of the state machine's, by logical id.
@@ -480,6 +483,7 @@ impl Deployment {
             .ok_or("the template has no Resources")?;
         let mut buckets = BTreeMap::new();
         let mut versioned_buckets = std::collections::BTreeSet::new();
+        let mut api_routes = std::collections::BTreeSet::new();
         let mut functions = BTreeMap::new();
         let mut machine = None;
         let mut topic = None;
@@ -520,6 +524,20 @@ impl Deployment {
                             "APPROVAL_API_URL".into(),
                             api_url.trim_end_matches('/').to_owned(),
                         );
+                    }
+                    for event in properties["Events"]
+                        .as_mapping()
+                        .into_iter()
+                        .flatten()
+                        .map(|(_, e)| e)
+                    {
+                        if event["Type"].as_str() == Some("Api") {
+                            let route = &event["Properties"];
+                            api_routes.insert((
+                                resolver.value(&route["Method"])?.to_ascii_uppercase(),
+                                resolver.value(&route["Path"])?,
+                            ));
+                        }
                     }
                     let mut policies = resolver.policies(id, &properties["Policies"])?;
                     let tracing = properties["Tracing"]
@@ -641,6 +659,7 @@ impl Deployment {
             state_machine_name,
             substitutions,
             schedule,
+            api_routes,
             discovery_results,
             roles,
             resource_policies,

@@ -30,6 +30,8 @@ pub struct Services {
     pub sns: Arc<Sns>,
     pub engine: Engine,
     pub approval: Arc<ReceiveApprovalDecision>,
+    /// The approval API's routes as the template defines them: (method, path).
+    pub api_routes: std::collections::BTreeSet<(String, String)>,
     pub faults: Arc<Faults>,
     pub iam: Arc<Iam>,
     /// The objects, for the KMS key of an object a request reads.
@@ -554,13 +556,25 @@ async fn unsigned(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Reply {
+    if services
+        .api_routes
+        .contains(&(method.as_str().to_owned(), path.to_owned()))
+    {
+        let response =
+            approval::serve(&services.approval, method, path, query, headers, body).await;
+        let (parts, body) = response.into_parts();
+        return Response::from_parts(parts, s3s::Body::from(body));
+    }
+    if services.api_routes.iter().any(|(_, route)| route == path) {
+        // What API Gateway answers for a method the template does not route.
+        return json_reply(
+            403,
+            "application/json",
+            &json!({"message": "Missing Authentication Token"}),
+            None,
+        );
+    }
     match path {
-        "/review" | "/allow" | "/deny" => {
-            let response =
-                approval::serve(&services.approval, method, path, query, headers, body).await;
-            let (parts, body) = response.into_parts();
-            Response::from_parts(parts, s3s::Body::from(body))
-        }
         "/_local/health" => json_reply(200, "application/json", &json!({"status": "ok"}), None),
         "/_local/faults" => match *method {
             Method::GET => json_reply(

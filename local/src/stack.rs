@@ -383,6 +383,7 @@ impl LocalStack {
             sns,
             engine,
             approval: lambdas.approval(),
+            api_routes: deployment.api_routes.clone(),
             faults,
             iam: Arc::clone(&iam),
             store: Arc::clone(&store),

@@ -345,3 +345,22 @@ async fn hostile_approval_requests_get_clear_answers_and_decide_nothing() {
     gate.ends_with(&arn, "SUCCEEDED").await;
     assert_eq!(gate.keys(Bucket::ScannedData).await, ["cards.csv"]);
 }
+
+/// The local approval API serves what the template routes and nothing else, as API Gateway
+/// does: a route taken out of the template answers 403 "Missing Authentication Token".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_routes_the_template_defines_are_served() {
+    let routed = "        ReviewGet:\n          Type: Api\n          Properties:\n            RestApiId: !Ref ApprovalApi\n            Path: /review\n            Method: get\n";
+    let template = e2e::macie_pipeline_local::deployment::TEMPLATE;
+    assert!(template.contains(routed), "the template routes GET /review");
+    let without = template.replace(routed, "");
+    let gate = Gate::start_with(|config| config.template = Some(without)).await;
+    let endpoint = gate.stack.http_url();
+    let missing = client::get(&format!("{endpoint}/review?token=x")).await;
+    assert_eq!(missing.status(), 403);
+    assert!(missing.body().contains("Missing Authentication Token"));
+    // The routes still in the template answer.
+    let routed = client::get(&format!("{endpoint}/allow?token=x")).await;
+    assert_eq!(routed.status(), 404, "{}", routed.body());
+    assert!(routed.body().contains("No such approval request"));
+}

@@ -443,3 +443,30 @@ fn the_state_machine_may_list_what_its_maps_read_and_run_its_own_children() {
         );
     }
 }
+
+#[test]
+fn the_approval_api_routes_exactly_the_paths_the_handler_answers() {
+    use macie_pipeline::approval::links::Entry;
+    let template = template();
+    let function = &template["Resources"]["ReceiveApprovalDecision"];
+    let routes: BTreeSet<(String, String)> = function["Properties"]["Events"]
+        .as_mapping()
+        .expect("Events")
+        .values()
+        .filter(|event| event["Type"].as_str() == Some("Api"))
+        .map(|event| {
+            let properties = &event["Properties"];
+            (
+                properties["Method"].as_str().unwrap().to_owned(),
+                properties["Path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [Entry::Review, Entry::ReleaseAll, Entry::DeleteAll]
+        .into_iter()
+        .flat_map(|entry| {
+            ["get", "post"].map(|method| (method.to_owned(), format!("/{}", entry.path_segment())))
+        })
+        .collect();
+    assert_eq!(routes, expected);
+}
