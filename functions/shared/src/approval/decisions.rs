@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::approval::record::PREFIX;
 use crate::error::PipelineError;
-use crate::manifest::{Manifest, ManifestRef};
+use crate::manifest::ManifestRef;
 use crate::s3::documents::{self, Created};
 use crate::workflow::WorkflowId;
 
@@ -196,54 +196,56 @@ pub async fn read_all(
         .collect())
 }
 
-/// A run's held objects split by what was decided for each.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selection {
-    pub release: Vec<String>,
-    pub delete: Vec<String>,
-    pub undecided: Vec<String>,
+/// What happens to held objects nobody decided, in the deletion after a review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Undecided {
+    /// The review timed out with `ApprovalTimeoutAction=deny`: deleted.
+    Delete,
+    /// Left in manual-review (the review was complete, or its timeout holds).
+    Keep,
 }
 
-/// Splits the run's held objects by `decisions`. A decision of an object the run does not hold,
-/// or of another version than the one it holds, is an error: it cannot have come from this
-/// run's page, and acting on it could release what nobody reviewed.
-pub fn select(
-    manifest: &Manifest,
-    location: &ManifestRef,
-    decisions: &BTreeMap<String, ObjectDecision>,
-) -> Result<Selection, PipelineError> {
-    let held = manifest.held_keys();
-    if let Some(stray) = decisions.keys().find(|key| !held.contains(key.as_str())) {
-        return Err(PipelineError::InvalidManifest {
-            bucket: location.bucket.clone(),
-            key: record_key(&review_id(location), stray),
-            reason: format!("a decision of {stray:?}, which this run does not hold"),
-        });
-    }
-    let mut selection = Selection::default();
-    let mut keys: Vec<&str> = held.into_iter().collect();
-    keys.sort_unstable();
-    for key in keys {
-        match decisions.get(key) {
-            None => selection.undecided.push(key.to_owned()),
-            Some(decision) if decision.location != manifest.held_location(key) => {
-                return Err(PipelineError::InvalidManifest {
-                    bucket: location.bucket.clone(),
-                    key: record_key(&review_id(location), key),
-                    reason: format!(
-                        "the decision of {key:?} is for the version at {:?}, but the run holds {:?}",
-                        decision.location,
-                        manifest.held_location(key)
-                    ),
-                });
-            }
-            Some(decision) => match decision.choice {
-                Choice::Release => selection.release.push(key.to_owned()),
-                Choice::Delete => selection.delete.push(key.to_owned()),
-            },
+/// One review's decisions as the steps after it read them: one record per object, as each
+/// object is reached, so that a step's work per object stays the same however many objects the
+/// review holds, and a continuation reads only what it acts on.
+pub struct ReviewRecords<'a> {
+    pub s3: &'a Client,
+    /// The manifests bucket.
+    pub bucket: &'a str,
+    pub review: String,
+}
+
+impl<'a> ReviewRecords<'a> {
+    /// The records of the review of the run whose manifest is at `manifest`.
+    pub fn of(s3: &'a Client, manifest: &'a ManifestRef) -> Self {
+        Self {
+            s3,
+            bucket: &manifest.bucket,
+            review: review_id(manifest),
         }
     }
-    Ok(selection)
+
+    /// What the reviewer chose for `key`, held at `location`, or None if nobody decided it. A
+    /// decision of another version than the one the run holds there is an error: it cannot
+    /// have come from this run's page, and acting on it could release what nobody reviewed.
+    pub async fn choice(&self, key: &str, location: &str) -> Result<Option<Choice>, PipelineError> {
+        let record = record_key(&self.review, key);
+        let Some(decision) = read_one(self.s3, self.bucket, &record).await? else {
+            return Ok(None);
+        };
+        if decision.location != location {
+            return Err(PipelineError::InvalidManifest {
+                bucket: self.bucket.to_owned(),
+                key: record,
+                reason: format!(
+                    "the decision of {key:?} is for the version at {:?}, but the run holds {location:?}",
+                    decision.location
+                ),
+            });
+        }
+        Ok(Some(decision.choice))
+    }
 }
 
 #[cfg(test)]
@@ -261,63 +263,6 @@ mod tests {
             record_key(&hash, "a"),
             record_key(&documents::hashed_name("other"), "a")
         );
-    }
-
-    fn decided(key: &str, location: &str, choice: Choice) -> (String, ObjectDecision) {
-        let decision = ObjectDecision {
-            workflow_id: WorkflowId::parse("wf-1").unwrap(),
-            key: key.into(),
-            location: location.into(),
-            choice,
-            reviewer: Reviewer {
-                name: "ada".into(),
-                source_ip: None,
-                user_agent: None,
-            },
-            decided_at: "2026-12-02T10:00:00Z".into(),
-        };
-        (key.to_owned(), decision)
-    }
-
-    #[test]
-    fn a_selection_splits_the_held_objects_and_refuses_strays() {
-        use crate::macie::severity::Severity;
-        use crate::manifest::fixtures::{flagged, manifest};
-        let mut run = manifest(
-            "wf-1",
-            ["a", "b", "c", "d"]
-                .into_iter()
-                .map(|k| flagged(k, Severity::High, vec![]))
-                .collect(),
-        );
-        run.held_aside
-            .insert("d".into(), "gate-versions/2026-12-02T09:00:00Z/d".into());
-        let location = ManifestRef {
-            bucket: "m".into(),
-            key: "workflows/wf-1/job/findings.json".into(),
-        };
-        let decisions = BTreeMap::from([
-            decided("a", "a", Choice::Release),
-            decided("c", "c", Choice::Delete),
-            decided("d", "gate-versions/2026-12-02T09:00:00Z/d", Choice::Release),
-        ]);
-        assert_eq!(
-            select(&run, &location, &decisions).unwrap(),
-            Selection {
-                release: vec!["a".into(), "d".into()],
-                delete: vec!["c".into()],
-                undecided: vec!["b".into()],
-            }
-        );
-        let mut stray = decisions.clone();
-        stray.extend([decided("z", "z", Choice::Release)]);
-        let err = select(&run, &location, &stray).unwrap_err();
-        assert!(err.to_string().contains("does not hold"), "{err}");
-        // A decision of the version at the key, when the run holds the one kept aside.
-        let mut other_version = decisions.clone();
-        other_version.extend([decided("d", "d", Choice::Release)]);
-        let err = select(&run, &location, &other_version).unwrap_err();
-        assert!(err.to_string().contains("but the run holds"), "{err}");
     }
 
     #[test]

@@ -7,24 +7,18 @@ use aws_types::SdkConfig;
 use serde::Deserialize;
 use tracing::{info, instrument};
 
-use crate::approval::decisions::{self, review_id};
+use crate::approval::decisions::ReviewRecords;
 use crate::config::DeleteConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
-use crate::handlers::steps::{PassContext, RunManifest, StepProgress, StepStatus, delete_held};
+use crate::handlers::steps::{
+    PassContext, RunManifest, StepProgress, StepStatus, ToDelete, delete_held,
+};
 use crate::lambda::Handler;
 use crate::manifest::{self, ManifestRef};
 use crate::workflow::WorkflowId;
 
-/// What happens to held objects nobody decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Undecided {
-    /// The approval timed out with `ApprovalTimeoutAction=deny`: deleted.
-    Delete,
-    /// Left in manual-review (the review was complete, or the timeout holds).
-    Keep,
-}
+pub use crate::approval::decisions::Undecided;
 
 /// Input of the deletion after a review.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,28 +68,21 @@ impl Handler for DeleteManualReviewFiles {
             location: &input.manifest,
             manifest: &manifest,
         };
-        let decided = decisions::read_all(
-            &self.s3,
-            &input.manifest.bucket,
-            &review_id(&input.manifest),
-        )
-        .await?;
-        let selection = decisions::select(&manifest, &input.manifest, &decided)?;
-        let undecided = selection.undecided.len() as u64;
-        let mut keys = selection.delete;
-        if input.undecided == Undecided::Delete {
-            keys.extend(selection.undecided);
-        }
+        let decided = ReviewRecords::of(&self.s3, &input.manifest);
         let mut progress = delete_held(
             &context,
             &self.config.manual_review_bucket,
             &self.config.raw_bucket,
             &run,
-            keys,
+            ToDelete {
+                decided: &decided,
+                undecided: input.undecided,
+            },
             input.progress,
             Self::NAME,
         )
         .await?;
+        let undecided = progress.tally.undecided;
         if progress.status == StepStatus::Done {
             progress.undecided = Some(undecided);
         }

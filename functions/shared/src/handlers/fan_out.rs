@@ -114,6 +114,8 @@ impl BatchOutcome {
             mut deferrals,
             superseded,
             mut supersessions,
+            // Batches move intake and routing, never the held objects of a review.
+            undecided: _,
         } = tally;
         rejections.truncate(Self::REJECTIONS_LISTED);
         deferrals.truncate(Self::REJECTIONS_LISTED);
@@ -148,6 +150,7 @@ impl BatchOutcome {
                 deferrals: outcome.deferrals,
                 superseded: outcome.superseded,
                 supersessions: outcome.supersessions,
+                undecided: 0,
             });
         }
         total

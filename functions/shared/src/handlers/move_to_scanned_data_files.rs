@@ -2,7 +2,8 @@
 //! held objects the reviewer chose to release, from manual-review to scanned-data, their
 //! `SensitiveDataFound=true` tag kept. A version whose key already has a newer version in
 //! scanned-data is not released over it: it stays in manual-review, recorded, and the run's
-//! notification says where. The decisions are read from S3 (see [`crate::approval::decisions`]).
+//! notification says where. Each object's decision is read from S3 as it is reached (see
+//! [`crate::approval::decisions`]).
 
 use aws_types::SdkConfig;
 use serde::Deserialize;
@@ -10,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::{info, instrument};
 
-use crate::approval::decisions::{self, review_id};
+use crate::approval::decisions::ReviewRecords;
 use crate::approval::record::{self, OutcomeRecord};
 use crate::config::ReleaseConfig;
 use crate::deadline::Deadline;
@@ -69,15 +70,13 @@ impl Handler for MoveToScannedDataFiles {
             location: &input.manifest,
             manifest: &manifest,
         };
-        let review = review_id(&input.manifest);
-        let decided = decisions::read_all(&self.s3, &input.manifest.bucket, &review).await?;
-        let selection = decisions::select(&manifest, &input.manifest, &decided)?;
+        let decided = ReviewRecords::of(&self.s3, &input.manifest);
         let progress = release_held(
             &context,
             &self.config.manual_review_bucket,
             &self.config.scanned_data_bucket,
             &run,
-            selection.release,
+            &decided,
             input.progress,
             Self::NAME,
         )
@@ -96,7 +95,8 @@ impl Handler for MoveToScannedDataFiles {
                     .format(&Rfc3339)
                     .expect("now formats"),
             };
-            record::write_outcome(&self.s3, &input.manifest.bucket, &review, &outcome).await?;
+            record::write_outcome(&self.s3, &input.manifest.bucket, &decided.review, &outcome)
+                .await?;
         }
         info!(
             status = ?progress.status,

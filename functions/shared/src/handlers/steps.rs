@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use crate::approval::decisions::{Choice, ReviewRecords, Undecided};
 use crate::config::MoveSettings;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
@@ -396,8 +397,8 @@ fn supersession(
     }
 }
 
-/// Releases `keys`, held objects of this workflow the reviewer chose to release, from
-/// manual-review to scanned-data, tags kept. Only the versions the reviewer was shown are
+/// Releases the held objects of this workflow the reviewer chose to release, from manual-review
+/// to scanned-data, tags kept; each object's decision is read as it is reached. Only the versions the reviewer was shown are
 /// released, from where routing held each; one whose key already has a newer version in
 /// scanned-data stays where it is, recorded.
 pub async fn release_held(
@@ -405,18 +406,18 @@ pub async fn release_held(
     manual_review: &str,
     scanned_data: &str,
     run: &RunManifest<'_>,
-    keys: Vec<String>,
+    decided: &ReviewRecords<'_>,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
     let end = visit_keys(
-        keys,
+        held_keys(run.manifest),
         resume_after,
         context.settings,
         context.deadline,
         &mut tally,
-        |key| release_one(context, manual_review, scanned_data, run, key),
+        |key| release_one(context, manual_review, scanned_data, run, decided, key),
     )
     .await?;
     Ok(StepProgress::from_pass(end, tally))
@@ -427,9 +428,13 @@ async fn release_one(
     manual_review: &str,
     scanned_data: &str,
     run: &RunManifest<'_>,
+    decided: &ReviewRecords<'_>,
     key: String,
 ) -> Result<Outcome, PipelineError> {
     let location = run.manifest.held_location(&key).to_owned();
+    if decided.choice(&key, &location).await? != Some(Choice::Release) {
+        return Ok(Outcome::NotChosen);
+    }
     let mut candidate = match context.held(manual_review, &location).await? {
         Ok(held) => held,
         Err(outcome) => return Ok(outcome),
@@ -463,8 +468,17 @@ async fn release_one(
     }
 }
 
-/// Deletes `keys`, held objects of this workflow chosen for deletion (or left undecided when the
-/// timeout deletes): exactly the versions the reviewer was shown, from where routing held each. Where raw is versioned, the raw version each came from is deleted
+/// Which held objects the deletion after a review deletes: those decided for deletion, and the
+/// undecided ones if `undecided` says so.
+#[derive(Clone, Copy)]
+pub struct ToDelete<'a> {
+    pub decided: &'a ReviewRecords<'a>,
+    pub undecided: Undecided,
+}
+
+/// Deletes the held objects of this workflow chosen for deletion, and the undecided ones when
+/// `undecided` says so: exactly the versions the reviewer was shown, from where routing held
+/// each. Undecided objects are counted either way. Where raw is versioned, the raw version each came from is deleted
 /// for good as well: denied data leaves no version behind in any bucket the gate moved it
 /// through.
 pub async fn delete_held(
@@ -472,18 +486,18 @@ pub async fn delete_held(
     manual_review: &str,
     raw: &str,
     run: &RunManifest<'_>,
-    keys: Vec<String>,
+    chosen: ToDelete<'_>,
     previous: Option<StepProgress>,
     step: &str,
 ) -> Result<StepProgress, PipelineError> {
     let (resume_after, mut tally) = StepProgress::resume(previous, step)?;
     let end = visit_keys(
-        keys,
+        held_keys(run.manifest),
         resume_after,
         context.settings,
         context.deadline,
         &mut tally,
-        |key| delete_one(context, manual_review, raw, run, key),
+        |key| delete_one(context, manual_review, raw, run, chosen, key),
     )
     .await?;
     Ok(StepProgress::from_pass(end, tally))
@@ -494,9 +508,23 @@ async fn delete_one(
     manual_review: &str,
     raw: &str,
     run: &RunManifest<'_>,
+    chosen: ToDelete<'_>,
     key: String,
 ) -> Result<Outcome, PipelineError> {
     let location = run.manifest.held_location(&key);
+    let nobody_decided = match chosen.decided.choice(&key, location).await? {
+        Some(Choice::Delete) => false,
+        Some(Choice::Release) => return Ok(Outcome::NotChosen),
+        None if chosen.undecided == Undecided::Keep => {
+            return Ok(Outcome::Undecided { deleted: false });
+        }
+        None => true,
+    };
+    let deleted = if nobody_decided {
+        Outcome::Undecided { deleted: true }
+    } else {
+        Outcome::Deleted
+    };
     let candidate = match context.held(manual_review, location).await? {
         Ok(held) => held,
         Err(outcome) => return Ok(outcome),
@@ -511,7 +539,7 @@ async fn delete_one(
         objects.delete_version(raw, &key, raw_version).await?;
     }
     match objects.delete(manual_review, &candidate.version).await? {
-        Deleted::Done => Ok(Outcome::Deleted),
+        Deleted::Done => Ok(deleted),
         Deleted::Gone => Ok(Outcome::Vanished),
         Deleted::Changed => Err(PipelineError::ObjectChanged {
             bucket: manual_review.to_owned(),
@@ -522,6 +550,15 @@ async fn delete_one(
 
 /// The keys a decision acts on: those the reviewer was shown. Objects held by an earlier run
 /// that reused the workflow id stay held.
+/// Every key the run held for review, flagged or not analysed: what a review decides.
+fn held_keys(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .held_keys()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// What a copy that did not happen means. Past intake, an object that changes under a move is
 /// an error to retry, never something to leave behind silently.
 fn settle(copied: Copied, bucket: &str, key: &str) -> Result<Outcome, PipelineError> {

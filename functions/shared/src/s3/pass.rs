@@ -39,6 +39,12 @@ pub enum Outcome {
     },
     /// Disappeared before it was reached.
     Vanished,
+    /// A held object its reviewer decided for the other step after the review (released,
+    /// not deleted; or the other way round): this step leaves it alone.
+    NotChosen,
+    /// A held object nobody decided before the review timed out: deleted (the `deny` default)
+    /// or left in manual-review (`hold`).
+    Undecided { deleted: bool },
     /// Cannot be handled; left in place, and reported at the end of the run.
     Rejected { key: String, reason: String },
 }
@@ -74,6 +80,9 @@ pub struct Tally {
     /// The first of them, with where each is kept.
     #[serde(default)]
     pub supersessions: Vec<Supersession>,
+    /// Held objects nobody decided, met by the deletion after a review.
+    #[serde(default)]
+    pub undecided: u64,
 }
 
 impl Tally {
@@ -91,6 +100,7 @@ impl Tally {
         self.vanished += other.vanished;
         self.rejected += other.rejected;
         self.superseded += other.superseded;
+        self.undecided += other.undecided;
         listed(&mut self.rejections, other.rejections);
         listed(&mut self.deferrals, other.deferrals);
         listed(&mut self.supersessions, other.supersessions);
@@ -125,6 +135,13 @@ impl Tally {
                 listed(&mut self.supersessions, [supersession]);
             }
             Outcome::Vanished => self.vanished += 1,
+            Outcome::NotChosen => {}
+            Outcome::Undecided { deleted } => {
+                self.undecided += 1;
+                if deleted {
+                    self.deleted += 1;
+                }
+            }
             Outcome::Rejected { key, reason } => {
                 self.rejected += 1;
                 listed(&mut self.rejections, [Rejection { key, reason }]);

@@ -162,12 +162,16 @@ fn bucket(
             .unwrap()
     });
     let stored = Arc::clone(&manifests);
-    let get = mock!(aws_sdk_s3::Client::get_object).then_compute_output(move |input| {
+    let get = mock!(aws_sdk_s3::Client::get_object).then_compute_response(move |input| {
         assert_eq!(input.bucket(), Some(MANIFEST_BUCKET));
-        let body = stored.lock().unwrap()[input.key().unwrap()].clone();
-        GetObjectOutput::builder()
-            .body(ByteStream::from(body))
-            .build()
+        match stored.lock().unwrap().get(input.key().unwrap()) {
+            Some(body) => aws_smithy_mocks::MockResponse::Output(
+                GetObjectOutput::builder()
+                    .body(ByteStream::from(body.clone()))
+                    .build(),
+            ),
+            None => aws_smithy_mocks::MockResponse::Http(s3_error(404, "NoSuchKey")),
+        }
     });
     let stored = Arc::clone(&manifests);
     let captured = events.clone();
@@ -537,12 +541,22 @@ async fn decisions_per_object_release_some_and_delete_others() {
 }
 
 #[tokio::test]
-async fn a_decision_the_run_does_not_hold_fails_the_step_and_moves_nothing() {
+async fn a_decision_of_another_version_than_the_one_held_fails_the_step_and_moves_nothing() {
     let review = manual_review(None);
-    decide(
-        &review,
-        &[("flag.csv", "release"), ("older.csv", "release")],
-    );
+    {
+        // flag.csv's decision names a version kept aside, but the run holds the one at its key.
+        let id = review_id(&ManifestRef {
+            bucket: MANIFEST_BUCKET.into(),
+            key: MANIFEST_KEY.into(),
+        });
+        let decision = json!({"workflowId": "wf-1", "key": "flag.csv",
+            "location": "gate-versions/2026-11-28T09:00:00Z/flag.csv", "choice": "release",
+            "reviewer": {"name": "ada"}, "decidedAt": "2026-11-28T11:00:00Z"});
+        review.manifests.lock().unwrap().insert(
+            record_key(&id, "flag.csv"),
+            serde_json::to_vec(&decision).unwrap(),
+        );
+    }
     let err = invoke(
         &MoveToScannedDataFiles {
             s3: review.s3.clone(),
