@@ -179,7 +179,14 @@ impl ReceiveApprovalDecision {
                 undecided = visit.undecided,
                 "decisions recorded"
             );
+            // Read again after the writes: two visits recording at once each saw the other's
+            // objects undecided, and only the records say whether none is left.
             let decisions = decisions::read_all(&self.s3, bucket, &loaded.review).await?;
+            let mut visit = visit;
+            visit.undecided = held
+                .iter()
+                .filter(|object| !decisions.contains_key(&object.key))
+                .count();
             Ok::<_, PipelineError>(Ok((loaded, visit, decisions)))
         };
         let (loaded, visit, decisions) = match recorded.await {

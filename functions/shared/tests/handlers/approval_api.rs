@@ -483,3 +483,30 @@ async fn malformed_requests_get_clear_pages_and_decide_nothing() {
     assert!(api.sent.all().is_empty());
     assert!(decision_of(&api, "cards.csv").is_none());
 }
+
+#[tokio::test]
+async fn two_visits_recording_at_once_still_tell_the_run_when_nothing_is_left() {
+    // Each visit sees the other's object undecided when it loads; only the records read after
+    // both writes show that nothing is.
+    let api = api(None);
+    let one = post(
+        "/review",
+        "application/x-www-form-urlencoded",
+        &form(&format!("&{}=release", field("cards.csv"))),
+    );
+    let other = post(
+        "/review",
+        "application/x-www-form-urlencoded",
+        &form(&format!("&{}=delete", field("photo.png"))),
+    );
+    let (first, second) = tokio::join!(api.handler.handle(one), api.handler.handle(other));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    assert!(decision_of(&api, "cards.csv").is_some() && decision_of(&api, "photo.png").is_some());
+    assert!(
+        !api.sent.all().is_empty(),
+        "neither visit told the run, though every object is decided"
+    );
+}
