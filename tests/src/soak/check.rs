@@ -193,29 +193,18 @@ async fn analysed_by(
 
 /// Every decision recorded per object, by (workflow, key): what each reviewer chose.
 async fn decisions(gate: &Gate) -> BTreeMap<(String, String), Choice> {
-    let bucket = gate.bucket(Bucket::Manifests);
     let mut found = BTreeMap::new();
-    let mut pages = gate
-        .s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("approvals/")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for object in page.expect("ListObjectsV2").contents() {
-            let key = object.key().unwrap_or_default();
-            if !key.contains("/objects/") {
-                continue;
-            }
-            let record: ObjectDecision =
-                serde_json::from_slice(&gate.body(Bucket::Manifests, key).await)
-                    .unwrap_or_else(|err| panic!("{key} is not a decision record: {err}"));
-            found.insert(
-                (record.workflow_id.as_str().to_owned(), record.key),
-                record.choice,
-            );
+    for key in gate.keys(Bucket::Manifests).await {
+        if !(key.starts_with("approvals/") && key.contains("/objects/")) {
+            continue;
         }
+        let record: ObjectDecision =
+            serde_json::from_slice(&gate.body(Bucket::Manifests, &key).await)
+                .unwrap_or_else(|err| panic!("{key} is not a decision record: {err}"));
+        found.insert(
+            (record.workflow_id.as_str().to_owned(), record.key),
+            record.choice,
+        );
     }
     found
 }

@@ -166,24 +166,7 @@ pub async fn read_all(
     bucket: &str,
     review: &str,
 ) -> Result<BTreeMap<String, ObjectDecision>, PipelineError> {
-    let prefix = folder(review);
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(&prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|err| PipelineError::from_sdk("ListObjectsV2", err))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|object| object.key())
-                .filter(|key| key.ends_with(".json"))
-                .map(str::to_owned),
-        );
-    }
+    let keys = documents::list_keys(s3, bucket, &folder(review), ".json").await?;
     let decisions: Vec<Option<ObjectDecision>> = futures::stream::iter(keys)
         .map(|key| async move { read_one(s3, bucket, &key).await })
         .buffer_unordered(READ_CONCURRENCY)

@@ -256,23 +256,7 @@ pub async fn read_job(
     prefix: &str,
     bucket: &str,
 ) -> Result<JobResults, PipelineError> {
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(&location.bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|err| PipelineError::from_sdk("ListObjectsV2", err))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|entry| entry.key())
-                .filter(|key| key.ends_with(".jsonl.gz"))
-                .map(str::to_owned),
-        );
-    }
+    let keys = documents::list_keys(s3, &location.bucket, prefix, ".jsonl.gz").await?;
     let files: Vec<Vec<Record>> = futures::stream::iter(keys)
         .map(|key| read_file(s3, &location.bucket, key))
         .buffer_unordered(CONCURRENT_READS)

@@ -71,6 +71,34 @@ pub async fn create_json<T: Serialize>(
     }
 }
 
+/// Every key under `prefix` in `bucket` that ends with `suffix`, over as many listing pages as
+/// there are.
+pub async fn list_keys(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Vec<String>, PipelineError> {
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| PipelineError::from_sdk("ListObjectsV2", err))?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|object| object.key())
+                .filter(|key| key.ends_with(suffix))
+                .map(str::to_owned),
+        );
+    }
+    Ok(keys)
+}
+
 /// The bytes of `bucket/key`, or `None` when there is no such object.
 pub async fn read(s3: &Client, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, PipelineError> {
     let object = match s3.get_object().bucket(bucket).key(key).send().await {

@@ -422,14 +422,7 @@ async fn the_release_releases_only_this_runs_objects_decided_for_release_with_th
             ("photo.png", "release"),
         ],
     );
-    let handler = MoveToScannedDataFiles {
-        s3: review.s3.clone(),
-        config: ReleaseConfig {
-            manual_review_bucket: "review".into(),
-            scanned_data_bucket: "scanned".into(),
-            moves: MoveSettings::default(),
-        },
-    };
+    let handler = releaser(review.s3.clone());
     let value = invoke(
         &handler,
         json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
@@ -459,6 +452,17 @@ async fn the_release_releases_only_this_runs_objects_decided_for_release_with_th
     review.calls.assert_declared_for("MoveToScannedDataS3Files");
 }
 
+fn releaser(s3: aws_sdk_s3::Client) -> MoveToScannedDataFiles {
+    MoveToScannedDataFiles {
+        s3,
+        config: ReleaseConfig {
+            manual_review_bucket: "review".into(),
+            scanned_data_bucket: "scanned".into(),
+            moves: MoveSettings::default(),
+        },
+    }
+}
+
 fn deleter(s3: aws_sdk_s3::Client) -> DeleteManualReviewFiles {
     DeleteManualReviewFiles {
         s3,
@@ -475,14 +479,7 @@ async fn decisions_per_object_release_some_and_delete_others() {
     let review = manual_review(None);
     decide(&review, &[("flag.csv", "release"), ("photo.png", "delete")]);
     let released = invoke(
-        &MoveToScannedDataFiles {
-            s3: review.s3.clone(),
-            config: ReleaseConfig {
-                manual_review_bucket: "review".into(),
-                scanned_data_bucket: "scanned".into(),
-                moves: MoveSettings::default(),
-            },
-        },
+        &releaser(review.s3.clone()),
         json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
         later(),
     )
@@ -558,14 +555,7 @@ async fn a_decision_of_another_version_than_the_one_held_fails_the_step_and_move
         );
     }
     let err = invoke(
-        &MoveToScannedDataFiles {
-            s3: review.s3.clone(),
-            config: ReleaseConfig {
-                manual_review_bucket: "review".into(),
-                scanned_data_bucket: "scanned".into(),
-                moves: MoveSettings::default(),
-            },
-        },
+        &releaser(review.s3.clone()),
         json!({"workflowId": "wf-1", "manifest": manifest_ref(), "progress": null}),
         later(),
     )
