@@ -118,6 +118,25 @@ pub async fn post_decision(link: &str, token: &str) -> Response<String> {
     post_review(action, token, REVIEWER, &[], remaining).await
 }
 
+/// Posts a form of the false-positives page to `action`: the token, the reviewer and `fields`.
+pub async fn post_false_positive(
+    action: &str,
+    token: &str,
+    reviewer: &str,
+    fields: &[(&str, &str)],
+) -> Response<String> {
+    let body = {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token);
+        form.append_pair("reviewer", reviewer);
+        for (name, value) in fields {
+            form.append_pair(name, value);
+        }
+        form.finish()
+    };
+    post_form(action, &body).await
+}
+
 /// Posts the review form to `action`: `choices` as (SHA-256 of the key, choice), and the bulk
 /// choice for the rest.
 pub async fn post_review(

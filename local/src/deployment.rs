@@ -52,6 +52,19 @@ pub struct Deployment {
     pub roles: BTreeMap<String, Vec<RolePolicy>>,
     /// Bucket policies, key policies and topic policies.
     pub resource_policies: Vec<ResourcePolicy>,
+    /// The Macie allow lists the template creates, by logical id.
+    pub allow_lists: BTreeMap<String, LocalAllowList>,
+}
+
+/// An `AWS::Macie::AllowList` of the template, as the local Macie holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalAllowList {
+    /// Stable across restarts (see [`allow_list_id`]).
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// In Macie's API shape: `{"regex": ...}` or `{"s3WordsList": {"bucketName", "objectKey"}}`.
+    pub criteria: serde_json::Value,
 }
 
 /// One policy of a role: inline, a SAM policy template, or a managed policy.
@@ -131,6 +144,7 @@ impl Resolver<'_> {
             "AWS::S3::Bucket" => self.value(&resource["Properties"]["BucketName"]),
             "AWS::SNS::Topic" => Ok(crate::aws::topic_arn(&format!("{STACK}-{name}"))),
             "AWS::Serverless::Function" => Ok(name.to_owned()),
+            "AWS::Macie::Session" => Ok(ACCOUNT.into()),
             "AWS::Serverless::Api" => Ok("local".to_owned()),
             "AWS::Serverless::StateMachine" => Ok(format!(
                 "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
@@ -138,6 +152,7 @@ impl Resolver<'_> {
             )),
             "AWS::Logs::LogGroup" => Ok(format!("/local/{name}")),
             "AWS::KMS::Key" => Ok(key_id(name)),
+            "AWS::Macie::AllowList" => Ok(allow_list_id(name)),
             other => Err(format!(
                 "the local stack cannot resolve a reference to {name} ({other})"
             )),
@@ -158,6 +173,12 @@ impl Resolver<'_> {
             ("AWS::Logs::LogGroup", "Arn") => Ok(format!(
                 "arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/local/{id}"
             )),
+            ("AWS::Macie::AllowList", "Id") => Ok(allow_list_id(id)),
+            ("AWS::Macie::AllowList", "Arn") => Ok(format!(
+                "arn:aws:macie2:{REGION}:{ACCOUNT}:allow-list/{}",
+                allow_list_id(id)
+            )),
+            ("AWS::Macie::Session", "AwsAccountId") => Ok(ACCOUNT.into()),
             ("AWS::KMS::Key", "Arn") => {
                 Ok(format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{}", key_id(id)))
             }
@@ -382,6 +403,15 @@ fn key_id(logical_id: &str) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, logical_id.as_bytes()).to_string()
 }
 
+/// A stable allow list id for an allow list resource, in Macie's form (22 lowercase letters and
+/// digits).
+pub fn allow_list_id(logical_id: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, logical_id.as_bytes())
+        .simple()
+        .to_string()[..22]
+        .to_owned()
+}
+
 /// Checks an override against the parameter's declared constraints.
 fn check_parameter(name: &str, declared: &Yaml, value: &str) -> Result<(), String> {
     if let Some(allowed) = declared["AllowedValues"].as_sequence() {
@@ -489,6 +519,7 @@ impl Deployment {
         let mut topic = None;
         let mut roles = BTreeMap::new();
         let mut resource_policies = Vec::new();
+        let mut allow_lists = BTreeMap::new();
         let global_tracing = template["Globals"]["Function"]["Tracing"].as_str() == Some("Active");
         let global_timeout = template["Globals"]["Function"]["Timeout"]
             .as_u64()
@@ -621,6 +652,29 @@ impl Deployment {
                         .json(&properties["KeyPolicy"])?
                         .ok_or_else(|| format!("{id} has no KeyPolicy"))?,
                 }),
+                "AWS::Macie::AllowList" => {
+                    let criteria = &properties["Criteria"];
+                    let criteria = if criteria["Regex"].is_null() {
+                        let words = &criteria["S3WordsList"];
+                        serde_json::json!({"s3WordsList": {
+                            "bucketName": resolver.value(&words["BucketName"])?,
+                            "objectKey": resolver.value(&words["ObjectKey"])?,
+                        }})
+                    } else {
+                        serde_json::json!({"regex": resolver.value(&criteria["Regex"])?})
+                    };
+                    allow_lists.insert(
+                        id.to_owned(),
+                        LocalAllowList {
+                            id: allow_list_id(id),
+                            name: resolver.value(&properties["Name"])?,
+                            description: resolver
+                                .value(&properties["Description"])
+                                .unwrap_or_default(),
+                            criteria,
+                        },
+                    );
+                }
                 "AWS::SNS::TopicPolicy" => {
                     let document = resolver
                         .json(&properties["PolicyDocument"])?
@@ -663,6 +717,7 @@ impl Deployment {
             discovery_results,
             roles,
             resource_policies,
+            allow_lists,
         })
     }
 

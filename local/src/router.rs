@@ -185,6 +185,7 @@ fn macie_operation(method: &Method, path: &str) -> (String, String) {
         }
         ("POST", ["allow-lists"]) => ("CreateAllowList", arn("allow-list", "*")),
         ("GET", ["allow-lists", id]) => ("GetAllowList", arn("allow-list", id)),
+        ("PUT", ["allow-lists", id]) => ("UpdateAllowList", arn("allow-list", id)),
         ("GET", ["macie"]) => ("GetMacieSession", "*".into()),
         ("POST", ["macie"]) => ("EnableMacie", "*".into()),
         ("POST", ["managed-data-identifiers", "list"]) => {

@@ -332,6 +332,9 @@ impl LocalStack {
             Arc::clone(&iam),
         )
         .map_err(|err| format!("Macie data: {err}"))?;
+        for list in deployment.allow_lists.values() {
+            macie.deploy_allow_list(&list.id, &list.name, &list.description, &list.criteria)?;
+        }
         let (results_bucket, results_key) = &deployment.discovery_results;
         if !store.bucket_exists(results_bucket) {
             // An existing location named by parameter: locally it is made on the spot.

@@ -6,6 +6,7 @@ mod browser;
 mod decisions;
 mod distributed_map;
 mod failures;
+mod false_positives;
 mod iam;
 mod macie;
 mod paths;

@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::false_positives::allow_lists::GateAllowLists;
 use crate::macie::cost::MicroUsdPerGb;
 use crate::macie::job::JobSettings;
 use crate::macie::severity::Severity;
@@ -385,16 +386,22 @@ impl FromEnv for DeleteConfig {
     }
 }
 
-/// receiveApprovalDecision: reads approval requests and run manifests to show the held objects.
+/// receiveApprovalDecision: reads approval requests and run manifests to show the held objects,
+/// and keeps the false-positive rules and the gate's allow lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionConfig {
     pub manifest_bucket: String,
+    pub allow_lists: GateAllowLists,
 }
 
 impl FromEnv for DecisionConfig {
     fn read(env: &mut EnvReader<'_>) -> Self {
         Self {
             manifest_bucket: env.required("MANIFEST_BUCKET"),
+            allow_lists: GateAllowLists {
+                patterns_id: env.required("PATTERN_ALLOW_LIST_ID"),
+                patterns_name: env.required("PATTERN_ALLOW_LIST_NAME"),
+            },
         }
     }
 }

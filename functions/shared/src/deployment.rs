@@ -46,6 +46,12 @@ pub enum Resource {
     ManifestAddenda(Addendum),
     /// Approval requests and decisions (`approvals/*` in the manifest bucket), and nothing else.
     ApprovalRecords,
+    /// The false-positive rules (`false-positives/rules/*` in the manifest bucket).
+    FalsePositiveRules,
+    /// The rules, their removal records and the words file (`false-positives/*`).
+    FalsePositiveRecords,
+    /// The gate's pattern allow list (`FalsePositivePatterns`).
+    PatternAllowList,
     /// The bucket Macie writes sensitive data discovery results to (listing).
     DiscoveryResultsBucket,
     /// The discovery results in that bucket.
@@ -337,6 +343,12 @@ pub fn functions() -> Vec<FunctionSpec> {
                     ],
                 ),
                 call("PutObject", &[("s3:PutObject", O(Manifests))]),
+                // The reviewers' suppression rules.
+                call("ListObjectsV2", &[("s3:ListBucket", B(Manifests))]),
+                call(
+                    "GetObject",
+                    &[("s3:GetObject", Resource::FalsePositiveRules)],
+                ),
             ],
         },
         FunctionSpec {
@@ -360,6 +372,20 @@ pub fn functions() -> Vec<FunctionSpec> {
                 read_manifest.clone(),
                 vec![
                     call("PutObject", &[("s3:PutObject", Resource::ApprovalRecords)]),
+                    // False-positive rules, their removal records and the words file.
+                    call(
+                        "PutObject",
+                        &[("s3:PutObject", Resource::FalsePositiveRecords)],
+                    ),
+                    call("HeadObject", &[("s3:GetObject", O(Manifests))]),
+                    call(
+                        "DeleteObject",
+                        &[("s3:DeleteObject", Resource::FalsePositiveRules)],
+                    ),
+                    call(
+                        "UpdateAllowList",
+                        &[("macie2:UpdateAllowList", Resource::PatternAllowList)],
+                    ),
                     call(
                         "SendTaskSuccess",
                         &[("states:SendTaskSuccess", Resource::Everything)],

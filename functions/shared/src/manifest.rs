@@ -15,6 +15,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::PipelineError;
+use crate::false_positives::suppression::SuppressedFinding;
 use crate::macie::cost::MicroUsdPerGb;
 use crate::macie::severity::Severity;
 use crate::s3::documents;
@@ -132,6 +133,10 @@ pub struct Manifest {
     /// by routing or by the release. Folded in from the addenda by [`read`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub superseded: Vec<Supersession>,
+    /// Findings the gate's suppression rules set aside: they hold nothing, and the record says
+    /// which rule set each aside.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<SuppressedFinding>,
 }
 
 /// Which step kept a version aside.
@@ -548,6 +553,7 @@ pub(crate) mod fixtures {
             macie_price: MicroUsdPerGb::LIST_PRICE,
             held_aside: BTreeMap::new(),
             superseded: Vec::new(),
+            suppressed: Vec::new(),
         }
     }
 }
@@ -601,6 +607,7 @@ mod tests {
             macie_price: MicroUsdPerGb(1_250_000),
             held_aside: BTreeMap::new(),
             superseded: Vec::new(),
+            suppressed: Vec::new(),
         }
     }
 

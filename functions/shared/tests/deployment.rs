@@ -74,6 +74,7 @@ fn resource(value: &Yaml) -> Resource {
     }
     let text = inner.as_str().expect("a string under the tag");
     match tag.as_str() {
+        "GetAtt" if text == "FalsePositivePatterns.Arn" => return Resource::PatternAllowList,
         "GetAtt" => bucket(text.strip_suffix(".Arn").expect("X.Arn")),
         "Ref" if text == "NotificationTopic" => return Resource::NotificationTopic,
         "Sub" => {
@@ -89,6 +90,12 @@ fn resource(value: &Yaml) -> Resource {
             }
             if text == "${DataPipelineManifestBucket.Arn}/approvals/*" {
                 return Resource::ApprovalRecords;
+            }
+            if text == "${DataPipelineManifestBucket.Arn}/false-positives/rules/*" {
+                return Resource::FalsePositiveRules;
+            }
+            if text == "${DataPipelineManifestBucket.Arn}/false-positives/*" {
+                return Resource::FalsePositiveRecords;
             }
             if let Some(id) = text
                 .strip_prefix("${")
@@ -464,8 +471,10 @@ fn the_approval_api_routes_exactly_the_paths_the_handler_answers() {
         .collect();
     let expected: BTreeSet<(String, String)> = [Entry::Review, Entry::ReleaseAll, Entry::DeleteAll]
         .into_iter()
-        .flat_map(|entry| {
-            ["get", "post"].map(|method| (method.to_owned(), format!("/{}", entry.path_segment())))
+        .map(Entry::path_segment)
+        .chain([macie_pipeline::approval::false_positives::PATH_SEGMENT])
+        .flat_map(|segment| {
+            ["get", "post"].map(|method| (method.to_owned(), format!("/{segment}")))
         })
         .collect();
     assert_eq!(routes, expected);

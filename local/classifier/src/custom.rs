@@ -190,8 +190,8 @@ impl CustomIdentifier {
 }
 
 /// Allow lists: text that is never a finding. `words` are literal phrases (one per line of an
-/// `s3WordsList`), compared with the whole matched text ignoring case; `regexes` match anywhere
-/// in the matched text.
+/// `s3WordsList`), compared with the whole matched text ignoring case; `regexes` must match the
+/// whole matched text, as Macie ignores only text that completely matches a list's pattern.
 #[derive(Debug, Clone, Default)]
 pub struct AllowList {
     words: std::collections::HashSet<String>,
@@ -219,7 +219,7 @@ impl AllowList {
         if let Some(reason) = unsupported_construct(regex) {
             return Err(DefinitionError::AllowList(reason.into()));
         }
-        let compiled = Regex::new(regex).map_err(|e| {
+        let compiled = Regex::new(&format!("^(?:{regex})$")).map_err(|e| {
             DefinitionError::AllowList(format!("the regex {regex:?} does not compile: {e}"))
         })?;
         self.regexes.push(compiled);
@@ -342,5 +342,10 @@ mod tests {
         assert!(allow.allows("555-0123"));
         assert!(!allow.allows("4111111111111111"));
         assert!(allow.add_regex("(?!x)").is_err());
+        // Macie ignores only text the pattern matches completely.
+        let mut unanchored = AllowList::default();
+        unanchored.add_regex("555-01[0-9]{2}").unwrap();
+        assert!(unanchored.allows("555-0123"));
+        assert!(!unanchored.allows("1-555-0123"));
     }
 }

@@ -35,6 +35,7 @@ pub fn route(macie: &Macie, method: &Method, path: &str, body: &[u8]) -> Result<
         ("GET", ["custom-data-identifiers", id]) => macie.get_custom_identifier(id),
         ("POST", ["allow-lists"]) => macie.create_allow_list(&body),
         ("GET", ["allow-lists", id]) => macie.get_allow_list(id),
+        ("PUT", ["allow-lists", id]) => macie.update_allow_list(id, &body),
         ("GET", ["macie"]) => Ok(macie.session()),
         ("POST", ["macie"]) => macie.enable(&body),
         ("POST", ["managed-data-identifiers", "list"]) => Ok(macie.managed_identifiers()),

@@ -180,23 +180,7 @@ impl Macie {
             return Err(MacieError::validation("name must be 1 to 128 characters"));
         }
         let criteria = &body["criteria"];
-        match (criteria.get("regex"), criteria.get("s3WordsList")) {
-            (Some(regex), None) => {
-                check_regex(regex.as_str().unwrap_or_default())?;
-            }
-            (None, Some(list)) => {
-                if list["bucketName"].as_str().is_none() || list["objectKey"].as_str().is_none() {
-                    return Err(MacieError::validation(
-                        "s3WordsList needs bucketName and objectKey",
-                    ));
-                }
-            }
-            _ => {
-                return Err(MacieError::validation(
-                    "criteria needs exactly one of regex and s3WordsList",
-                ));
-            }
-        }
+        check_criteria(criteria)?;
         let id: String = uuid::Uuid::new_v4().simple().to_string()[..22].to_owned();
         let arn = format!("arn:aws:macie2:{REGION}:{ACCOUNT}:allow-list/{id}");
         let now = rfc3339_ms(now_ms());
@@ -207,6 +191,59 @@ impl Macie {
             settings.allow_list_tokens.insert(token, id.clone());
         })?;
         Ok(json!({"id": id, "arn": arn}))
+    }
+
+    /// UpdateAllowList: new criteria (of the same kind or the other), name and description.
+    pub fn update_allow_list(&self, id: &str, body: &Value) -> Result<Value> {
+        self.enabled()?;
+        let name = body["name"].as_str().unwrap_or_default();
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(MacieError::validation("name must be 1 to 128 characters"));
+        }
+        let criteria = &body["criteria"];
+        check_criteria(criteria)?;
+        let arn = format!("arn:aws:macie2:{REGION}:{ACCOUNT}:allow-list/{id}");
+        let mut found = false;
+        self.change_settings(|settings| {
+            if let Some(list) = settings.allow_lists.get_mut(id) {
+                found = true;
+                list["name"] = json!(name);
+                list["criteria"] = criteria.clone();
+                if !body["description"].is_null() {
+                    list["description"] = body["description"].clone();
+                }
+                list["updatedAt"] = json!(rfc3339_ms(now_ms()));
+            }
+        })?;
+        if !found {
+            return Err(MacieError::not_found(format!(
+                "allow list {id} does not exist"
+            )));
+        }
+        Ok(json!({"id": id, "arn": arn}))
+    }
+
+    /// Creates an allow list of the deployment under its stable id, unless it exists: as
+    /// CloudFormation creates the resource once and leaves it to the API afterwards.
+    pub fn deploy_allow_list(
+        &self,
+        id: &str,
+        name: &str,
+        description: &str,
+        criteria: &Value,
+    ) -> std::result::Result<(), String> {
+        check_criteria(criteria).map_err(|err| format!("allow list {name}: {err:?}"))?;
+        if self.state().settings.allow_lists.contains_key(id) {
+            return Ok(());
+        }
+        let arn = format!("arn:aws:macie2:{REGION}:{ACCOUNT}:allow-list/{id}");
+        let now = rfc3339_ms(now_ms());
+        let stored = json!({"arn": arn, "id": id, "name": name, "description": description,
+            "criteria": criteria, "tags": {}, "createdAt": now, "updatedAt": now});
+        self.change_settings(|settings| {
+            settings.allow_lists.insert(id.to_owned(), stored);
+        })
+        .map_err(|err| format!("allow list {name}: {err:?}"))
     }
 
     pub fn get_allow_list(&self, id: &str) -> Result<Value> {
@@ -231,6 +268,24 @@ impl Macie {
         };
         list["status"] = json!({"code": status});
         Ok(list)
+    }
+}
+
+/// An allow list's criteria: exactly one of a regex Macie compiles and an S3 words list.
+fn check_criteria(criteria: &Value) -> Result<()> {
+    match (criteria.get("regex"), criteria.get("s3WordsList")) {
+        (Some(regex), None) => check_regex(regex.as_str().unwrap_or_default()).map(|_| ()),
+        (None, Some(list)) => {
+            if list["bucketName"].as_str().is_none() || list["objectKey"].as_str().is_none() {
+                return Err(MacieError::validation(
+                    "s3WordsList needs bucketName and objectKey",
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(MacieError::validation(
+            "criteria needs exactly one of regex and s3WordsList",
+        )),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod decisions;
 pub mod email;
+pub mod false_positives;
 pub mod links;
 pub mod page;
 pub mod record;

@@ -212,6 +212,18 @@ pub fn bad_request(problem: &str) -> Page {
     )
 }
 
+/// A form whose content cannot be used (a rule Macie would refuse, a field left empty).
+pub fn form_problem(problem: &str) -> Page {
+    page(
+        400,
+        "The change was not made",
+        &format!(
+            "<p>{}</p><p class=\"note\">Go back, correct it and send it again.</p>",
+            escape(problem)
+        ),
+    )
+}
+
 /// Step Functions could not be reached or refused for another reason. No internals are shown.
 pub fn upstream_failure() -> Page {
     page(

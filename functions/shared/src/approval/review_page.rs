@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use crate::approval::decisions::{Choice, ObjectDecision};
 use crate::approval::email::human_size;
+use crate::approval::false_positives::PATH_SEGMENT;
 use crate::approval::links::Entry;
 use crate::approval::page::{Page, escape, page, supersessions, table, visible, when};
 use crate::approval::record::{ApprovalRecord, OutcomeRecord};
@@ -40,6 +41,9 @@ pub struct ReviewView<'a> {
 /// One held object as the page lists it.
 struct Held<'a> {
     key: &'a str,
+    /// Held for a finding, so a false positive can be marked; not for an object Macie could
+    /// not read.
+    flagged: bool,
     size: u64,
     severity: &'static str,
     severity_class: &'static str,
@@ -71,6 +75,7 @@ fn held(manifest: &Manifest) -> Vec<Held<'_>> {
             }
             Held {
                 key: &object.key,
+                flagged: true,
                 size: object.size,
                 severity,
                 severity_class,
@@ -79,6 +84,7 @@ fn held(manifest: &Manifest) -> Vec<Held<'_>> {
         })
         .chain(manifest.not_analysed.iter().map(|object| Held {
             key: &object.key,
+            flagged: false,
             size: object.size,
             severity: "Not analysed",
             severity_class: "",
@@ -153,6 +159,14 @@ pub fn review(view: &ReviewView<'_>) -> Page {
         let _ = writeln!(content, "<li>{}</li>", escape(&line));
     }
     content.push_str("</ul>\n");
+    let token =
+        percent_encoding::utf8_percent_encode(view.token, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
+    let _ = writeln!(
+        content,
+        "<p class=\"note\">An object held only for text that is not sensitive? Follow its False positive link to have Macie ignore that text, or the finding type under a prefix, from the next run on. \
+         <a href=\"{PATH_SEGMENT}?token={token}\">The false-positive rules</a> lists them all.</p>"
+    );
     let _ = writeln!(
         content,
         "<form method=\"post\" action=\"{action}\">\n\
@@ -184,7 +198,7 @@ pub fn review(view: &ReviewView<'_>) -> Page {
         let _ = write!(
             content,
             "<tr><td data-label=\"Object\" class=\"key\">{}</td><td data-label=\"Size\">{}</td>\
-             <td data-label=\"Severity\"{}>{}</td><td data-label=\"Found\">{}</td><td data-label=\"Decision\">",
+             <td data-label=\"Severity\"{}>{}</td><td data-label=\"Found\">{}",
             escape(&visible(row.key)),
             escape(&human_size(row.size)),
             if row.severity_class.is_empty() {
@@ -195,6 +209,14 @@ pub fn review(view: &ReviewView<'_>) -> Page {
             row.severity,
             escape(&row.found),
         );
+        if row.flagged {
+            let _ = write!(
+                content,
+                " <a href=\"{PATH_SEGMENT}?token={token}&amp;object={}\">False positive?</a>",
+                hashed_name(row.key)
+            );
+        }
+        content.push_str("</td><td data-label=\"Decision\">");
         match view.decisions.get(row.key) {
             Some(decision) => {
                 let _ = write!(

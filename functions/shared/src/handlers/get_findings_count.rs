@@ -1,6 +1,7 @@
 //! getMacieFindingsCount: reads every finding of the run's job and its sensitive data discovery
 //! results, decides per object whether it passes, passes tagged or is held for review, writes
-//! the manifest and returns only its location and the counts.
+//! the manifest and returns only its location and the counts. Findings the reviewers'
+//! suppression rules cover are set aside first and recorded in the manifest.
 
 use aws_types::SdkConfig;
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,8 @@ use tracing::{info, instrument};
 use crate::config::FindingsConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
+use crate::false_positives::rules;
+use crate::false_positives::suppression::Suppressions;
 use crate::lambda::Handler;
 use crate::macie::findings::{flag_objects, job_findings};
 use crate::macie::results::{self, verdicts};
@@ -83,7 +86,12 @@ impl Handler for GetFindingsCount {
         )
         .await?;
         let prefix = location.job_prefix(&config.account_id, &region, &input.job_id);
-        let findings = job_findings(&self.macie, &input.job_id, config.include_archived).await?;
+        let all_findings =
+            job_findings(&self.macie, &input.job_id, config.include_archived).await?;
+        let finding_count = all_findings.len() as u64;
+        // Reviewers' suppression rules, as they are when the run counts its findings.
+        let listed = rules::read_all(&self.s3, &config.manifest_bucket).await?;
+        let (findings, suppressed) = Suppressions::new(&listed).apply(all_findings);
         let flagged = flag_objects(
             &findings,
             &config.scan_stage_bucket,
@@ -98,7 +106,7 @@ impl Handler for GetFindingsCount {
             job_id: input.job_id,
             scan_stage_bucket: config.scan_stage_bucket.clone(),
             minimum_severity: config.minimum_severity,
-            finding_count: findings.len() as u64,
+            finding_count,
             objects: verdicts.flagged,
             not_analysed: verdicts.not_analysed,
             analysed: verdicts.analysed,
@@ -106,6 +114,7 @@ impl Handler for GetFindingsCount {
             macie_price: config.macie_price,
             held_aside: Default::default(),
             superseded: Vec::new(),
+            suppressed,
         };
         let count =
             |route: Route| manifest.objects.iter().filter(|o| o.route == route).count() as u64;
@@ -126,6 +135,7 @@ impl Handler for GetFindingsCount {
         info!(
             findings = summary.finding_count,
             review = summary.review_objects,
+            suppressed = manifest.suppressed.len(),
             pass_tagged = summary.pass_tagged_objects,
             not_analysed,
             bytes_scanned = summary.bytes_scanned,

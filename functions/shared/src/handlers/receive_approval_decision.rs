@@ -19,6 +19,7 @@ use time::format_description::well_known::Rfc3339;
 use tracing::{error, info, warn};
 
 use crate::approval::decisions::{self, ObjectDecision, Reviewer, review_id};
+use crate::approval::false_positives::{self, Change, FalsePositivesView};
 use crate::approval::links::{Entry, MAX_TOKEN_LEN, token_param};
 use crate::approval::page::{self, Page};
 use crate::approval::record::{self, ApprovalRecord};
@@ -26,7 +27,10 @@ use crate::approval::review_page::{self, ReviewView};
 use crate::approval::visit::{self, Form, HeldObject, OpenReview};
 use crate::config::DecisionConfig;
 use crate::error::PipelineError;
+use crate::false_positives::allow_lists;
+use crate::false_positives::rules::{self, Added, ListedRule, Rule};
 use crate::manifest::{self, Manifest};
+use crate::s3::documents::hashed_name;
 
 /// The `action` of the output the waiting run gets once every held object is decided; the state
 /// machine's `manualApprovalChoice` reads it.
@@ -39,6 +43,7 @@ const CLOSED_TASK_CODES: &[&str] = &["TaskTimedOut", "InvalidToken", "TaskDoesNo
 pub struct ReceiveApprovalDecision {
     pub sfn: aws_sdk_sfn::Client,
     pub s3: aws_sdk_s3::Client,
+    pub macie: aws_sdk_macie2::Client,
     pub config: DecisionConfig,
 }
 
@@ -73,6 +78,7 @@ impl ReceiveApprovalDecision {
         Self {
             sfn: aws_sdk_sfn::Client::new(aws),
             s3: aws_sdk_s3::Client::new(aws),
+            macie: aws_sdk_macie2::Client::new(aws),
             config,
         }
     }
@@ -84,6 +90,30 @@ impl ReceiveApprovalDecision {
     }
 
     async fn respond(&self, request: &Request) -> Page {
+        if is_false_positives(request.uri().path()) {
+            return match *request.method() {
+                Method::GET => match query_token(request) {
+                    Ok(token) => {
+                        self.show_false_positives(&token, query(request, "object"))
+                            .await
+                    }
+                    Err(problem) => page::bad_request(problem),
+                },
+                Method::POST => match form_body(request)
+                    .and_then(|body| check_token(token_param(body)).map(|_| body))
+                {
+                    Ok(body) => match false_positives::parse_form(body) {
+                        Ok(form) => {
+                            let reviewer = caller(request, &form.reviewer);
+                            self.change_false_positives(&form, reviewer).await
+                        }
+                        Err(problem) => page::form_problem(&problem),
+                    },
+                    Err(problem) => page::bad_request(problem),
+                },
+                _ => page::method_not_allowed(),
+            };
+        }
         let Some(entry) = Entry::from_path(request.uri().path()) else {
             return page::bad_request("This address is not an approval link.");
         };
@@ -93,7 +123,10 @@ impl ReceiveApprovalDecision {
                 Err(problem) => page::bad_request(problem),
             },
             Method::POST => match read_form(request) {
-                Ok(form) => self.decide(entry, &form, reviewer(request, &form)).await,
+                Ok(form) => {
+                    let reviewer = caller(request, &form.reviewer);
+                    self.decide(entry, &form, reviewer).await
+                }
                 Err(problem) => page::bad_request(problem),
             },
             _ => page::method_not_allowed(),
@@ -220,6 +253,148 @@ impl ReceiveApprovalDecision {
         })
     }
 
+    /// The false-positives page, from the held object `object` (the SHA-256 of its key) if
+    /// given. Like the review page it needs a review's link that has not expired.
+    async fn show_false_positives(&self, token: &str, object: Option<&str>) -> Page {
+        let shown = async {
+            let Some(loaded) = self.load(token).await? else {
+                return Ok(page::not_found());
+            };
+            if loaded.expired() {
+                return Ok(page::expired(&loaded.record));
+            }
+            let listed = rules::read_all(&self.s3, &self.config.manifest_bucket).await?;
+            let judged = object.and_then(|hash| {
+                loaded
+                    .manifest
+                    .objects
+                    .iter()
+                    .find(|o| hashed_name(&o.key) == hash.to_ascii_lowercase())
+            });
+            Ok::<_, PipelineError>(false_positives::render(&FalsePositivesView {
+                token,
+                rules: &listed,
+                judged,
+                notice: None,
+                scan_stage_bucket: &loaded.manifest.scan_stage_bucket,
+            }))
+        };
+        shown.await.unwrap_or_else(|err| {
+            error!(error = %DisplayErrorContext(&err), "the false-positive rules could not be loaded");
+            page::unavailable()
+        })
+    }
+
+    /// Adds or removes one rule, then rewrites the gate's allow lists from the whole list.
+    async fn change_false_positives(
+        &self,
+        form: &false_positives::Form,
+        reviewer: Reviewer,
+    ) -> Page {
+        let bucket = &self.config.manifest_bucket;
+        let changed = async {
+            let Some(loaded) = self.load(&form.token).await? else {
+                return Ok(Err(page::not_found()));
+            };
+            if loaded.expired() {
+                return Ok(Err(page::expired(&loaded.record)));
+            }
+            let now = OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .expect("now formats");
+            let (notice, touches_allow_lists) = match &form.change {
+                Change::Add { rule, object } => {
+                    let judged_object = match object {
+                        None => None,
+                        Some(hash) => Some(
+                            loaded
+                                .manifest
+                                .objects
+                                .iter()
+                                .find(|o| hashed_name(&o.key) == *hash)
+                                .map(|o| o.key.clone())
+                                .ok_or_else(|| {
+                                    PipelineError::InvalidInput(
+                                        "the form names an object this review does not hold".into(),
+                                    )
+                                })?,
+                        ),
+                    };
+                    let listed = ListedRule {
+                        id: rule.id(),
+                        rule: rule.clone(),
+                        added_by: reviewer.clone(),
+                        added_at: now.clone(),
+                        added_in: loaded.record.workflow_id.clone(),
+                        judged_object,
+                    };
+                    if matches!(rule, Rule::Pattern { .. }) {
+                        let mut all = rules::read_all(&self.s3, bucket).await?;
+                        if !all.iter().any(|l| l.id == listed.id) {
+                            all.push(listed.clone());
+                        }
+                        if let Err(problem) = allow_lists::check_patterns_fit(&all) {
+                            return Ok(Err(page::form_problem(&problem)));
+                        }
+                    }
+                    let notice = match rules::add(&self.s3, bucket, &listed).await? {
+                        Added::Added => {
+                            format!("Added: {}. It applies from the next run.", rule.describe())
+                        }
+                        Added::AlreadyListed => {
+                            format!("Already on the list: {}.", rule.describe())
+                        }
+                    };
+                    info!(rule = listed.id, "false-positive rule added");
+                    (notice, !matches!(rule, Rule::Suppression { .. }))
+                }
+                Change::Remove { id } => {
+                    match rules::remove(&self.s3, bucket, id, &reviewer, &now).await? {
+                        Some(removed) => {
+                            info!(rule = id, "false-positive rule removed");
+                            (
+                                format!(
+                                    "Removed: {}. From the next run it no longer applies.",
+                                    removed.rule.rule.describe()
+                                ),
+                                !matches!(removed.rule.rule, Rule::Suppression { .. }),
+                            )
+                        }
+                        None => (
+                            "That rule is not on the list any more: someone removed it before."
+                                .to_owned(),
+                            true,
+                        ),
+                    }
+                }
+            };
+            if touches_allow_lists {
+                allow_lists::sync(&self.s3, &self.macie, bucket, &self.config.allow_lists).await?;
+            }
+            let listed = rules::read_all(&self.s3, bucket).await?;
+            Ok::<_, PipelineError>(Ok((loaded, notice, listed)))
+        };
+        match changed.await {
+            Ok(Ok((loaded, notice, listed))) => false_positives::render(&FalsePositivesView {
+                token: &form.token,
+                rules: &listed,
+                judged: None,
+                notice: Some((&notice, &reviewer.name)),
+                scan_stage_bucket: &loaded.manifest.scan_stage_bucket,
+            }),
+            Ok(Err(page)) => page,
+            Err(PipelineError::InvalidInput(problem)) => page::form_problem(&problem),
+            Err(err) => {
+                error!(error = %DisplayErrorContext(&err), "the false-positive rules could not be changed");
+                page::page(
+                    503,
+                    "The list could not be changed",
+                    "<p>The rules or the gate's allow lists could not be written just now. Send the same change again in a minute: adding a rule that is on the list, or removing one that is gone, rewrites the allow lists without changing the list.</p>",
+                )
+            }
+        }
+    }
+
     /// Every held object is decided: the run may go on. The decisions are in S3; the output only
     /// says so, and the steps that follow read them.
     async fn tell_the_run(&self, token: &str, review: &str) -> Result<(), Page> {
@@ -257,18 +432,28 @@ impl ReceiveApprovalDecision {
     }
 }
 
-/// Which page of held objects a GET asks for (`page=N`, from 1); anything else is the first.
-fn page_number(request: &Request) -> usize {
+/// A query parameter of a GET, as API Gateway decoded it.
+fn query<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
     request
         .query_string_parameters_ref()
-        .and_then(|parameters| parameters.first("page"))
+        .and_then(|parameters| parameters.first(name))
+}
+
+/// Whether the request is for the false-positives page (stage prefix allowed).
+fn is_false_positives(path: &str) -> bool {
+    path.trim_end_matches('/').rsplit('/').next() == Some(false_positives::PATH_SEGMENT)
+}
+
+/// Which page of held objects a GET asks for (`page=N`, from 1); anything else is the first.
+fn page_number(request: &Request) -> usize {
+    query(request, "page")
         .and_then(|page| page.parse().ok())
         .filter(|page| *page >= 1)
         .unwrap_or(1)
 }
 
 /// Who decides: the name the form gives, and what API Gateway reports of the caller.
-fn reviewer(request: &Request, form: &Form) -> Reviewer {
+fn caller(request: &Request, name: &str) -> Reviewer {
     let identity = match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(context)) => Some(&context.identity),
         _ => None,
@@ -279,7 +464,7 @@ fn reviewer(request: &Request, form: &Form) -> Reviewer {
             .collect::<String>()
     };
     Reviewer {
-        name: form.reviewer.clone(),
+        name: name.to_owned(),
         source_ip: identity.and_then(|i| i.source_ip.clone()),
         user_agent: identity
             .and_then(|i| i.user_agent.as_deref())
@@ -304,6 +489,14 @@ fn query_token(request: &Request) -> Result<String, &'static str> {
 
 /// The form of a POST: the token, the reviewer and the choices, URL-encoded in the body.
 fn read_form(request: &Request) -> Result<Form, &'static str> {
+    let body = form_body(request)?;
+    // The token is checked first, so that a damaged link says so before anything else.
+    check_token(token_param(body))?;
+    visit::parse_form(body)
+}
+
+/// The URL-encoded body of a form a page posted.
+fn form_body(request: &Request) -> Result<&str, &'static str> {
     let is_form = request
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -317,11 +510,7 @@ fn read_form(request: &Request) -> Result<Form, &'static str> {
     if !is_form {
         return Err("The decision must be sent from the review page's form.");
     }
-    let body =
-        std::str::from_utf8(request.body().as_ref()).map_err(|_| "The form could not be read.")?;
-    // The token is checked first, so that a damaged link says so before anything else.
-    check_token(token_param(body))?;
-    visit::parse_form(body)
+    std::str::from_utf8(request.body().as_ref()).map_err(|_| "The form could not be read.")
 }
 
 fn check_token(token: Option<String>) -> Result<String, &'static str> {

@@ -23,6 +23,8 @@ use crate::workflow::WorkflowId;
 pub struct JobSettings {
     pub custom_data_identifier_ids: Vec<String>,
     pub allow_list_ids: Vec<String>,
+    /// The gate's own allow lists (false-positive phrases and patterns), used by every job.
+    pub gate_allow_list_ids: Vec<String>,
     /// `RECOMMENDED` (Macie's default), `ALL`, `NONE`, `INCLUDE` or `EXCLUDE`.
     pub managed_selector: String,
     pub managed_identifier_ids: Vec<String>,
@@ -33,6 +35,7 @@ impl FromEnv for JobSettings {
         let settings = Self {
             custom_data_identifier_ids: env.list("CUSTOM_DATA_IDENTIFIER_IDS"),
             allow_list_ids: env.list("ALLOW_LIST_IDS"),
+            gate_allow_list_ids: env.list("GATE_ALLOW_LIST_IDS"),
             managed_selector: env
                 .optional("MANAGED_DATA_IDENTIFIER_SELECTOR", "RECOMMENDED".to_owned())
                 .to_ascii_uppercase(),
@@ -45,9 +48,31 @@ impl FromEnv for JobSettings {
     }
 }
 
+/// Macie's limit of allow lists per job.
+pub const MAX_ALLOW_LISTS: usize = 10;
+
 impl JobSettings {
+    /// The allow lists a job uses: the gate's own, then the configured ones, each once.
+    pub fn job_allow_list_ids(&self) -> Vec<String> {
+        let mut ids = self.gate_allow_list_ids.clone();
+        for id in &self.allow_list_ids {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
+    }
+
     /// Macie's rules for combining the selector with identifier ids.
     pub fn validate(&self) -> Result<(), String> {
+        let lists = self.job_allow_list_ids().len();
+        if lists > MAX_ALLOW_LISTS {
+            return Err(format!(
+                "ALLOW_LIST_IDS names {} allow lists besides the gate's {}; Macie allows {MAX_ALLOW_LISTS} a job",
+                lists - self.gate_allow_list_ids.len(),
+                self.gate_allow_list_ids.len()
+            ));
+        }
         let with_ids = !self.managed_identifier_ids.is_empty();
         match self.managed_selector.as_str() {
             "ALL" | "RECOMMENDED" if with_ids => Err(format!(
@@ -147,7 +172,7 @@ pub async fn create_job(
         ))
         .set_managed_data_identifier_ids(non_empty(&settings.managed_identifier_ids))
         .set_custom_data_identifier_ids(non_empty(&settings.custom_data_identifier_ids))
-        .set_allow_list_ids(non_empty(&settings.allow_list_ids))
+        .set_allow_list_ids(non_empty(&settings.job_allow_list_ids()))
         .tags(WORKFLOW_ID, workflow.as_str())
         .send()
         .await

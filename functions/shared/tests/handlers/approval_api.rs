@@ -89,6 +89,7 @@ fn run_manifest() -> Manifest {
         macie_price: MicroUsdPerGb::LIST_PRICE,
         held_aside: Default::default(),
         superseded: Vec::new(),
+        suppressed: Vec::new(),
     }
 }
 
@@ -163,11 +164,19 @@ fn api_with(error: Option<(u16, &'static str)>, objects: BTreeMap<String, Vec<u8
         stored.insert(key, body);
         MockResponse::Output(PutObjectOutput::builder().build())
     });
+    let update = mock!(aws_sdk_macie2::Client::update_allow_list).then_output(|| {
+        aws_sdk_macie2::operation::update_allow_list::UpdateAllowListOutput::builder().build()
+    });
     let handler = ReceiveApprovalDecision {
         sfn: client!(aws_sdk_sfn, calls, [rule]),
         s3: client!(aws_sdk_s3, calls, [get, list, put]),
+        macie: client!(aws_sdk_macie2, calls, [update]),
         config: DecisionConfig {
             manifest_bucket: MANIFESTS.into(),
+            allow_lists: macie_pipeline::false_positives::allow_lists::GateAllowLists {
+                patterns_id: "patterns".into(),
+                patterns_name: "local-false-positive-patterns".into(),
+            },
         },
     };
     Api {

@@ -419,9 +419,13 @@ async fn results_are_read_from_the_jobs_prefix_and_skipped_objects_are_held() {
     );
     let summary: FindingsSummary =
         serde_json::from_value(summarise(&macie).await.unwrap()).unwrap();
+    // The reviewers' suppression rules are read first, then the job's results.
     assert_eq!(
         macie.result_prefixes.all(),
-        vec!["macie-discovery-results/AWSLogs/111122223333/Macie/us-east-1/job-1/"]
+        vec![
+            "false-positives/rules/",
+            "macie-discovery-results/AWSLogs/111122223333/Macie/us-east-1/job-1/"
+        ]
     );
     // obj-0 is High; obj-1 is Low but only partly analysed, so it is held too; obj-2 passes
     // tagged; photo.png was skipped.

@@ -73,6 +73,7 @@ fn manifest(workflow: &str) -> Manifest {
         macie_price: MicroUsdPerGb::LIST_PRICE,
         held_aside: Default::default(),
         superseded: Vec::new(),
+        suppressed: Vec::new(),
     }
 }
 
