@@ -232,3 +232,83 @@ async fn the_page_fits_a_desktop_and_a_phone() {
         browser.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_false_positive_is_marked_from_its_row_and_removed_from_the_list_in_the_browser() {
+    let gate = Gate::start().await;
+    let (arn, body) = waiting_run(&gate, "browser-false-positive").await;
+    let link = link_after(&body, "Decide each object");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = std::env::var_os("MACIE_PIPELINE_SCREENSHOT_DIR").map(|dir| root.join(dir));
+    for (name, screen) in [("desktop", Screen::DESKTOP), ("phone", Screen::PHONE)] {
+        let Some(browser) = Browser::start(screen).await else {
+            return;
+        };
+        browser.open(&link).await;
+        // Only the flagged object offers it; the one Macie could not read does not.
+        let offered = browser.texts("td[data-label=Found] a").await;
+        assert_eq!(offered, vec!["False positive?"]);
+        browser.press("td[data-label=Found] a").await;
+        let page = browser.text("main").await;
+        assert!(page.contains("customers/cards.csv"), "{page}");
+        assert!(page.contains("CREDIT_CARD_NUMBER x1"), "{page}");
+        assert!(!page.contains("4111"), "values are never shown");
+        let overflow = browser
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{name}: {overflow} px wider than the window"
+        );
+        if let Some(dir) = &output {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(
+                dir.join(format!("false-positive-page-{name}.png")),
+                browser.screenshot().await,
+            )
+            .unwrap();
+        }
+        if name == "phone" {
+            browser.close().await;
+            break;
+        }
+        // The suppression's prefix is filled in from the object's folder.
+        assert_eq!(
+            browser
+                .client
+                .find(fantoccini::Locator::Css("#keyPrefix"))
+                .await
+                .unwrap()
+                .prop("value")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("customers/")
+        );
+        browser.fill("#reviewer-add", "ada@example.com").await;
+        browser.fill("#text", "card 4111 1111 1111 1111").await;
+        browser.press("button.record").await;
+        let added = browser.text("main").await;
+        assert!(added.contains("Added: Ignore the phrase"), "{added}");
+        assert_eq!(
+            browser.texts("td[data-label=\"Added by\"]").await,
+            vec!["ada@example.com"]
+        );
+        browser.fill("#reviewer-remove", "bob@example.com").await;
+        browser.press("button[name=remove]").await;
+        let removed = browser.text("main").await;
+        assert!(removed.contains("Removed: Ignore the phrase"), "{removed}");
+        assert!(removed.contains("Rules on the list (0)"), "{removed}");
+        browser.close().await;
+    }
+    assert_eq!(
+        gate.current_state(&arn).await.as_deref(),
+        Some("triggerManualApproval"),
+        "marking a false positive decides nothing"
+    );
+}

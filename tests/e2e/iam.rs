@@ -53,9 +53,57 @@ struct Outcome {
     decision_status: Option<u16>,
 }
 
-/// Uploads a flagged and a clean object and runs the gate; the reviewer approves, or denies
-/// when `deny`. Returns when the run ends, or when a decision was refused and the run waits.
+/// A suppression rule on the list before the run, matching nothing of it: the findings step
+/// reads every rule.
+async fn seed_rule(gate: &Gate) {
+    use macie_pipeline::approval::decisions::Reviewer;
+    use macie_pipeline::false_positives::rules::{ListedRule, Rule};
+    let rule = Rule::suppression("SensitiveData:S3Object/Personal", "iam-nothing/").unwrap();
+    let listed = ListedRule {
+        id: rule.id(),
+        rule,
+        added_by: Reviewer {
+            name: "seed".into(),
+            source_ip: None,
+            user_agent: None,
+        },
+        added_at: "2026-12-01T00:00:00Z".into(),
+        added_in: macie_pipeline::workflow::WorkflowId::parse("seed").unwrap(),
+        judged_object: None,
+    };
+    gate.s3
+        .put_object()
+        .bucket(gate.bucket(Bucket::Manifests))
+        .key(format!("false-positives/rules/{}.json", listed.id))
+        .body(serde_json::to_vec(&listed).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The reviewer marks a phrase a false positive and takes it off the list again, from the page
+/// `link` (a review link) leads to: every grant the rules need. The first status that is not 200.
+async fn add_and_remove_a_rule(link: &str, token: &str) -> Option<u16> {
+    let base = link.split('?').next().unwrap().rsplit_once('/').unwrap().0;
+    let rules = format!("{base}/false-positives");
+    let rule = macie_pipeline::false_positives::rules::Rule::phrase("iam phrase").unwrap();
+    for fields in [
+        vec![("kind", "phrase"), ("text", "iam phrase")],
+        vec![("remove", rule.id().as_str())],
+    ] {
+        let sent = http::post_false_positive(&rules, token, http::REVIEWER, &fields).await;
+        if sent.status() != 200 {
+            return Some(sent.status().as_u16());
+        }
+    }
+    None
+}
+
+/// Uploads a flagged and a clean object and runs the gate; the reviewer adds and removes a
+/// false-positive rule, then approves, or denies when `deny`. Returns when the run ends, or when
+/// the reviewer's side was refused and the run waits.
 async fn run(gate: &Gate, deny: bool) -> Outcome {
+    seed_rule(gate).await;
     gate.upload(
         "cards.csv",
         "customer,card\nAda,card 4111 1111 1111 1111\n",
@@ -89,10 +137,11 @@ async fn run(gate: &Gate, deny: bool) -> Outcome {
             );
             let page = http::get(&link).await;
             let status = if page.status() == 200 {
-                http::post_decision(&link, &http::form_token(page.body()))
-                    .await
-                    .status()
-                    .as_u16()
+                let token = http::form_token(page.body());
+                match add_and_remove_a_rule(&link, &token).await {
+                    Some(refused) => refused,
+                    None => http::post_decision(&link, &token).await.status().as_u16(),
+                }
             } else {
                 page.status().as_u16()
             };
@@ -220,7 +269,8 @@ async fn every_statement_of_every_function_policy_is_needed() {
         );
         if function == "ReceiveApprovalDecision" {
             // The API answers the reviewer with an error (without PutObject no decision can be
-            // recorded, and the run is told only of recorded ones); the run keeps waiting.
+            // recorded, and the run is told only of recorded ones; without the grants of the
+            // false-positive rules the rule is not changed); the run keeps waiting.
             assert_ne!(outcome.decision_status, Some(200), "{context}");
             assert_eq!(outcome.status, "RUNNING", "{context}");
         } else {

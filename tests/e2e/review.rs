@@ -140,6 +140,61 @@ async fn five_held_objects_decided_in_two_visits_each_end_where_their_decision_p
             .all(|r| r["reviewer"]["sourceIp"] == "127.0.0.1")
     );
     assert!(records.values().all(|r| r["workflowId"] == "two-visits"));
+
+    // The report an auditor reads: each object's decision, its reviewer and where it ended.
+    let (report, html) = report(&gate).await;
+    assert_eq!(
+        endings(&report),
+        [
+            ("a.csv", "released"),
+            ("b.csv", "released"),
+            ("c.csv", "deleted"),
+            ("d.csv", "released"),
+            ("e.csv", "released"),
+        ]
+        .map(|(k, o)| (k.to_owned(), o.to_owned()))
+    );
+    assert_eq!(
+        report["held"][3]["decision"]["reviewer"]["name"],
+        "bob@example.com"
+    );
+    assert!(html.contains("Delete by ada@example.com"), "{html}");
+    assert!(html.contains("released to s3://"), "{html}");
+    assert!(!html.contains("4111"), "never a detected value");
+}
+
+/// The review's report (JSON and page) the last step wrote; each test's stack holds one review.
+async fn report(gate: &Gate) -> (Value, String) {
+    let keys = gate.keys(Bucket::Manifests).await;
+    let json = keys
+        .iter()
+        .find(|k| k.starts_with("approvals/") && k.ends_with("/report.json"))
+        .expect("a report");
+    let report: Value = serde_json::from_slice(&gate.body(Bucket::Manifests, json).await).unwrap();
+    let html = String::from_utf8(
+        gate.body(Bucket::Manifests, &json.replace(".json", ".html"))
+            .await,
+    )
+    .unwrap();
+    (report, html)
+}
+
+/// (key, outcome) of every held object in a report.
+fn endings(report: &Value) -> Vec<(String, String)> {
+    report["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["key"].as_str().unwrap().to_owned(),
+                o["outcome"]["outcome"]
+                    .as_str()
+                    .unwrap_or("none")
+                    .to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// A stack whose reviews time out after `seconds` of workflow time with `action`.
@@ -209,6 +264,17 @@ async fn at_the_timeout_the_default_action_applies_to_the_undecided_objects_only
             "{}",
             notice.message
         );
+        let (report, _) = report(&gate).await;
+        let undecided = match action {
+            "hold" => "leftHeldAtDeadline",
+            _ => "deletedAtDeadline",
+        };
+        assert_eq!(
+            endings(&report),
+            [("kept.csv", "released"), ("undecided.csv", undecided)]
+                .map(|(k, o)| (k.to_owned(), o.to_owned()))
+        );
+        assert!(report["held"][1]["decision"].is_null());
         match action {
             "hold" => {
                 assert_eq!(held, ["undecided.csv"], "held for someone to handle");

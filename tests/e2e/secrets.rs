@@ -93,6 +93,36 @@ async fn no_token_or_sensitive_value_reaches_the_logs() {
     assert_eq!(client::get(&link).await.status(), 200);
     let damaged = client::post_decision(&link, &token[..token.len() / 2]).await;
     assert!(damaged.status().is_client_error(), "{}", damaged.status());
+    // The false-positives page handles the token too: opened, and a rule added and removed.
+    let base = link
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_owned();
+    let rules = format!("{base}/false-positives");
+    let opened = client::get(&format!(
+        "{rules}?token={}",
+        utf8_percent_encode(&token, NON_ALPHANUMERIC)
+    ))
+    .await;
+    assert_eq!(opened.status(), 200, "{}", opened.body());
+    let added = client::post_false_positive(
+        &rules,
+        &token,
+        client::REVIEWER,
+        &[("kind", "phrase"), ("text", "ACME switchboard")],
+    )
+    .await;
+    assert_eq!(added.status(), 200, "{}", added.body());
+    let id = macie_pipeline::false_positives::rules::Rule::phrase("ACME switchboard")
+        .unwrap()
+        .id();
+    let removed =
+        client::post_false_positive(&rules, &token, client::REVIEWER, &[("remove", &id)]).await;
+    assert_eq!(removed.status(), 200, "{}", removed.body());
     assert_eq!(client::decide(&link).await.status(), 200);
     gate.ends_with(&arn, "SUCCEEDED").await;
     assert!(

@@ -464,6 +464,8 @@ pub fn functions() -> Vec<FunctionSpec> {
                             ("s3:DeleteObjectVersion", O(Raw)),
                         ],
                     ),
+                    // Each object's outcome, and the review's report.
+                    call("PutObject", &[("s3:PutObject", Resource::ApprovalRecords)]),
                 ],
                 read_manifest,
             ]

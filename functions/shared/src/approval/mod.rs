@@ -4,8 +4,10 @@ pub mod decisions;
 pub mod email;
 pub mod false_positives;
 pub mod links;
+pub mod outcomes;
 pub mod page;
 pub mod record;
+pub mod report;
 pub mod review_page;
 pub mod visit;
 

@@ -165,7 +165,7 @@ pub fn review(view: &ReviewView<'_>) -> Page {
     let _ = writeln!(
         content,
         "<p class=\"note\">An object held only for text that is not sensitive? Follow its False positive link to have Macie ignore that text, or the finding type under a prefix, from the next run on. \
-         <a href=\"{PATH_SEGMENT}?token={token}\">The false-positive rules</a> lists them all.</p>"
+         The <a href=\"{PATH_SEGMENT}?token={token}\">false-positive rules</a> page lists every rule and removes one.</p>"
     );
     let _ = writeln!(
         content,

@@ -7,18 +7,68 @@ use aws_types::SdkConfig;
 use serde::Deserialize;
 use tracing::{info, instrument};
 
-use crate::approval::decisions::ReviewRecords;
+use crate::approval::decisions::{self, ReviewRecords};
+use crate::approval::outcomes;
+use crate::approval::report::{self, Report};
 use crate::config::DeleteConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
+use crate::false_positives::rules;
 use crate::handlers::steps::{
     PassContext, RunManifest, StepProgress, StepStatus, ToDelete, delete_held,
 };
 use crate::lambda::Handler;
 use crate::manifest::{self, ManifestRef};
+use crate::s3::documents;
 use crate::workflow::WorkflowId;
 
 pub use crate::approval::decisions::Undecided;
+
+/// Writes the review's report, JSON and page, from the records: the manifest read again (routing
+/// and the release add to it), every decision, every outcome, and the rules the report names.
+async fn write_report(
+    s3: &aws_sdk_s3::Client,
+    location: &ManifestRef,
+    review: &str,
+    workflow_id: &WorkflowId,
+) -> Result<(), PipelineError> {
+    let bucket = &location.bucket;
+    let manifest = manifest::read(s3, location, workflow_id).await?;
+    let decisions = decisions::read_all(s3, bucket, review).await?;
+    let outcomes = outcomes::read_all(s3, bucket, review).await?;
+    let listed = if manifest.suppressed.is_empty() {
+        Vec::new()
+    } else {
+        rules::read_all(s3, bucket).await?
+    };
+    let written_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("now formats");
+    let report = Report::new(
+        location,
+        &manifest,
+        &decisions,
+        &outcomes,
+        &listed,
+        &written_at,
+    );
+    let (json_key, html_key) = report::keys(review);
+    documents::put_json(s3, bucket, &json_key, &report).await?;
+    documents::put_text(
+        s3,
+        bucket,
+        &html_key,
+        "text/html; charset=utf-8",
+        report.html(),
+    )
+    .await?;
+    info!(
+        report = html_key,
+        held = report.held.len(),
+        "review report written"
+    );
+    Ok(())
+}
 
 /// Input of the deletion after a review.
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +135,14 @@ impl Handler for DeleteManualReviewFiles {
         let undecided = progress.tally.undecided;
         if progress.status == StepStatus::Done {
             progress.undecided = Some(undecided);
+            // The last step of every review: the run's record, whole.
+            write_report(
+                &self.s3,
+                &input.manifest,
+                &decided.review,
+                &input.workflow_id,
+            )
+            .await?;
         }
         info!(status = ?progress.status, deleted = progress.tally.deleted, undecided, "delete pass ended");
         Ok(progress)

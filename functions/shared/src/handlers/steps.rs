@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::approval::decisions::{Choice, ReviewRecords, Undecided};
+use crate::approval::outcomes::{self, Ending};
 use crate::config::MoveSettings;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
@@ -435,13 +436,25 @@ async fn release_one(
     if decided.choice(&key, &location).await? != Some(Choice::Release) {
         return Ok(Outcome::NotChosen);
     }
+    let ended =
+        |ending| outcomes::record(context.s3, decided.bucket, &decided.review, &key, ending);
     let mut candidate = match context.held(manual_review, &location).await? {
         Ok(held) => held,
-        Err(outcome) => return Ok(outcome),
+        Err(outcome) => {
+            if outcome == Outcome::Vanished {
+                ended(Ending::Gone).await?;
+            }
+            return Ok(outcome);
+        }
     };
     let objects = context.objects();
     match placement::deliver(objects, manual_review, &mut candidate, scanned_data, &key).await? {
         Delivery::Delivered { bytes } => {
+            // On record before the held copy goes: a retry finds it held and records it again.
+            ended(Ending::Released {
+                bucket: scanned_data.to_owned(),
+            })
+            .await?;
             context
                 .remove_source(manual_review, &candidate.version)
                 .await?;
@@ -459,6 +472,11 @@ async fn release_one(
             );
             manifest::record_supersession(context.s3, run.location, run.manifest, &supersession)
                 .await?;
+            ended(Ending::KeptAside {
+                kept_at: supersession.location(),
+                reason: supersession.reason(),
+            })
+            .await?;
             Ok(Outcome::Superseded {
                 moved: None,
                 supersession,
@@ -512,22 +530,34 @@ async fn delete_one(
     key: String,
 ) -> Result<Outcome, PipelineError> {
     let location = run.manifest.held_location(&key);
-    let nobody_decided = match chosen.decided.choice(&key, location).await? {
+    let records = chosen.decided;
+    let ended =
+        |ending| outcomes::record(context.s3, records.bucket, &records.review, &key, ending);
+    let nobody_decided = match records.choice(&key, location).await? {
         Some(Choice::Delete) => false,
         Some(Choice::Release) => return Ok(Outcome::NotChosen),
         None if chosen.undecided == Undecided::Keep => {
+            ended(Ending::LeftHeldAtDeadline).await?;
             return Ok(Outcome::Undecided { deleted: false });
         }
         None => true,
     };
-    let deleted = if nobody_decided {
-        Outcome::Undecided { deleted: true }
+    let (deleted, ending) = if nobody_decided {
+        (
+            Outcome::Undecided { deleted: true },
+            Ending::DeletedAtDeadline,
+        )
     } else {
-        Outcome::Deleted
+        (Outcome::Deleted, Ending::Deleted)
     };
     let candidate = match context.held(manual_review, location).await? {
         Ok(held) => held,
-        Err(outcome) => return Ok(outcome),
+        Err(outcome) => {
+            if outcome == Outcome::Vanished {
+                ended(Ending::Gone).await?;
+            }
+            return Ok(outcome);
+        }
     };
     let objects = context.objects();
     // Raw's version first: once the held one is gone, a retry would no longer find the record
@@ -539,8 +569,14 @@ async fn delete_one(
         objects.delete_version(raw, &key, raw_version).await?;
     }
     match objects.delete(manual_review, &candidate.version).await? {
-        Deleted::Done => Ok(deleted),
-        Deleted::Gone => Ok(Outcome::Vanished),
+        Deleted::Done => {
+            ended(ending).await?;
+            Ok(deleted)
+        }
+        Deleted::Gone => {
+            ended(Ending::Gone).await?;
+            Ok(Outcome::Vanished)
+        }
         Deleted::Changed => Err(PipelineError::ObjectChanged {
             bucket: manual_review.to_owned(),
             key: location.to_owned(),

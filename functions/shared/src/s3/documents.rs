@@ -30,6 +30,25 @@ pub async fn put_json<T: Serialize>(
     Ok(())
 }
 
+/// Writes `body` to `bucket/key` as `content_type` (a page, a words list).
+pub async fn put_text(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    content_type: &str,
+    body: String,
+) -> Result<(), PipelineError> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .body(ByteStream::from(body.into_bytes()))
+        .send()
+        .await
+        .map_err(|err| PipelineError::from_sdk("PutObject", err))?;
+    Ok(())
+}
+
 /// What a create-only write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
