@@ -191,11 +191,11 @@ pub fn render(view: &FalsePositivesView<'_>) -> Page {
         content,
         "<fieldset class=\"bulk\"><legend>Kind of rule</legend>\
          <label><input type=\"radio\" name=\"kind\" value=\"phrase\" checked> Ignore a phrase: text Macie detects that is exactly this (any case), at most 90 characters</label>\
-         <p><label for=\"text\">Phrase</label><br><input id=\"text\" name=\"text\" type=\"text\" maxlength=\"90\"></p>\
+         <p><label for=\"text\">Phrase</label><input id=\"text\" name=\"text\" type=\"text\" maxlength=\"90\"></p>\
          <label><input type=\"radio\" name=\"kind\" value=\"pattern\"> Ignore a pattern: text Macie detects that this regular expression matches completely</label>\
-         <p><label for=\"regex\">Regular expression</label><br><input id=\"regex\" name=\"regex\" type=\"text\" maxlength=\"512\"></p>\
+         <p><label for=\"regex\">Regular expression</label><input id=\"regex\" name=\"regex\" type=\"text\" maxlength=\"512\"></p>\
          <label><input type=\"radio\" name=\"kind\" value=\"suppression\"> Do not hold objects for a finding type under a key prefix (in s3://{})</label>\
-         <p><label for=\"findingType\">Finding type</label><br><select id=\"findingType\" name=\"findingType\">",
+         <p><label for=\"findingType\">Finding type</label><select id=\"findingType\" name=\"findingType\">",
         escape(view.scan_stage_bucket)
     );
     for kind in types {
@@ -203,7 +203,7 @@ pub fn render(view: &FalsePositivesView<'_>) -> Page {
     }
     let _ = writeln!(
         content,
-        "</select></p><p><label for=\"keyPrefix\">Key prefix</label><br><input id=\"keyPrefix\" name=\"keyPrefix\" type=\"text\" maxlength=\"1024\" value=\"{}\"></p></fieldset>\n\
+        "</select></p><p><label for=\"keyPrefix\">Key prefix</label><input id=\"keyPrefix\" name=\"keyPrefix\" type=\"text\" maxlength=\"1024\" value=\"{}\"></p></fieldset>\n\
          <p class=\"note\">Type only text that is not sensitive: what you type is stored and shown on this page.</p>\n\
          <div class=\"actions\"><button type=\"submit\" class=\"record\">Add the rule</button></div>\n</form>",
         escape(prefix)
