@@ -186,6 +186,11 @@ fn macie_operation(method: &Method, path: &str) -> (String, String) {
         ("POST", ["allow-lists"]) => ("CreateAllowList", arn("allow-list", "*")),
         ("GET", ["allow-lists", id]) => ("GetAllowList", arn("allow-list", id)),
         ("PUT", ["allow-lists", id]) => ("UpdateAllowList", arn("allow-list", id)),
+        ("POST", ["findingsfilters"]) => ("CreateFindingsFilter", arn("findings-filter", "*")),
+        ("GET", ["findingsfilters"]) => ("ListFindingsFilters", "*".into()),
+        ("GET", ["findingsfilters", id]) => ("GetFindingsFilter", arn("findings-filter", id)),
+        ("PATCH", ["findingsfilters", id]) => ("UpdateFindingsFilter", arn("findings-filter", id)),
+        ("DELETE", ["findingsfilters", id]) => ("DeleteFindingsFilter", arn("findings-filter", id)),
         ("GET", ["macie"]) => ("GetMacieSession", "*".into()),
         ("POST", ["macie"]) => ("EnableMacie", "*".into()),
         ("POST", ["managed-data-identifiers", "list"]) => {

@@ -291,3 +291,84 @@ async fn a_finding_type_suppressed_under_a_prefix_holds_nothing_there_until_remo
 fn urlencode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_macie_suppression_rule_of_your_own_archives_findings_the_gate_then_does_not_count() {
+    use aws_sdk_macie2::types::{
+        CriterionAdditionalProperties, FindingCriteria, FindingsFilterAction,
+    };
+    let gate = Gate::start().await;
+    // Archive Financial findings on objects of the scan stage named exactly so: Macie's
+    // criteria compare whole values.
+    let criteria = FindingCriteria::builder()
+        .criterion(
+            "type",
+            CriterionAdditionalProperties::builder()
+                .eq("SensitiveData:S3Object/Financial")
+                .build(),
+        )
+        .criterion(
+            "resourcesAffected.s3Object.key",
+            CriterionAdditionalProperties::builder()
+                .eq("samples/test-cards.csv")
+                .build(),
+        )
+        .build();
+    let created = gate
+        .macie
+        .create_findings_filter()
+        .name("test cards")
+        .action(FindingsFilterAction::Archive)
+        .finding_criteria(criteria)
+        .client_token("test-cards")
+        .send()
+        .await
+        .unwrap();
+    let listed = gate.macie.list_findings_filters().send().await.unwrap();
+    assert_eq!(listed.findings_filter_list_items().len(), 1);
+
+    let (arn, review) = run(
+        &gate,
+        "own-rule",
+        &[
+            ("samples/test-cards.csv", CARD),
+            ("exports/cards.csv", CARD),
+        ],
+    )
+    .await;
+    let (link, token) = review.expect("the other object is still held");
+    let page = http::get(&link).await;
+    assert!(page.body().contains("exports/cards.csv"));
+    assert!(
+        !page.body().contains("samples/test-cards.csv"),
+        "{}",
+        page.body()
+    );
+    release_all(&gate, &arn, &link, &token).await;
+    // The archived finding is still there, archived.
+    let archived = gate
+        .macie
+        .list_findings()
+        .finding_criteria(
+            FindingCriteria::builder()
+                .criterion(
+                    "archived",
+                    CriterionAdditionalProperties::builder().eq("true").build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(archived.finding_ids().len(), 1);
+
+    // Deleted, the rule archives nothing: the next run of the same content holds it.
+    gate.macie
+        .delete_findings_filter()
+        .id(created.id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (_, review) = run(&gate, "own-rule-gone", &[("samples/test-cards.csv", CARD)]).await;
+    assert!(review.is_some(), "without the rule the object is held");
+}

@@ -121,7 +121,9 @@ impl Inner {
         }
         let configuration = {
             let mut state = self.lock();
-            for found in findings {
+            for mut found in findings {
+                // Suppression rules act on a finding as it is created.
+                super::findings_filters::apply(&state.settings, &mut found);
                 let finding_id = found["id"].as_str().unwrap_or_default().to_owned();
                 if let Some(job) = state.jobs.get_mut(&id) {
                     job.finding_ids.push(finding_id.clone());

@@ -47,6 +47,11 @@ pub(super) struct Settings {
     pub(super) allow_lists: BTreeMap<String, Value>,
     pub(super) allow_list_tokens: BTreeMap<String, String>,
     pub(super) export_configuration: Option<Value>,
+    /// Suppression rules and saved filters, by id; settings saved before they existed have none.
+    #[serde(default)]
+    pub(super) findings_filters: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub(super) findings_filter_tokens: BTreeMap<String, String>,
 }
 
 pub(super) struct State {

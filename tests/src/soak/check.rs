@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use macie_pipeline::approval::decisions::{Choice, ObjectDecision};
+use macie_pipeline::approval::outcomes::{Ending, ObjectOutcome};
 use macie_pipeline::deployment::Bucket;
 use macie_pipeline::s3::landing;
 use serde_json::Value;
@@ -209,7 +210,73 @@ async fn decisions(gate: &Gate) -> BTreeMap<(String, String), Choice> {
     found
 }
 
+/// Each held object's outcome record agrees with its decision: released or kept aside only when
+/// chosen for release, deleted only when chosen for deletion, deleted or left held at the
+/// deadline only when nobody decided it; and once a review's report is written (its last step
+/// finished), every decided object has its record.
+async fn check_outcome_records(gate: &Gate, violations: &mut Vec<String>) {
+    #[derive(Default)]
+    struct Review {
+        choices: BTreeMap<String, Choice>,
+        outcomes: Vec<ObjectOutcome>,
+        reported: bool,
+    }
+    let mut reviews: BTreeMap<String, Review> = BTreeMap::new();
+    for key in gate.keys(Bucket::Manifests).await {
+        let Some((review, tail)) = key
+            .strip_prefix("approvals/")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
+        let entry = reviews.entry(review.to_owned()).or_default();
+        if tail.starts_with("objects/") {
+            let record: ObjectDecision =
+                serde_json::from_slice(&gate.body(Bucket::Manifests, &key).await)
+                    .unwrap_or_else(|err| panic!("{key} is not a decision record: {err}"));
+            entry.choices.insert(record.key, record.choice);
+        } else if tail.starts_with("outcomes/") {
+            entry.outcomes.push(
+                serde_json::from_slice(&gate.body(Bucket::Manifests, &key).await)
+                    .unwrap_or_else(|err| panic!("{key} is not an outcome record: {err}")),
+            );
+        } else if tail == "report.json" {
+            entry.reported = true;
+        }
+    }
+    for (review, found) in &reviews {
+        for outcome in &found.outcomes {
+            let choice = found.choices.get(&outcome.key).copied();
+            let agrees = matches!(
+                (&outcome.ending, choice),
+                (
+                    Ending::Released { .. } | Ending::KeptAside { .. },
+                    Some(Choice::Release)
+                ) | (Ending::Deleted, Some(Choice::Delete))
+                    | (Ending::DeletedAtDeadline | Ending::LeftHeldAtDeadline, None)
+                    | (Ending::Gone, _)
+            );
+            if !agrees {
+                violations.push(format!(
+                    "review {review}: {:?} is on record as {:?}, but its decision was {choice:?}",
+                    outcome.key, outcome.ending
+                ));
+            }
+        }
+        if found.reported {
+            for key in found.choices.keys() {
+                if !found.outcomes.iter().any(|o| &o.key == key) {
+                    violations.push(format!(
+                        "review {review}: {key:?} was decided and the review reported, but no outcome is on record"
+                    ));
+                }
+            }
+        }
+    }
+}
+
 pub(super) async fn check(gate: &Gate, context: &Context<'_>, violations: &mut Vec<String>) {
+    check_outcome_records(gate, violations).await;
     let Context {
         outcome,
         versioning,

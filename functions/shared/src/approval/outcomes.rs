@@ -1,9 +1,8 @@
 //! What became of each held object after its review, on record beside its decision:
-//! `approvals/<review id>/outcomes/<sha256 of the key>.json`. The release writes an object's
-//! record once the object is in scanned-data and before its held copy is removed, so a retried
-//! step finds the object still held and writes the same record again; the deletion writes its
-//! record once the held version is gone. A record is written again (the same content but the
-//! time) when a step is retried; nothing else changes one.
+//! `approvals/<review id>/outcomes/<sha256 of the key>.json`. The release and the deletion write
+//! an object's record once they are done with it, so a record that cannot be written fails the
+//! step with the object in one place. A step cut off between acting and recording finds the
+//! object gone when it is retried, and records that ([`Ending::Gone`]) unless a record is there.
 
 use std::collections::BTreeMap;
 
@@ -37,8 +36,8 @@ pub enum Ending {
     DeletedAtDeadline,
     /// Nobody decided it by the deadline, and `ApprovalTimeoutAction=hold` left it held.
     LeftHeldAtDeadline,
-    /// No longer in manual-review when its step reached it (removed by hand, or by an earlier
-    /// attempt of the same step).
+    /// No longer in manual-review when its step reached it: moved or deleted by an earlier
+    /// attempt of the same step that was cut off before it recorded so, or removed by hand.
     Gone,
 }
 
@@ -52,7 +51,7 @@ impl Ending {
             Self::Deleted => "deleted".into(),
             Self::DeletedAtDeadline => "deleted at the deadline, undecided".into(),
             Self::LeftHeldAtDeadline => "left in manual-review at the deadline, undecided".into(),
-            Self::Gone => "no longer in manual-review when the gate reached it".into(),
+            Self::Gone => "no longer in manual-review when the step reached it (acted on by an earlier attempt cut off before it recorded so, or removed by hand)".into(),
         }
     }
 }
@@ -93,6 +92,23 @@ pub async fn record(
             .expect("now formats"),
     };
     documents::put_json(s3, bucket, &record_key(review, key), &outcome).await
+}
+
+/// Records that `key` was gone when its step reached it, unless its outcome is on record: the
+/// earlier attempt that made it go may have recorded it.
+pub async fn record_gone(
+    s3: &Client,
+    bucket: &str,
+    review: &str,
+    key: &str,
+) -> Result<(), PipelineError> {
+    if documents::read(s3, bucket, &record_key(review, key))
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    record(s3, bucket, review, key, Ending::Gone).await
 }
 
 /// Every outcome record of a review, by object key.

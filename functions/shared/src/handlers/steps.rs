@@ -442,7 +442,7 @@ async fn release_one(
         Ok(held) => held,
         Err(outcome) => {
             if outcome == Outcome::Vanished {
-                ended(Ending::Gone).await?;
+                outcomes::record_gone(context.s3, decided.bucket, &decided.review, &key).await?;
             }
             return Ok(outcome);
         }
@@ -450,14 +450,15 @@ async fn release_one(
     let objects = context.objects();
     match placement::deliver(objects, manual_review, &mut candidate, scanned_data, &key).await? {
         Delivery::Delivered { bytes } => {
-            // On record before the held copy goes: a retry finds it held and records it again.
+            context
+                .remove_source(manual_review, &candidate.version)
+                .await?;
+            // On record once the object is in one place only: a record that cannot be written
+            // fails the step with the object released, never with it in two buckets.
             ended(Ending::Released {
                 bucket: scanned_data.to_owned(),
             })
             .await?;
-            context
-                .remove_source(manual_review, &candidate.version)
-                .await?;
             Ok(Outcome::Moved { bytes })
         }
         Delivery::Superseded { by, why } => {
@@ -554,7 +555,7 @@ async fn delete_one(
         Ok(held) => held,
         Err(outcome) => {
             if outcome == Outcome::Vanished {
-                ended(Ending::Gone).await?;
+                outcomes::record_gone(context.s3, records.bucket, &records.review, &key).await?;
             }
             return Ok(outcome);
         }
@@ -574,7 +575,7 @@ async fn delete_one(
             Ok(deleted)
         }
         Deleted::Gone => {
-            ended(Ending::Gone).await?;
+            outcomes::record_gone(context.s3, records.bucket, &records.review, &key).await?;
             Ok(Outcome::Vanished)
         }
         Deleted::Changed => Err(PipelineError::ObjectChanged {
