@@ -207,18 +207,8 @@ async fn the_page_fits_a_desktop_and_a_phone() {
             2
         );
         // Nothing wider than the screen: no sideways scrolling on a phone.
-        let overflow = browser
-            .client
-            .execute(
-                "return document.documentElement.scrollWidth - window.innerWidth;",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert!(
-            overflow.as_i64().unwrap() <= 0,
-            "{name}: {overflow} px wider than the window"
-        );
+        let overflow = browser.overflow().await;
+        assert!(overflow <= 0, "{name}: {overflow} px wider than the window");
         let png = browser.screenshot().await;
         let (shot_width, _) = png_size(&png);
         assert!(
@@ -253,18 +243,8 @@ async fn a_false_positive_is_marked_from_its_row_and_removed_from_the_list_in_th
         assert!(page.contains("customers/cards.csv"), "{page}");
         assert!(page.contains("CREDIT_CARD_NUMBER x1"), "{page}");
         assert!(!page.contains("4111"), "values are never shown");
-        let overflow = browser
-            .client
-            .execute(
-                "return document.documentElement.scrollWidth - window.innerWidth;",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert!(
-            overflow.as_i64().unwrap() <= 0,
-            "{name}: {overflow} px wider than the window"
-        );
+        let overflow = browser.overflow().await;
+        assert!(overflow <= 0, "{name}: {overflow} px wider than the window");
         if let Some(dir) = &output {
             std::fs::create_dir_all(dir).unwrap();
             std::fs::write(

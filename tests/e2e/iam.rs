@@ -59,18 +59,18 @@ async fn seed_rule(gate: &Gate) {
     use macie_pipeline::approval::decisions::Reviewer;
     use macie_pipeline::false_positives::rules::{ListedRule, Rule};
     let rule = Rule::suppression("SensitiveData:S3Object/Personal", "iam-nothing/").unwrap();
-    let listed = ListedRule {
-        id: rule.id(),
-        rule,
-        added_by: Reviewer {
-            name: "seed".into(),
-            source_ip: None,
-            user_agent: None,
-        },
-        added_at: "2026-12-01T00:00:00Z".into(),
-        added_in: macie_pipeline::workflow::WorkflowId::parse("seed").unwrap(),
-        judged_object: None,
+    let seed = Reviewer {
+        name: "seed".into(),
+        source_ip: None,
+        user_agent: None,
     };
+    let listed = ListedRule::new(
+        rule,
+        seed,
+        "2026-12-01T00:00:00Z",
+        macie_pipeline::workflow::WorkflowId::parse("seed").unwrap(),
+        None,
+    );
     gate.s3
         .put_object()
         .bucket(gate.bucket(Bucket::Manifests))

@@ -201,6 +201,19 @@ impl Browser {
             .expect("the click");
     }
 
+    /// How many pixels the page is wider than the window (0 or less: no sideways scrolling).
+    pub async fn overflow(&self) -> i64 {
+        self.client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .expect("the script runs")
+            .as_i64()
+            .expect("a number")
+    }
+
     /// Types `text` into the first field matching `css`.
     pub async fn fill(&self, css: &str, text: &str) {
         let field = self

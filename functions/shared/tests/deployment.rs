@@ -479,3 +479,38 @@ fn the_approval_api_routes_exactly_the_paths_the_handler_answers() {
         .collect();
     assert_eq!(routes, expected);
 }
+
+#[test]
+fn the_manifest_bucket_expires_records_by_prefix_and_never_the_false_positive_rules() {
+    use macie_pipeline::approval::record::PREFIX as APPROVALS;
+    use macie_pipeline::false_positives::rules::PREFIX as RULES;
+    let template = template();
+    let rules =
+        template["Resources"]["DataPipelineManifestBucket"]["Properties"]["LifecycleConfiguration"]
+            ["Rules"]
+            .as_sequence()
+            .expect("lifecycle rules");
+    let expiring: Vec<&Yaml> = rules
+        .iter()
+        .filter(|rule| !rule["ExpirationInDays"].is_null())
+        .collect();
+    let prefixes: BTreeSet<&str> = expiring
+        .iter()
+        .map(|rule| {
+            rule["Prefix"]
+                .as_str()
+                .expect("every expiring rule names its prefix: one without would expire the rules")
+        })
+        .collect();
+    assert_eq!(prefixes, BTreeSet::from(["workflows/", APPROVALS]));
+    assert!(prefixes.iter().all(|p| !RULES.starts_with(p)));
+    let decisions = expiring
+        .iter()
+        .find(|rule| rule["Prefix"].as_str() == Some(APPROVALS))
+        .unwrap();
+    assert_eq!(
+        tagged(&decisions["ExpirationInDays"])
+            .map(|(tag, v)| (tag, v.as_str().unwrap().to_owned())),
+        Some(("Ref".to_owned(), "DecisionRecordRetentionDays".to_owned()))
+    );
+}

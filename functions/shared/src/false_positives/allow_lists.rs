@@ -169,18 +169,18 @@ mod tests {
     use crate::workflow::WorkflowId;
 
     fn listed(rule: Rule) -> ListedRule {
-        ListedRule {
-            id: rule.id(),
+        let ada = Reviewer {
+            name: "ada".into(),
+            source_ip: None,
+            user_agent: None,
+        };
+        ListedRule::new(
             rule,
-            added_by: Reviewer {
-                name: "ada".into(),
-                source_ip: None,
-                user_agent: None,
-            },
-            added_at: "2026-12-02T10:00:00Z".into(),
-            added_in: WorkflowId::parse("wf").unwrap(),
-            judged_object: None,
-        }
+            ada,
+            "2026-12-02T10:00:00Z",
+            WorkflowId::parse("wf").unwrap(),
+            None,
+        )
     }
 
     #[test]

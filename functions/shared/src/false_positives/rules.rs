@@ -165,6 +165,26 @@ pub struct ListedRule {
     pub judged_object: Option<String>,
 }
 
+impl ListedRule {
+    /// `rule` as `added_by` puts it on the list, its id derived from it.
+    pub fn new(
+        rule: Rule,
+        added_by: Reviewer,
+        added_at: &str,
+        added_in: WorkflowId,
+        judged_object: Option<String>,
+    ) -> Self {
+        Self {
+            id: rule.id(),
+            rule,
+            added_by,
+            added_at: added_at.to_owned(),
+            added_in,
+            judged_object,
+        }
+    }
+}
+
 /// A rule taken off the list, and by whom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

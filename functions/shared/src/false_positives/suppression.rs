@@ -98,18 +98,17 @@ mod tests {
     #[test]
     fn only_the_type_under_the_prefix_is_set_aside() {
         let rule = Rule::suppression("SensitiveData:S3Object/Personal", "fixtures/").unwrap();
-        let listed = ListedRule {
-            id: rule.id(),
+        let listed = ListedRule::new(
             rule,
-            added_by: Reviewer {
+            Reviewer {
                 name: "ada".into(),
                 source_ip: None,
                 user_agent: None,
             },
-            added_at: "2026-12-02T10:00:00Z".into(),
-            added_in: WorkflowId::parse("wf").unwrap(),
-            judged_object: None,
-        };
+            "2026-12-02T10:00:00Z",
+            WorkflowId::parse("wf").unwrap(),
+            None,
+        );
         let rules = Suppressions::new(std::slice::from_ref(&listed));
         let (kept, suppressed) = rules.apply(vec![
             finding("1", "fixtures/a.csv", "SensitiveData:S3Object/Personal"),

@@ -320,14 +320,13 @@ impl ReceiveApprovalDecision {
                                 })?,
                         ),
                     };
-                    let listed = ListedRule {
-                        id: rule.id(),
-                        rule: rule.clone(),
-                        added_by: reviewer.clone(),
-                        added_at: now.clone(),
-                        added_in: loaded.record.workflow_id.clone(),
+                    let listed = ListedRule::new(
+                        rule.clone(),
+                        reviewer.clone(),
+                        &now,
+                        loaded.record.workflow_id.clone(),
                         judged_object,
-                    };
+                    );
                     if matches!(rule, Rule::Pattern { .. }) {
                         let mut all = rules::read_all(&self.s3, bucket).await?;
                         if !all.iter().any(|l| l.id == listed.id) {
