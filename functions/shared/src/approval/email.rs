@@ -221,6 +221,10 @@ impl ApprovalEmail<'_> {
             text,
             "- Decide later: nothing happens yet. A recorded decision is final."
         );
+        let _ = writeln!(
+            text,
+            "- False positive: an object held only for text that is not sensitive has a link on the page to have Macie ignore that text (or the finding type under a key prefix) from the next run on."
+        );
         let _ = writeln!(text);
         let _ = writeln!(
             text,
@@ -435,6 +439,15 @@ mod tests {
         assert!(body.contains("https://api/review?token=a%2Bb"));
         assert!(body.contains("https://api/allow?token=a%2Bb"));
         assert!(body.contains("https://api/deny?token=a%2Bb"));
+        // What each choice does, the false-positive rules included.
+        for choice in [
+            "- Release:",
+            "- Delete:",
+            "- Decide later:",
+            "- False positive:",
+        ] {
+            assert!(body.contains(choice), "{choice}: {body}");
+        }
     }
 
     #[test]
