@@ -668,9 +668,12 @@ impl Deployment {
                         LocalAllowList {
                             id: allow_list_id(id),
                             name: resolver.value(&properties["Name"])?,
-                            description: resolver
-                                .value(&properties["Description"])
-                                .unwrap_or_default(),
+                            // Optional in the template; when given it must resolve.
+                            description: if properties["Description"].is_null() {
+                                String::new()
+                            } else {
+                                resolver.value(&properties["Description"])?
+                            },
                             criteria,
                         },
                     );
@@ -802,6 +805,37 @@ mod tests {
         assert_eq!(deployment.substitutions["ApprovalTimeoutAction"], "hold");
         assert_eq!(deployment.schedule, "rate(6 hours)");
         assert_eq!(deployment.subscriber, "reviewer@example.com");
+    }
+
+    #[test]
+    fn the_gate_s_allow_lists_are_deployed_with_stable_ids_whether_or_not_the_stack_enables_macie()
+    {
+        for enable in ["no", "yes"] {
+            let parameters = BTreeMap::from([("EnableMacie".to_owned(), enable.to_owned())]);
+            let deployment = Deployment::resolve(TEMPLATE, &parameters, "http://x").unwrap();
+            let phrases = &deployment.allow_lists["FalsePositivePhrases"];
+            let patterns = &deployment.allow_lists["FalsePositivePatterns"];
+            assert_eq!(phrases.id, allow_list_id("FalsePositivePhrases"));
+            assert_eq!(phrases.id.len(), 22);
+            assert_eq!(
+                phrases.criteria["s3WordsList"]["objectKey"],
+                macie_pipeline::false_positives::allow_lists::WORDS_KEY
+            );
+            assert_eq!(
+                patterns.criteria["regex"],
+                macie_pipeline::false_positives::allow_lists::NO_PATTERN
+            );
+            assert_eq!(
+                phrases.description.contains(ACCOUNT),
+                enable == "yes",
+                "{enable}: {}",
+                phrases.description
+            );
+            assert_eq!(
+                deployment.functions["TriggerMacieScan"].environment["GATE_ALLOW_LIST_IDS"],
+                format!("{},{}", phrases.id, patterns.id)
+            );
+        }
     }
 
     #[test]

@@ -44,6 +44,13 @@ pub struct Detection {
     pub count: u64,
 }
 
+impl std::fmt::Display for Detection {
+    /// As the email, the pages and the report show it: `CREDIT_CARD_NUMBER x3`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} x{}", self.kind, self.count)
+    }
+}
+
 /// An object with at least one finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

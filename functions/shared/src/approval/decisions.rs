@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::Client;
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::approval::record::PREFIX;
@@ -22,9 +21,6 @@ use crate::error::PipelineError;
 use crate::manifest::ManifestRef;
 use crate::s3::documents::{self, Created};
 use crate::workflow::WorkflowId;
-
-/// Records read at the same time when a run's decisions are gathered.
-const READ_CONCURRENCY: usize = 16;
 
 /// What a reviewer chose for one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,15 +162,12 @@ pub async fn read_all(
     bucket: &str,
     review: &str,
 ) -> Result<BTreeMap<String, ObjectDecision>, PipelineError> {
-    let keys = documents::list_keys(s3, bucket, &folder(review), ".json").await?;
-    let decisions: Vec<Option<ObjectDecision>> = futures::stream::iter(keys)
-        .map(|key| async move { read_one(s3, bucket, &key).await })
-        .buffer_unordered(READ_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let decisions = documents::read_each(s3, bucket, &folder(review), ".json", |key| async move {
+        read_one(s3, bucket, &key).await
+    })
+    .await?;
     Ok(decisions
         .into_iter()
-        .flatten()
         .map(|decision| (decision.key.clone(), decision))
         .collect())
 }

@@ -271,7 +271,7 @@ fn detections_line(object: &FlaggedObject) -> String {
         .detections
         .iter()
         .take(MAX_DETECTIONS_PER_OBJECT)
-        .map(|d| format!("{} x{}", d.kind, d.count))
+        .map(ToString::to_string)
         .collect();
     if object.detections.len() > MAX_DETECTIONS_PER_OBJECT {
         parts.push(format!(

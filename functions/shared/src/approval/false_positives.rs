@@ -165,11 +165,7 @@ pub fn render(view: &FalsePositivesView<'_>) -> Page {
                 "<input type=\"hidden\" name=\"object\" value=\"{}\">",
                 crate::s3::documents::hashed_name(&object.key)
             );
-            let found: Vec<String> = object
-                .detections
-                .iter()
-                .map(|d| format!("{} x{}", d.kind, d.count))
-                .collect();
+            let found: Vec<String> = object.detections.iter().map(ToString::to_string).collect();
             let _ = writeln!(
                 content,
                 "<dl>\n<dt>Object</dt><dd>{}</dd>\n<dt>Finding types</dt><dd>{}</dd>\n<dt>Detected</dt><dd>{}</dd>\n</dl>",

@@ -55,8 +55,13 @@ pub fn link(api_url: &str, entry: Entry, token: &str) -> String {
         "{}/{}?token={}",
         api_url.trim_end_matches('/'),
         entry.path_segment(),
-        utf8_percent_encode(token, UNRESERVED)
+        encoded_token(token)
     )
+}
+
+/// `token` as a query value: every link and page link carries it encoded once, this way.
+pub fn encoded_token(token: &str) -> String {
+    utf8_percent_encode(token, UNRESERVED).to_string()
 }
 
 /// The `token` parameter of a query string or form body, decoded once (`+` is a space, as in

@@ -7,15 +7,12 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::Client;
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::approval::decisions::ReviewRecords;
 use crate::approval::record::PREFIX;
 use crate::error::PipelineError;
 use crate::s3::documents;
-
-/// Records read at the same time.
-const READ_CONCURRENCY: usize = 16;
 
 /// Where a held object ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +74,7 @@ fn record_key(review: &str, key: &str) -> String {
 }
 
 /// Records where `key` ended.
-pub async fn record(
+async fn record(
     s3: &Client,
     bucket: &str,
     review: &str,
@@ -96,7 +93,7 @@ pub async fn record(
 
 /// Records that `key` was gone when its step reached it, unless its outcome is on record: the
 /// earlier attempt that made it go may have recorded it.
-pub async fn record_gone(
+async fn record_gone(
     s3: &Client,
     bucket: &str,
     review: &str,
@@ -111,38 +108,57 @@ pub async fn record_gone(
     record(s3, bucket, review, key, Ending::Gone).await
 }
 
+async fn read_one(
+    s3: &Client,
+    bucket: &str,
+    review: &str,
+    key: &str,
+) -> Result<Option<ObjectOutcome>, PipelineError> {
+    let invalid = |reason: String| PipelineError::InvalidManifest {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    let Some(bytes) = documents::read(s3, bucket, key).await? else {
+        return Ok(None);
+    };
+    let outcome: ObjectOutcome = serde_json::from_slice(&bytes)
+        .map_err(|err| invalid(format!("not an outcome record: {err}")))?;
+    if key != record_key(review, &outcome.key) {
+        return Err(invalid(
+            "the outcome record is not at its object's key".into(),
+        ));
+    }
+    Ok(Some(outcome))
+}
+
 /// Every outcome record of a review, by object key.
 pub async fn read_all(
     s3: &Client,
     bucket: &str,
     review: &str,
 ) -> Result<BTreeMap<String, ObjectOutcome>, PipelineError> {
-    let keys = documents::list_keys(s3, bucket, &folder(review), ".json").await?;
-    let outcomes: Vec<ObjectOutcome> = futures::stream::iter(keys)
-        .map(|key| async move {
-            let bytes = documents::read(s3, bucket, &key).await?.unwrap_or_default();
-            let outcome: ObjectOutcome =
-                serde_json::from_slice(&bytes).map_err(|err| PipelineError::InvalidManifest {
-                    bucket: bucket.to_owned(),
-                    key: key.clone(),
-                    reason: format!("not an outcome record: {err}"),
-                })?;
-            if key != record_key(review, &outcome.key) {
-                return Err(PipelineError::InvalidManifest {
-                    bucket: bucket.to_owned(),
-                    key,
-                    reason: "the outcome record is not at its object's key".into(),
-                });
-            }
-            Ok(outcome)
-        })
-        .buffer_unordered(READ_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let outcomes = documents::read_each(s3, bucket, &folder(review), ".json", |key| async move {
+        read_one(s3, bucket, review, &key).await
+    })
+    .await?;
     Ok(outcomes
         .into_iter()
         .map(|outcome| (outcome.key.clone(), outcome))
         .collect())
+}
+
+/// The steps after a review record outcomes beside the decisions they read.
+impl ReviewRecords<'_> {
+    /// Records where `key` ended.
+    pub async fn ended(&self, key: &str, ending: Ending) -> Result<(), PipelineError> {
+        record(self.s3, self.bucket, &self.review, key, ending).await
+    }
+
+    /// Records that `key` was gone when the step reached it, unless an outcome is on record.
+    pub async fn gone(&self, key: &str) -> Result<(), PipelineError> {
+        record_gone(self.s3, self.bucket, &self.review, key).await
+    }
 }
 
 #[cfg(test)]

@@ -78,11 +78,8 @@ impl Report {
         let mut held: Vec<ReportedObject> = manifest
             .review()
             .map(|object| {
-                let found: Vec<String> = object
-                    .detections
-                    .iter()
-                    .map(|d| format!("{} x{}", d.kind, d.count))
-                    .collect();
+                let found: Vec<String> =
+                    object.detections.iter().map(ToString::to_string).collect();
                 let mut held_for = format!(
                     "{} ({}): {}",
                     object.highest_severity.as_str(),

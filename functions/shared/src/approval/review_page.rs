@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use crate::approval::decisions::{Choice, ObjectDecision};
 use crate::approval::email::human_size;
 use crate::approval::false_positives::PATH_SEGMENT;
-use crate::approval::links::Entry;
+use crate::approval::links::{Entry, encoded_token};
 use crate::approval::page::{Page, escape, page, supersessions, table, visible, when};
 use crate::approval::record::{ApprovalRecord, OutcomeRecord};
 use crate::approval::visit::{MAX_REVIEWER_LEN, OBJECT_FIELD, VisitOutcome};
@@ -64,11 +64,7 @@ fn held(manifest: &Manifest) -> Vec<Held<'_>> {
             let mut found: Vec<String> = if object.detections.is_empty() {
                 object.finding_types.clone()
             } else {
-                object
-                    .detections
-                    .iter()
-                    .map(|d| format!("{} x{}", d.kind, d.count))
-                    .collect()
+                object.detections.iter().map(ToString::to_string).collect()
             };
             if let Some(incomplete) = &object.incomplete_analysis {
                 found.push(format!("only partly analysed: {incomplete}"));
@@ -159,9 +155,7 @@ pub fn review(view: &ReviewView<'_>) -> Page {
         let _ = writeln!(content, "<li>{}</li>", escape(&line));
     }
     content.push_str("</ul>\n");
-    let token =
-        percent_encoding::utf8_percent_encode(view.token, percent_encoding::NON_ALPHANUMERIC)
-            .to_string();
+    let token = encoded_token(view.token);
     let _ = writeln!(
         content,
         "<p class=\"note\">An object held only for text that is not sensitive? Follow its False positive link to have Macie ignore that text, or the finding type under a prefix, from the next run on. \
@@ -319,8 +313,7 @@ fn choice_group(content: &mut String, index: usize, key: &str) {
 /// Links to the other pages. A page change leaves the choices of this page unrecorded, and the
 /// page says so.
 fn pager(content: &mut String, view: &ReviewView<'_>, current: usize, pages: usize) {
-    let token =
-        percent_encoding::utf8_percent_encode(view.token, percent_encoding::NON_ALPHANUMERIC);
+    let token = encoded_token(view.token);
     let link = |page: usize, label: &str| {
         format!(
             "<a href=\"{}?token={token}&amp;page={page}\">{label}</a>",

@@ -90,13 +90,13 @@ pub fn check_patterns_fit(rules: &[ListedRule]) -> Result<(), String> {
     Ok(())
 }
 
-/// Rewrites both allow lists from the rules as they are now.
+/// Rewrites both allow lists from the rules as they are now, and returns those rules.
 pub async fn sync(
     s3: &aws_sdk_s3::Client,
     macie: &aws_sdk_macie2::Client,
     bucket: &str,
     lists: &GateAllowLists,
-) -> Result<(), PipelineError> {
+) -> Result<Vec<ListedRule>, PipelineError> {
     for _ in 0..SYNC_ATTEMPTS {
         // The version first, then the rules: a write over this version is a write of rules read
         // after it.
@@ -133,7 +133,7 @@ pub async fn sync(
             .map_err(|err| PipelineError::from_sdk("UpdateAllowList", err))?;
         if written.is_some() && words_etag(s3, bucket).await? == written {
             info!(rules = rules.len(), "allow lists rewritten");
-            return Ok(());
+            return Ok(rules);
         }
     }
     Err(PipelineError::Transient {

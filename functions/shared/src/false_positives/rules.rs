@@ -10,7 +10,6 @@
 //! deleted, so the list's history survives the list. Nothing under `false-positives/` expires.
 
 use aws_sdk_s3::Client;
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::approval::decisions::Reviewer;
@@ -38,9 +37,6 @@ pub const FINDING_TYPES: &[&str] = &[
     "SensitiveData:S3Object/Multiple",
     "SensitiveData:S3Object/Personal",
 ];
-
-/// Records read at the same time.
-const READ_CONCURRENCY: usize = 16;
 
 /// What a reviewer judged a false positive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,13 +271,10 @@ async fn read_one(
 
 /// Every rule on the list, oldest first.
 pub async fn read_all(s3: &Client, bucket: &str) -> Result<Vec<ListedRule>, PipelineError> {
-    let keys = documents::list_keys(s3, bucket, RULES, ".json").await?;
-    let mut rules: Vec<ListedRule> = futures::stream::iter(keys)
-        .map(|key| async move { read_one(s3, bucket, &key).await })
-        .buffer_unordered(READ_CONCURRENCY)
-        .try_filter_map(|rule| async move { Ok(rule) })
-        .try_collect()
-        .await?;
+    let mut rules = documents::read_each(s3, bucket, RULES, ".json", |key| async move {
+        read_one(s3, bucket, &key).await
+    })
+    .await?;
     rules.sort_by(|a, b| a.added_at.cmp(&b.added_at).then(a.id.cmp(&b.id)));
     Ok(rules)
 }

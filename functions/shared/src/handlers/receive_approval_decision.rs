@@ -29,7 +29,7 @@ use crate::config::DecisionConfig;
 use crate::error::PipelineError;
 use crate::false_positives::allow_lists;
 use crate::false_positives::rules::{self, Added, ListedRule, Rule};
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, FlaggedObject, Manifest};
 use crate::s3::documents::hashed_name;
 
 /// The `action` of the output the waiting run gets once every held object is decided; the state
@@ -65,6 +65,16 @@ impl Loaded {
                 location: self.manifest.held_location(key).to_owned(),
             })
             .collect()
+    }
+
+    /// The flagged object whose key hashes to `hash` (as the pages name objects), if the run
+    /// holds one.
+    fn flagged(&self, hash: &str) -> Option<&FlaggedObject> {
+        let hash = hash.to_ascii_lowercase();
+        self.manifest
+            .objects
+            .iter()
+            .find(|object| hashed_name(&object.key) == hash)
     }
 
     fn expired(&self) -> bool {
@@ -264,13 +274,7 @@ impl ReceiveApprovalDecision {
                 return Ok(page::expired(&loaded.record));
             }
             let listed = rules::read_all(&self.s3, &self.config.manifest_bucket).await?;
-            let judged = object.and_then(|hash| {
-                loaded
-                    .manifest
-                    .objects
-                    .iter()
-                    .find(|o| hashed_name(&o.key) == hash.to_ascii_lowercase())
-            });
+            let judged = object.and_then(|hash| loaded.flagged(hash));
             Ok::<_, PipelineError>(false_positives::render(&FalsePositivesView {
                 token,
                 rules: &listed,
@@ -306,19 +310,13 @@ impl ReceiveApprovalDecision {
                 Change::Add { rule, object } => {
                     let judged_object = match object {
                         None => None,
-                        Some(hash) => Some(
-                            loaded
-                                .manifest
-                                .objects
-                                .iter()
-                                .find(|o| hashed_name(&o.key) == *hash)
-                                .map(|o| o.key.clone())
-                                .ok_or_else(|| {
-                                    PipelineError::InvalidInput(
-                                        "the form names an object this review does not hold".into(),
-                                    )
-                                })?,
-                        ),
+                        Some(hash) => {
+                            Some(loaded.flagged(hash).map(|o| o.key.clone()).ok_or_else(|| {
+                                PipelineError::InvalidInput(
+                                    "the form names an object this review does not hold".into(),
+                                )
+                            })?)
+                        }
                     };
                     let listed = ListedRule::new(
                         rule.clone(),
@@ -367,10 +365,12 @@ impl ReceiveApprovalDecision {
                     }
                 }
             };
-            if touches_allow_lists {
-                allow_lists::sync(&self.s3, &self.macie, bucket, &self.config.allow_lists).await?;
-            }
-            let listed = rules::read_all(&self.s3, bucket).await?;
+            // The list as the allow lists were rewritten from, or as it is now.
+            let listed = if touches_allow_lists {
+                allow_lists::sync(&self.s3, &self.macie, bucket, &self.config.allow_lists).await?
+            } else {
+                rules::read_all(&self.s3, bucket).await?
+            };
             Ok::<_, PipelineError>(Ok((loaded, notice, listed)))
         };
         match changed.await {

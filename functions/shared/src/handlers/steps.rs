@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::approval::decisions::{Choice, ReviewRecords, Undecided};
-use crate::approval::outcomes::{self, Ending};
+use crate::approval::outcomes::Ending;
 use crate::config::MoveSettings;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
@@ -436,13 +436,11 @@ async fn release_one(
     if decided.choice(&key, &location).await? != Some(Choice::Release) {
         return Ok(Outcome::NotChosen);
     }
-    let ended =
-        |ending| outcomes::record(context.s3, decided.bucket, &decided.review, &key, ending);
     let mut candidate = match context.held(manual_review, &location).await? {
         Ok(held) => held,
         Err(outcome) => {
             if outcome == Outcome::Vanished {
-                outcomes::record_gone(context.s3, decided.bucket, &decided.review, &key).await?;
+                decided.gone(&key).await?;
             }
             return Ok(outcome);
         }
@@ -455,10 +453,14 @@ async fn release_one(
                 .await?;
             // On record once the object is in one place only: a record that cannot be written
             // fails the step with the object released, never with it in two buckets.
-            ended(Ending::Released {
-                bucket: scanned_data.to_owned(),
-            })
-            .await?;
+            decided
+                .ended(
+                    &key,
+                    Ending::Released {
+                        bucket: scanned_data.to_owned(),
+                    },
+                )
+                .await?;
             Ok(Outcome::Moved { bytes })
         }
         Delivery::Superseded { by, why } => {
@@ -473,11 +475,15 @@ async fn release_one(
             );
             manifest::record_supersession(context.s3, run.location, run.manifest, &supersession)
                 .await?;
-            ended(Ending::KeptAside {
-                kept_at: supersession.location(),
-                reason: supersession.reason(),
-            })
-            .await?;
+            decided
+                .ended(
+                    &key,
+                    Ending::KeptAside {
+                        kept_at: supersession.location(),
+                        reason: supersession.reason(),
+                    },
+                )
+                .await?;
             Ok(Outcome::Superseded {
                 moved: None,
                 supersession,
@@ -532,13 +538,11 @@ async fn delete_one(
 ) -> Result<Outcome, PipelineError> {
     let location = run.manifest.held_location(&key);
     let records = chosen.decided;
-    let ended =
-        |ending| outcomes::record(context.s3, records.bucket, &records.review, &key, ending);
     let nobody_decided = match records.choice(&key, location).await? {
         Some(Choice::Delete) => false,
         Some(Choice::Release) => return Ok(Outcome::NotChosen),
         None if chosen.undecided == Undecided::Keep => {
-            ended(Ending::LeftHeldAtDeadline).await?;
+            records.ended(&key, Ending::LeftHeldAtDeadline).await?;
             return Ok(Outcome::Undecided { deleted: false });
         }
         None => true,
@@ -555,7 +559,7 @@ async fn delete_one(
         Ok(held) => held,
         Err(outcome) => {
             if outcome == Outcome::Vanished {
-                outcomes::record_gone(context.s3, records.bucket, &records.review, &key).await?;
+                records.gone(&key).await?;
             }
             return Ok(outcome);
         }
@@ -571,11 +575,11 @@ async fn delete_one(
     }
     match objects.delete(manual_review, &candidate.version).await? {
         Deleted::Done => {
-            ended(ending).await?;
+            records.ended(&key, ending).await?;
             Ok(deleted)
         }
         Deleted::Gone => {
-            outcomes::record_gone(context.s3, records.bucket, &records.review, &key).await?;
+            records.gone(&key).await?;
             Ok(Outcome::Vanished)
         }
         Deleted::Changed => Err(PipelineError::ObjectChanged {

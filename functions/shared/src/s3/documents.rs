@@ -18,16 +18,8 @@ pub async fn put_json<T: Serialize>(
     key: &str,
     value: &T,
 ) -> Result<(), PipelineError> {
-    let body = serde_json::to_vec(value).expect("the gate's documents always serialize");
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/json")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map_err(|err| PipelineError::from_sdk("PutObject", err))?;
-    Ok(())
+    let body = serde_json::to_string(value).expect("the gate's documents always serialize");
+    put_text(s3, bucket, key, "application/json", body).await
 }
 
 /// Writes `body` to `bucket/key` as `content_type` (a page, a words list).
@@ -88,6 +80,32 @@ pub async fn create_json<T: Serialize>(
             Err(err) => return Err(PipelineError::from_sdk("PutObject", err)),
         }
     }
+}
+
+/// Records read at the same time by [`read_each`].
+const READ_CONCURRENCY: usize = 16;
+
+/// Every record under `prefix` whose key ends with `suffix`, each read by `read_one` (which
+/// checks it, and says `None` for one deleted since the listing), [`READ_CONCURRENCY`] at a time.
+pub async fn read_each<T, F, Fut>(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    suffix: &str,
+    read_one: F,
+) -> Result<Vec<T>, PipelineError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Option<T>, PipelineError>>,
+{
+    use futures::{StreamExt, TryStreamExt};
+    let keys = list_keys(s3, bucket, prefix, suffix).await?;
+    let found: Vec<Option<T>> = futures::stream::iter(keys)
+        .map(read_one)
+        .buffer_unordered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// Every key under `prefix` in `bucket` that ends with `suffix`, over as many listing pages as
