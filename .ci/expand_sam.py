@@ -1,5 +1,6 @@
 """Expands template.yaml's SAM transform into plain CloudFormation, offline, so checkov sees the
-resources SAM generates (the state machine with its definition, the API stage, the IAM roles).
+resources SAM generates (the API stage, the functions' IAM roles) and the state machine with its
+definition.
 
 usage: expand_sam.py TEMPLATE OUTPUT.json
 """
@@ -30,9 +31,11 @@ def main(source: str, target: str) -> None:
         if resource["Type"] == "AWS::Serverless::Function":
             # sam package would upload the code; any S3 location stands in for it here.
             properties["CodeUri"] = "s3://placeholder-bucket/code.zip"
-        if resource["Type"] == "AWS::Serverless::StateMachine" and "DefinitionUri" in properties:
-            # Inline the definition so the expanded template carries it for the scan.
-            definition = path.parent / properties.pop("DefinitionUri")
+        if resource["Type"] == "AWS::StepFunctions::StateMachine" and isinstance(
+            properties.get("DefinitionS3Location"), str
+        ):
+            # sam package would upload the definition; inline it so the scan sees it.
+            definition = path.parent / properties.pop("DefinitionS3Location")
             properties["Definition"] = json.loads(definition.read_text())
     expanded = transform(template, {}, OfflinePolicies(), passthrough_metadata=True)
     Path(target).write_text(json.dumps(expanded, indent=1))

@@ -12,6 +12,8 @@ use crate::aws::{ACCOUNT, REGION};
 /// The template and state machine this build was made from.
 pub const TEMPLATE: &str = include_str!("../../template.yaml");
 pub const DEFINITION: &str = include_str!("../../statemachine/macie_pipeline_scan.asl.json");
+/// Where the template names that definition.
+const DEFINITION_PATH: &str = "statemachine/macie_pipeline_scan.asl.json";
 /// The stack name resources are named after locally.
 pub const STACK: &str = "macie-pipeline-local";
 
@@ -42,7 +44,9 @@ pub struct Deployment {
     pub subscriber: String,
     pub state_machine_name: String,
     pub substitutions: BTreeMap<String, String>,
-    pub schedule: String,
+    /// The customer-managed key the state machine's execution data is encrypted with, if any.
+    pub state_machine_key: Option<String>,
+    pub schedule: LocalSchedule,
     /// The API Gateway routes the template defines, as (method in capitals, path): what the
     /// local approval API serves, and nothing else.
     pub api_routes: std::collections::BTreeSet<(String, String)>,
@@ -54,6 +58,17 @@ pub struct Deployment {
     pub resource_policies: Vec<ResourcePolicy>,
     /// The Macie allow lists the template creates, by logical id.
     pub allow_lists: BTreeMap<String, LocalAllowList>,
+}
+
+/// The template's schedule rule: what starts runs on a clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSchedule {
+    pub expression: String,
+    /// The ARN the rule's target starts.
+    pub target: String,
+    /// The rule's logical id; its role is `<id>Role`, in [`Deployment::roles`] under this id.
+    pub role: String,
+    pub enabled: bool,
 }
 
 /// An `AWS::Macie::AllowList` of the template, as the local Macie holds it.
@@ -146,10 +161,11 @@ impl Resolver<'_> {
             "AWS::Serverless::Function" => Ok(name.to_owned()),
             "AWS::Macie::Session" => Ok(ACCOUNT.into()),
             "AWS::Serverless::Api" => Ok("local".to_owned()),
-            "AWS::Serverless::StateMachine" => Ok(format!(
+            "AWS::StepFunctions::StateMachine" => Ok(format!(
                 "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
-                self.value(&resource["Properties"]["Name"])?
+                self.value(&resource["Properties"]["StateMachineName"])?
             )),
+            "AWS::IAM::Role" => Ok(format!("{STACK}-{name}")),
             "AWS::Logs::LogGroup" => Ok(format!("/local/{name}")),
             "AWS::KMS::Key" => Ok(key_id(name)),
             "AWS::Macie::AllowList" => Ok(allow_list_id(name)),
@@ -179,6 +195,7 @@ impl Resolver<'_> {
                 allow_list_id(id)
             )),
             ("AWS::Macie::Session", "AwsAccountId") => Ok(ACCOUNT.into()),
+            ("AWS::IAM::Role", "Arn") => Ok(crate::aws::role_arn(&self.reference(id)?)),
             ("AWS::KMS::Key", "Arn") => {
                 Ok(format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{}", key_id(id)))
             }
@@ -516,6 +533,7 @@ impl Deployment {
         let mut api_routes = std::collections::BTreeSet::new();
         let mut functions = BTreeMap::new();
         let mut machine = None;
+        let mut schedule = None;
         let mut topic = None;
         let mut roles = BTreeMap::new();
         let mut resource_policies = Vec::new();
@@ -601,7 +619,13 @@ impl Deployment {
                         resolver.value(&subscriber)?,
                     ));
                 }
-                "AWS::Serverless::StateMachine" => {
+                "AWS::StepFunctions::StateMachine" => {
+                    let location = resolver.value(&properties["DefinitionS3Location"])?;
+                    if location != DEFINITION_PATH {
+                        return Err(format!(
+                            "{id}: the local stack runs {DEFINITION_PATH}, not {location}"
+                        ));
+                    }
                     let mut substitutions = BTreeMap::new();
                     for (name, value) in properties["DefinitionSubstitutions"]
                         .as_mapping()
@@ -613,30 +637,78 @@ impl Deployment {
                             resolver.value(value)?,
                         );
                     }
-                    let schedule = properties["Events"]
-                        .as_mapping()
-                        .and_then(|events| {
-                            events
-                                .values()
-                                .find(|e| e["Type"].as_str() == Some("Schedule"))
-                        })
-                        .map(|event| resolver.value(&event["Properties"]["Schedule"]))
-                        .transpose()?
-                        .unwrap_or_default();
-                    let mut policies = resolver.policies(id, &properties["Policies"])?;
-                    let tracing = properties["Tracing"]["Enabled"].as_bool().unwrap_or(false);
-                    for managed in crate::iam::sam::state_machine_managed_policies(tracing) {
+                    // Its role is `<id>Role`, the name SAM gave it and the local IAM expects.
+                    let role = resolver.value(&properties["RoleArn"])?;
+                    if role != resolver.attribute(&format!("{id}Role"), "Arn")? {
+                        return Err(format!("{id}: its RoleArn must be {id}Role's"));
+                    }
+                    let encryption = &properties["EncryptionConfiguration"];
+                    let key = match encryption["Type"].as_str() {
+                        None | Some("AWS_OWNED_KEY") => None,
+                        Some("CUSTOMER_MANAGED_KMS_KEY") => {
+                            Some(resolver.value(&encryption["KmsKeyId"])?)
+                        }
+                        Some(other) => {
+                            return Err(format!("{id}: unknown encryption type {other}"));
+                        }
+                    };
+                    machine = Some((
+                        resolver.value(&properties["StateMachineName"])?,
+                        substitutions,
+                        key,
+                    ));
+                }
+                "AWS::IAM::Role" => {
+                    // Keyed by what assumes it: `<owner>Role` is the role of `<owner>`.
+                    let owner = id
+                        .strip_suffix("Role")
+                        .ok_or_else(|| format!("{id}: a role's logical id ends in Role"))?;
+                    let mut policies = Vec::new();
+                    for (index, policy) in properties["Policies"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                    {
                         policies.push(RolePolicy {
-                            name: managed.to_owned(),
-                            document: crate::iam::sam::managed_policy(managed)?,
+                            name: format!(
+                                "{id} {}",
+                                resolver
+                                    .value(&policy["PolicyName"])
+                                    .unwrap_or_else(|_| format!("Policies[{index}]"))
+                            ),
+                            document: resolver
+                                .json(&policy["PolicyDocument"])?
+                                .ok_or_else(|| format!("{id} Policies[{index}] has no document"))?,
                         });
                     }
-                    roles.insert(id.to_owned(), policies);
-                    machine = Some((
-                        resolver.value(&properties["Name"])?,
-                        substitutions,
-                        schedule,
-                    ));
+                    for managed in properties["ManagedPolicyArns"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                    {
+                        let managed = resolver.value(managed)?;
+                        policies.push(RolePolicy {
+                            document: crate::iam::sam::managed_policy(&managed)?,
+                            name: managed,
+                        });
+                    }
+                    roles.insert(owner.to_owned(), policies);
+                }
+                // A schedule rule; the template has no other kind.
+                "AWS::Events::Rule" if !properties["ScheduleExpression"].is_null() => {
+                    let target = &properties["Targets"][0];
+                    if resolver.value(&target["RoleArn"])?
+                        != resolver.attribute(&format!("{id}Role"), "Arn")?
+                    {
+                        return Err(format!("{id}: its target's RoleArn must be {id}Role's"));
+                    }
+                    schedule = Some(LocalSchedule {
+                        expression: resolver.value(&properties["ScheduleExpression"])?,
+                        target: resolver.value(&target["Arn"])?,
+                        role: id.to_owned(),
+                        enabled: properties["State"].as_str() != Some("DISABLED"),
+                    });
                 }
                 "AWS::S3::BucketPolicy" => resource_policies.push(ResourcePolicy {
                     target: PolicyTarget::Bucket(resolver.value(&properties["Bucket"])?),
@@ -695,8 +767,17 @@ impl Deployment {
         }
         let (topic_arn, topic_display_name, subscriber) =
             topic.ok_or("the template has no SNS topic")?;
-        let (state_machine_name, substitutions, schedule) =
+        let (state_machine_name, substitutions, state_machine_key) =
             machine.ok_or("the template has no state machine")?;
+        let schedule = schedule.ok_or("the template has no schedule rule")?;
+        let machine_arn =
+            format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name}");
+        if schedule.target != machine_arn {
+            return Err(format!(
+                "the schedule {} starts {}, not the state machine",
+                schedule.role, schedule.target
+            ));
+        }
         let findings = &functions
             .get("GetFindingsCount")
             .ok_or("the template has no GetFindingsCount function")?
@@ -715,6 +796,7 @@ impl Deployment {
             subscriber,
             state_machine_name,
             substitutions,
+            state_machine_key,
             schedule,
             api_routes,
             discovery_results,
@@ -803,8 +885,48 @@ mod tests {
             format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:TriggerMacieScan")
         );
         assert_eq!(deployment.substitutions["ApprovalTimeoutAction"], "hold");
-        assert_eq!(deployment.schedule, "rate(6 hours)");
+        assert_eq!(deployment.schedule.expression, "rate(6 hours)");
+        assert_eq!(deployment.schedule.role, "ScanScheduleRule");
         assert_eq!(deployment.subscriber, "reviewer@example.com");
+    }
+
+    #[test]
+    fn the_state_machine_runs_under_its_own_role_and_key_and_the_schedule_under_its_own() {
+        let deployment = local();
+        let key = deployment.state_machine_key.as_deref().expect("a key");
+        assert_eq!(
+            key,
+            format!(
+                "arn:aws:kms:{REGION}:{ACCOUNT}:key/{}",
+                key_id("StateMachineKey")
+            )
+        );
+        assert!(
+            deployment
+                .resource_policies
+                .iter()
+                .any(|policy| policy.target == PolicyTarget::Key(key.to_owned()))
+        );
+        for owner in ["MaciePipelineScanStateMachine", "ScanScheduleRule"] {
+            let grants: String = deployment.roles[owner]
+                .iter()
+                .map(|policy| policy.document.to_string())
+                .collect();
+            assert!(grants.contains("kms:GenerateDataKey"), "{owner}: {grants}");
+        }
+        assert_eq!(
+            deployment.schedule.target,
+            format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:maciepipelinescanstatemachine")
+        );
+        let moved = TEMPLATE.replace(
+            "DefinitionS3Location: statemachine/macie_pipeline_scan.asl.json",
+            "DefinitionS3Location: statemachine/other.asl.json",
+        );
+        assert!(
+            Deployment::resolve(&moved, &BTreeMap::new(), "http://x")
+                .unwrap_err()
+                .contains("statemachine/other.asl.json")
+        );
     }
 
     #[test]

@@ -207,6 +207,20 @@ fn macie_operation(method: &Method, path: &str) -> (String, String) {
     (name.to_owned(), resource)
 }
 
+/// The state machine an execution, map run or state machine ARN belongs to.
+fn machine_of(resource: &str) -> Option<String> {
+    let mut parts = resource.splitn(7, ':');
+    let prefix: Vec<&str> = parts.by_ref().take(5).collect();
+    let kind = parts.next()?;
+    let name = parts.next()?.split(['/', ':']).next()?;
+    match kind {
+        "stateMachine" | "execution" | "mapRun" if prefix.len() == 5 => {
+            Some(format!("{}:stateMachine:{name}", prefix.join(":")))
+        }
+        _ => None,
+    }
+}
+
 /// The service's own `AccessDenied` reply.
 fn denied_reply(service: &str, denied: &crate::iam::Denied) -> Reply {
     match service {
@@ -235,6 +249,13 @@ fn denied_reply(service: &str, denied: &crate::iam::Denied) -> Reply {
             "application/json",
             &json!({"message": denied.message}),
             Some("AccessDeniedException"),
+        ),
+        // Step Functions names a refusal of the state machine's key apart.
+        "states" if denied.action.starts_with("kms:") => json_reply(
+            400,
+            "application/x-amz-json-1.0",
+            &json!({"__type": "KmsAccessDeniedException", "message": denied.message}),
+            Some("KmsAccessDeniedException"),
         ),
         _ => json_reply(
             400,
@@ -326,7 +347,30 @@ fn authorize(
                 .find_map(|field| input[*field].as_str())
                 .unwrap_or("*")
                 .to_owned();
-            single(format!("states:{operation}"), resource)
+            single(format!("states:{operation}"), resource.clone())?;
+            // An encrypted state machine's data also takes its key, used on the caller's behalf.
+            // A task token names no state machine; the local stack runs one.
+            let machine = machine_of(&resource).or_else(|| {
+                services
+                    .engine
+                    .machines()
+                    .first()
+                    .map(|machine| machine.arn.clone())
+            });
+            let Some(machine) = machine.and_then(|arn| services.engine.machine(&arn)) else {
+                return Ok(());
+            };
+            if let Some(key) = &machine.kms_key {
+                for action in crate::iam::state_machine_key_actions(operation, &input) {
+                    iam.authorize(
+                        principal,
+                        action,
+                        key,
+                        crate::iam::state_machine_key_context(secure, &machine.arn),
+                    )?;
+                }
+            }
+            Ok(())
         }
         "sns" => {
             let fields: std::collections::BTreeMap<String, String> =
@@ -627,6 +671,24 @@ async fn unsigned(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn executions_and_map_runs_name_their_state_machine() {
+        let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:gate";
+        for resource in [
+            machine.to_owned(),
+            "arn:aws:states:us-east-1:123456789012:execution:gate:run-1".into(),
+            "arn:aws:states:us-east-1:123456789012:mapRun:gate/moveRaw:5f1e:3".into(),
+        ] {
+            assert_eq!(
+                machine_of(&resource).as_deref(),
+                Some(machine),
+                "{resource}"
+            );
+        }
+        assert_eq!(machine_of("*"), None);
+        assert_eq!(machine_of("arn:aws:s3:::bucket"), None);
+    }
 
     #[test]
     fn the_credential_scope_names_the_service() {

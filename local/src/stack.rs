@@ -153,6 +153,20 @@ impl Integrations for LocalIntegrations {
         )
     }
 
+    fn use_key(&self, key: &str, machine_arn: &str) -> Result<(), StatesError> {
+        for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+            self.check(
+                action,
+                key,
+                crate::iam::state_machine_key_context(true, machine_arn),
+                "States.Runtime",
+                "AWSKMS",
+                "AccessDeniedException",
+            )?;
+        }
+        Ok(())
+    }
+
     fn list_objects(
         &self,
         bucket: String,
@@ -252,12 +266,17 @@ pub struct LocalStack {
 /// SDK settings for clients of the local stack as its local user: its endpoint, a region,
 /// the user's credentials, and trust in the stack's certificate authority (`ca_pem`).
 pub async fn sdk_config(endpoint: &str, ca_pem: &[u8]) -> SdkConfig {
+    sdk_config_as(endpoint, ca_pem, crate::iam::USER_ACCESS_KEY).await
+}
+
+/// The same, signed with another access key (a role's, or the read-only user's).
+pub async fn sdk_config_as(endpoint: &str, ca_pem: &[u8], access_key: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .http_client(crate::tls::http_client(ca_pem))
         .credentials_provider(Credentials::new(
-            crate::iam::USER_ACCESS_KEY,
+            access_key.to_owned(),
             crate::s3::SECRET_ACCESS_KEY,
             None,
             None,
@@ -370,12 +389,17 @@ impl LocalStack {
         )
         .map_err(|err| format!("Step Functions data: {err}"))?;
         let definition = substitute(DEFINITION, &deployment.substitutions)?;
-        let role = format!(
-            "arn:aws:iam::{ACCOUNT}:role/{}-StateMachineRole",
-            deployment::STACK
-        );
-        let state_machine_arn =
-            engine.register(&deployment.state_machine_name, &definition, &role)?;
+        let role = crate::aws::role_arn(&format!(
+            "{}-{}Role",
+            deployment::STACK,
+            crate::iam::STATE_MACHINE
+        ));
+        let state_machine_arn = engine.register_encrypted(
+            &deployment.state_machine_name,
+            &definition,
+            &role,
+            deployment.state_machine_key.as_deref(),
+        )?;
         let resumed = engine.resume();
         if resumed > 0 {
             info!(resumed, "resumed running executions");
@@ -398,11 +422,15 @@ impl LocalStack {
             tls.acceptor.clone(),
             shutdown.clone(),
         ));
-        if config.schedule {
+        if config.schedule && deployment.schedule.enabled {
+            let rule = &deployment.schedule;
             tokio::spawn(schedule(
                 services.engine.clone(),
-                state_machine_arn.clone(),
-                deployment.schedule.clone(),
+                Arc::clone(&iam),
+                iam.role(&rule.role)
+                    .ok_or_else(|| format!("the schedule rule {} has no role", rule.role))?,
+                rule.clone(),
+                deployment.state_machine_key.clone(),
                 shutdown.clone(),
             ));
         }
@@ -486,6 +514,11 @@ impl LocalStack {
     /// SDK settings for clients of this stack.
     pub async fn sdk_config(&self) -> SdkConfig {
         sdk_config(&self.endpoint, self.tls.ca_pem.as_bytes()).await
+    }
+
+    /// SDK settings for clients of this stack signing with `access_key`.
+    pub async fn sdk_config_as(&self, access_key: &str) -> SdkConfig {
+        sdk_config_as(&self.endpoint, self.tls.ca_pem.as_bytes(), access_key).await
     }
 
     /// Writes what each principal used so far to `<data>/iam-usage.json`, and into
@@ -606,14 +639,18 @@ fn configure_discovery_results(
     Ok(())
 }
 
-/// Starts a run at the template's rate, with the input the EventBridge schedule sends.
+/// Starts a run at the template's rate, with the input the EventBridge schedule sends, as the
+/// rule's role: allowed to start the state machine and to use its key.
 async fn schedule(
     engine: Engine,
-    machine_arn: String,
-    expression: String,
+    iam: Arc<Iam>,
+    role: Arc<Principal>,
+    rule: deployment::LocalSchedule,
+    key: Option<String>,
     shutdown: CancellationToken,
 ) {
-    let seconds = match deployment::rate_seconds(&expression) {
+    let machine_arn = rule.target;
+    let seconds = match deployment::rate_seconds(&rule.expression) {
         Ok(seconds) => seconds,
         Err(err) => {
             warn!(%err, "the schedule is not running");
@@ -630,9 +667,26 @@ async fn schedule(
         let event = json!({
             "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
             "account": ACCOUNT, "time": rfc3339_ms(now_ms()), "region": REGION,
-            "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{}-ScanSchedule", deployment::STACK)],
+            "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{}-{}", deployment::STACK, rule.role)],
             "detail": {},
         });
+        let mut allowed = iam.authorize(&role, "states:StartExecution", &machine_arn, secure());
+        for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+            if let (Ok(()), Some(key)) = (&allowed, &key) {
+                allowed = iam.authorize(
+                    &role,
+                    action,
+                    key,
+                    crate::iam::state_machine_key_context(true, &machine_arn),
+                );
+            }
+        }
+        if let Err(denied) = allowed {
+            // EventBridge reports a failed invocation; the rule stays on.
+            warn!(%denied, "scheduled run could not start");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
         match engine.start(&machine_arn, Some(&id), Some(&event.to_string())) {
             Ok((arn, _)) => info!(execution = arn, "scheduled run started"),
             Err(err) => warn!(?err, "scheduled run could not start"),

@@ -413,3 +413,80 @@ async fn with_enforcement_off_a_missing_grant_is_only_recorded() {
     let usage = gate.stack.iam().usage();
     assert!(usage.principals[&function].actions[&actions[0]][1] > 0);
 }
+
+/// The state machine's role must be allowed the state machine's key, as Step Functions uses it
+/// for the role: without that grant no execution starts (Step Functions'
+/// `KmsAccessDeniedException`, naming the role) and nothing leaves raw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_its_key_grant_the_state_machine_starts_no_execution() {
+    let mut template: Yaml = serde_norway::from_str(TEMPLATE).unwrap();
+    let statements = template["Resources"]["MaciePipelineScanStateMachineRole"]["Properties"]
+        ["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_sequence_mut()
+        .unwrap();
+    let before = statements.len();
+    statements.retain(|statement| {
+        !statement["Action"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|action| action.as_str() == Some("kms:Decrypt"))
+    });
+    assert_eq!(statements.len(), before - 1, "one statement grants the key");
+    let modified = serde_norway::to_string(&template).unwrap();
+    let gate = Gate::start_with(|config| config.template = Some(modified)).await;
+    gate.upload("a.txt", "fine", &[], &[]).await;
+    let refused = gate
+        .sfn
+        .start_execution()
+        .state_machine_arn(gate.stack.state_machine_arn())
+        .input(json!({"id": "wf-no-key"}).to_string())
+        .send()
+        .await
+        .expect_err("the role may not use the key");
+    let service = refused.as_service_error().expect("a service error");
+    assert!(service.is_kms_access_denied_exception(), "{refused:?}");
+    let message = aws_sdk_sfn::error::ProvideErrorMetadata::message(service).unwrap_or_default();
+    assert!(
+        message.contains("MaciePipelineScanStateMachine") && message.contains("kms:"),
+        "{message}"
+    );
+    assert_eq!(gate.keys(Bucket::Raw).await, ["a.txt"]);
+}
+
+/// The schedule starts runs as its rule's role, which must be allowed the state machine's key
+/// too: without that grant the schedule starts nothing (EventBridge records a failed
+/// invocation), and the refusal is the role's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_its_key_grant_the_schedule_starts_no_run() {
+    let mut template: Yaml = serde_norway::from_str(TEMPLATE).unwrap();
+    let statements = template["Resources"]["ScanScheduleRuleRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_sequence_mut()
+        .unwrap();
+    statements.retain(|statement| statement["Action"][0].as_str() == Some("states:StartExecution"));
+    assert_eq!(statements.len(), 1);
+    let modified = serde_norway::to_string(&template).unwrap();
+    let gate = Gate::start_with(|config| {
+        config.template = Some(modified);
+        config.schedule = true;
+        // An hour takes 3.6 s at the tests' time scale: two ticks in 8 s.
+        config
+            .parameters
+            .insert("ScanSchedule".into(), "rate(1 hour)".into());
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let listed = gate
+        .sfn
+        .list_executions()
+        .state_machine_arn(gate.stack.state_machine_arn())
+        .send()
+        .await
+        .expect("ListExecutions");
+    assert!(listed.executions().is_empty(), "{listed:?}");
+    let usage = gate.stack.iam().usage();
+    let [allowed, denied] = usage.principals["ScanScheduleRule"].actions["kms:GenerateDataKey"];
+    assert_eq!(allowed, 0);
+    assert!(denied >= 1, "the schedule asked for the key");
+}

@@ -159,6 +159,128 @@ async fn no_token_or_sensitive_value_reaches_the_logs() {
     }
 }
 
+/// Every input, output and task parameters an execution history's events carry. (The SDK's
+/// `Debug` redacts them, so they are read field by field.)
+fn execution_data(events: &[aws_sdk_sfn::types::HistoryEvent]) -> Vec<String> {
+    let mut texts = Vec::new();
+    for event in events {
+        let fields = [
+            event
+                .execution_started_event_details()
+                .and_then(|d| d.input()),
+            event.state_entered_event_details().and_then(|d| d.input()),
+            event.state_exited_event_details().and_then(|d| d.output()),
+            event.task_scheduled_event_details().map(|d| d.parameters()),
+            event
+                .task_submitted_event_details()
+                .and_then(|d| d.output()),
+            event
+                .task_succeeded_event_details()
+                .and_then(|d| d.output()),
+        ];
+        // Parameters are a required field to the SDK: absent, they read as empty.
+        texts.extend(
+            fields
+                .into_iter()
+                .flatten()
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    texts
+}
+
+/// The execution history holds the task token (the approval step's input, where Step Functions
+/// needs it). The state machine's customer-managed key keeps it from every reader the key does
+/// not allow: a read-only user sees the history's events but is refused their data and the
+/// execution's, while the administrator, allowed the key through IAM, reads the token there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_execution_history_keeps_the_token_under_the_state_machine_s_key() {
+    let workflow = format!("wf-history-{}", rand::random::<u32>());
+    let (gate, arn, link) = waiting_run(
+        &workflow,
+        &[(
+            "customers/cards.csv",
+            format!("name,card number\nAda,{}\n", unique_card()),
+        )],
+    )
+    .await;
+    let token = token_of(&link);
+    let machine = gate
+        .sfn
+        .describe_state_machine()
+        .state_machine_arn(gate.stack.state_machine_arn())
+        .send()
+        .await
+        .expect("DescribeStateMachine");
+    let encryption = machine.encryption_configuration().expect("encrypted");
+    assert_eq!(
+        encryption.r#type(),
+        &aws_sdk_sfn::types::EncryptionType::CustomerManagedKmsKey
+    );
+    assert_eq!(
+        encryption.kms_key_id(),
+        gate.stack.deployment().state_machine_key.as_deref()
+    );
+
+    let reader = gate.read_only_sfn().await;
+    let history = reader
+        .get_execution_history()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .expect_err("the history's data needs the key");
+    assert!(
+        history
+            .as_service_error()
+            .is_some_and(|err| err.is_kms_access_denied_exception()),
+        "{history:?}"
+    );
+    let described = reader
+        .describe_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .expect_err("the execution's input needs the key");
+    assert!(
+        described
+            .as_service_error()
+            .is_some_and(|err| err.is_kms_access_denied_exception()),
+        "{described:?}"
+    );
+    let bare = reader
+        .get_execution_history()
+        .execution_arn(&arn)
+        .include_execution_data(false)
+        .send()
+        .await
+        .expect("the history without its data needs no key");
+    assert!(
+        bare.events()
+            .iter()
+            .any(|event| event.r#type() == &aws_sdk_sfn::types::HistoryEventType::TaskScheduled)
+    );
+    assert!(
+        execution_data(bare.events()).is_empty(),
+        "events without their data"
+    );
+
+    let full = gate
+        .sfn
+        .get_execution_history()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .expect("the administrator may use the key");
+    let data = execution_data(full.events());
+    assert!(
+        data.iter().any(|text| text.contains(&token)),
+        "the token is in the approval step's input, so the key is what keeps it"
+    );
+    assert_eq!(client::decide(&link).await.status(), 200);
+    gate.ends_with(&arn, "SUCCEEDED").await;
+}
+
 /// A hostile request: method, URL, content type, body, and sent text that must not come back.
 type Probe<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, Option<String>);
 

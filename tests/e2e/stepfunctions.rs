@@ -181,3 +181,54 @@ async fn a_task_failure_callback_fails_the_run_and_a_stopped_run_is_aborted() {
     assert_eq!(described.status, ExecutionStatus::Aborted);
     assert_eq!(described.error(), Some("Operator"));
 }
+
+/// The schedule rule starts runs by itself, as its own role (allowed to start the state machine
+/// and to use its key), with EventBridge's scheduled event as the input; an object landed in
+/// raw reaches scanned-data with nobody starting anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_schedule_starts_runs_as_its_own_role() {
+    let gate = Gate::start_with(|config| {
+        config.schedule = true;
+        // An hour takes 3.6 s at the tests' time scale.
+        config
+            .parameters
+            .insert("ScanSchedule".into(), "rate(1 hour)".into());
+    })
+    .await;
+    gate.upload("daily/clean.txt", "nothing to see", &[], &[])
+        .await;
+    let machine = gate.stack.state_machine_arn().to_owned();
+    let started = std::time::Instant::now();
+    let first = loop {
+        let listed = gate
+            .sfn
+            .list_executions()
+            .state_machine_arn(&machine)
+            .send()
+            .await
+            .expect("ListExecutions");
+        if let Some(oldest) = listed.executions().last() {
+            break oldest.execution_arn().to_owned();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no scheduled run started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let done = gate.finished(&first).await;
+    assert_eq!(done.status(), &ExecutionStatus::Succeeded, "{done:?}");
+    let input: serde_json::Value =
+        serde_json::from_str(done.input().expect("an input")).expect("JSON");
+    assert_eq!(input["detail-type"], "Scheduled Event");
+    assert_eq!(
+        input["resources"][0],
+        format!(
+            "arn:aws:events:{}:{}:rule/{}-ScanScheduleRule",
+            e2e::macie_pipeline_local::aws::REGION,
+            e2e::macie_pipeline_local::aws::ACCOUNT,
+            e2e::macie_pipeline_local::deployment::STACK
+        )
+    );
+    assert_eq!(gate.keys(Bucket::ScannedData).await, ["daily/clean.txt"]);
+}

@@ -186,8 +186,14 @@ async fn without_a_results_location_the_run_fails_and_nothing_moves_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn late_results_are_waited_for() {
-    // Results appear 100 s (workflow time) after COMPLETE; the gate retries every 30 s.
-    let gate = Gate::start_with(|config| config.macie.results_delay_seconds = 100.0).await;
+    // Results appear 100 s (workflow time) after COMPLETE; the gate retries every 30 s. At a
+    // hundredth of real time, so the first read comes well within those 100 s (a second) even
+    // on a loaded machine: at the usual thousandth, a tenth of a second was once not enough.
+    let gate = Gate::start_with(|config| {
+        config.time_scale = 0.01;
+        config.macie.results_delay_seconds = 100.0;
+    })
+    .await;
     gate.upload("clean.csv", "region,units\nnorth,1\n", &[], &[])
         .await;
     let arn = gate.start_run("late", json!({"id": "wf-late"})).await;

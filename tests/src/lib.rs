@@ -127,6 +127,15 @@ impl Gate {
     }
 
     /// Starts an execution with `input`; returns its ARN.
+    /// A Step Functions client of the local read-only user: may read everything, holds no key.
+    pub async fn read_only_sfn(&self) -> aws_sdk_sfn::Client {
+        let aws = self
+            .stack
+            .sdk_config_as(macie_pipeline_local::iam::READ_ONLY_ACCESS_KEY)
+            .await;
+        aws_sdk_sfn::Client::new(&aws)
+    }
+
     pub async fn start_run(&self, name: &str, input: Value) -> String {
         self.sfn
             .start_execution()

@@ -58,6 +58,9 @@ pub enum Resource {
     DiscoveryResultsObjects,
     /// The KMS key the discovery results are encrypted with.
     DiscoveryResultsKey,
+    /// The KMS key the state machine's execution data is encrypted with, granted only for that
+    /// state machine's data (its ARN as the encryption context).
+    StateMachineKey,
     /// Macie classification jobs of this account and region.
     MacieJobs,
     /// `*`: for actions without resource-level permissions (Macie ListFindings, GetFindings,
@@ -386,9 +389,14 @@ pub fn functions() -> Vec<FunctionSpec> {
                         "UpdateAllowList",
                         &[("macie2:UpdateAllowList", Resource::PatternAllowList)],
                     ),
+                    // The decision becomes execution data, encrypted with the state machine's key.
                     call(
                         "SendTaskSuccess",
-                        &[("states:SendTaskSuccess", Resource::Everything)],
+                        &[
+                            ("states:SendTaskSuccess", Resource::Everything),
+                            ("kms:Decrypt", Resource::StateMachineKey),
+                            ("kms:GenerateDataKey", Resource::StateMachineKey),
+                        ],
                     ),
                 ],
             ]

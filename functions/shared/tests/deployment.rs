@@ -75,6 +75,7 @@ fn resource(value: &Yaml) -> Resource {
     let text = inner.as_str().expect("a string under the tag");
     match tag.as_str() {
         "GetAtt" if text == "FalsePositivePatterns.Arn" => return Resource::PatternAllowList,
+        "GetAtt" if text == "StateMachineKey.Arn" => return Resource::StateMachineKey,
         "GetAtt" => bucket(text.strip_suffix(".Arn").expect("X.Arn")),
         "Ref" if text == "NotificationTopic" => return Resource::NotificationTopic,
         "Sub" => {
@@ -226,6 +227,25 @@ fn each_function_is_granted_exactly_what_its_calls_need() {
             for entry in policy["Statement"].as_sequence().expect("statements") {
                 let (statement, versioned) = statement(entry);
                 assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+                let on_state_machine_key = statement["Resource"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|target| resource(target) == Resource::StateMachineKey);
+                if on_state_machine_key {
+                    let (tag, machine) = tagged(
+                        &statement["Condition"]["StringEquals"]
+                            ["kms:EncryptionContext:aws:states:stateMachineArn"],
+                    )
+                    .expect("the key is granted for the gate's state machine only");
+                    assert_eq!(tag, "Sub");
+                    assert_eq!(
+                        machine.as_str(),
+                        Some(
+                            "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${StepFunctionName}"
+                        )
+                    );
+                }
                 for action in statement["Action"].as_sequence().unwrap() {
                     for target in statement["Resource"].as_sequence().unwrap() {
                         let action: &'static str =
@@ -318,13 +338,33 @@ fn substitutions_in_asl() -> BTreeSet<String> {
         .collect()
 }
 
+/// Every statement of the state machine's role, which the state machine names as its own.
+fn state_machine_statements() -> Vec<Yaml> {
+    let template = template();
+    let machines = resources(&template, "AWS::StepFunctions::StateMachine");
+    let (tag, role) = tagged(&machines[0].1["Properties"]["RoleArn"]).expect("a role");
+    assert_eq!(tag, "GetAtt");
+    let role = role.as_str().unwrap().trim_end_matches(".Arn");
+    template["Resources"][role]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|policy| {
+            policy["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .unwrap()
+                .clone()
+        })
+        .collect()
+}
+
 #[test]
 fn asl_substitutions_and_the_template_define_the_same_names() {
-    let machines = resources(&template(), "AWS::Serverless::StateMachine");
+    let machines = resources(&template(), "AWS::StepFunctions::StateMachine");
     assert_eq!(machines.len(), 1);
     let properties = &machines[0].1["Properties"];
     assert_eq!(
-        properties["DefinitionUri"].as_str(),
+        properties["DefinitionS3Location"].as_str(),
         Some("statemachine/macie_pipeline_scan.asl.json")
     );
     let defined: BTreeSet<String> = properties["DefinitionSubstitutions"]
@@ -346,13 +386,21 @@ fn the_state_machine_may_invoke_exactly_the_functions_it_uses() {
         .filter_map(|state| state["Parameters"]["FunctionName"].as_str())
         .map(|name| name.trim_start_matches("sub-").to_owned())
         .collect();
-    let machines = resources(&template(), "AWS::Serverless::StateMachine");
-    let allowed: BTreeSet<String> = machines[0].1["Properties"]["Policies"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|policy| tagged(&policy["LambdaInvokePolicy"]["FunctionName"]))
-        .map(|(_, name)| name.as_str().unwrap().to_owned())
+    let allowed: BTreeSet<String> = state_machine_statements()
+        .into_iter()
+        .filter(|s| {
+            s["Action"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|a| a.as_str() == Some("lambda:InvokeFunction"))
+        })
+        .flat_map(|s| s["Resource"].as_sequence().unwrap().clone())
+        .map(|resource| {
+            let (tag, text) = tagged(&resource).expect("a !GetAtt");
+            assert_eq!(tag, "GetAtt");
+            text.as_str().unwrap().trim_end_matches(".Arn").to_owned()
+        })
         .collect();
     assert_eq!(invoked, allowed);
     let deployed: BTreeSet<String> = functions()
@@ -372,7 +420,7 @@ fn the_state_machine_may_invoke_exactly_the_functions_it_uses() {
 #[test]
 fn the_state_machine_may_list_what_its_maps_read_and_run_its_own_children() {
     let asl = common::asl();
-    let machines = resources(&template(), "AWS::Serverless::StateMachine");
+    let machines = resources(&template(), "AWS::StepFunctions::StateMachine");
     let properties = &machines[0].1["Properties"];
     let substitutions = &properties["DefinitionSubstitutions"];
     let read: BTreeSet<String> = asl["States"]
@@ -392,13 +440,7 @@ fn the_state_machine_may_list_what_its_maps_read_and_run_its_own_children() {
         .collect();
     assert_eq!(read.len(), 2, "{read:?}");
 
-    let statements: Vec<&Yaml> = properties["Policies"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|policy| policy["Statement"].as_sequence())
-        .flatten()
-        .collect();
+    let statements = state_machine_statements();
     let granted = |action: &str| -> Vec<&Yaml> {
         statements
             .iter()
@@ -422,7 +464,7 @@ fn the_state_machine_may_list_what_its_maps_read_and_run_its_own_children() {
         .collect();
     assert_eq!(listed, read);
 
-    let (tag, name) = tagged(&properties["Name"]).expect("a named state machine");
+    let (tag, name) = tagged(&properties["StateMachineName"]).expect("a named state machine");
     assert_eq!(
         (tag.as_str(), name.as_str()),
         ("Ref", Some("StepFunctionName"))

@@ -104,12 +104,64 @@ fn the_access_log_format_cannot_hold_a_query_string_or_a_body() {
 #[test]
 fn the_state_machine_logs_no_execution_data() {
     let template = template();
-    let machines = resources(&template, "AWS::Serverless::StateMachine");
+    let machines = resources(&template, "AWS::StepFunctions::StateMachine");
     assert_eq!(machines.len(), 1);
-    let logging = &machines[0].1["Properties"]["Logging"];
+    let logging = &machines[0].1["Properties"]["LoggingConfiguration"];
     assert_eq!(
         logging["IncludeExecutionData"].as_bool(),
         Some(false),
         "execution data holds the task token"
     );
+}
+
+/// The execution history holds the task token (the approval step's input): the state machine is
+/// encrypted with a customer-managed key of the stack, whose policy lets no one use it but
+/// through Step Functions for this state machine's data, and grants nothing by itself (IAM
+/// policies decide who, and a read-only policy grants no kms:Decrypt).
+#[test]
+fn the_execution_history_is_encrypted_with_a_key_only_iam_grants_for_this_state_machine() {
+    let template = template();
+    let machines = resources(&template, "AWS::StepFunctions::StateMachine");
+    let encryption = &machines[0].1["Properties"]["EncryptionConfiguration"];
+    assert_eq!(
+        encryption["Type"].as_str(),
+        Some("CUSTOMER_MANAGED_KMS_KEY")
+    );
+    let (tag, key) = tagged(&encryption["KmsKeyId"]).expect("a key of the stack");
+    assert_eq!(tag, "GetAtt");
+    let key = key.as_str().unwrap().trim_end_matches(".Arn");
+    let key = &template["Resources"][key];
+    assert_eq!(key["Type"].as_str(), Some("AWS::KMS::Key"));
+    assert_eq!(key["Properties"]["EnableKeyRotation"].as_bool(), Some(true));
+    let statements = key["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let uses = [
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:*",
+        "kms:Decrypt*",
+    ];
+    for statement in statements {
+        let actions: Vec<&str> = statement["Action"]
+            .as_sequence()
+            .map(|all| all.iter().filter_map(Yaml::as_str).collect())
+            .unwrap_or_else(|| vec![statement["Action"].as_str().unwrap()]);
+        let sid = statement["Sid"].as_str().unwrap_or_default();
+        if !actions.iter().any(|action| uses.contains(action)) {
+            continue;
+        }
+        let condition = &statement["Condition"];
+        let scoped = !condition["StringEquals"]["kms:EncryptionContext:aws:states:stateMachineArn"]
+            .is_null()
+            || !condition["StringLike"]["kms:EncryptionContext:SourceArn"].is_null();
+        assert!(scoped, "{sid} lets the key be used for other data");
+        if actions.contains(&"kms:Decrypt") && statement["Principal"]["Service"].is_null() {
+            assert!(
+                !condition["StringEquals"]["kms:ViaService"].is_null(),
+                "{sid} lets the history's data be decrypted outside Step Functions"
+            );
+        }
+        assert!(!actions.contains(&"kms:*"), "{sid} grants every use");
+    }
 }

@@ -53,7 +53,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
     if args.schedule {
         println!(
             "Schedule:      {} (scaled by --time-scale)",
-            deployment.schedule
+            deployment.schedule.expression
         );
     }
     let raw = deployment.bucket("DataPipelineRawBucket");

@@ -32,11 +32,56 @@ pub fn access_key(logical_id: &str) -> String {
 /// The local user's access key, as the README exports it.
 pub const USER_ACCESS_KEY: &str = "local";
 
+/// The access key of a second local user with read-only access (AWS's `ReadOnlyAccess`, as far
+/// as the local services go): an auditor or operator who may look at everything and change
+/// nothing, and who holds no grant on any KMS key.
+pub const READ_ONLY_ACCESS_KEY: &str = "local-readonly";
+
 /// The state machine's logical id in the template, whose role is the state machine's.
 pub const STATE_MACHINE: &str = "MaciePipelineScanStateMachine";
 
 /// Macie's service principal.
 pub const MACIE_SERVICE: &str = "macie.amazonaws.com";
+
+/// The request context of a KMS call Step Functions makes for a state machine encrypted with a
+/// customer-managed key: through Step Functions, with the state machine's ARN as the
+/// encryption context.
+pub fn state_machine_key_context(secure: bool, machine_arn: &str) -> Context {
+    let mut context = evaluate::transport(secure);
+    context.insert(
+        "kms:viaservice".into(),
+        vec![format!("states.{REGION}.amazonaws.com")],
+    );
+    context.insert(
+        "kms:encryptioncontext:aws:states:statemachinearn".into(),
+        vec![machine_arn.to_owned()],
+    );
+    context
+}
+
+/// The KMS actions Step Functions takes on a caller's behalf for each API operation on a state
+/// machine encrypted with a customer-managed key: starting an execution and answering a task
+/// encrypt new data (and read the state machine), the reads decrypt. Operations that carry no
+/// execution data take none.
+pub fn state_machine_key_actions(
+    operation: &str,
+    body: &serde_json::Value,
+) -> &'static [&'static str] {
+    match operation {
+        "StartExecution" | "StartSyncExecution" | "SendTaskSuccess" | "SendTaskFailure"
+        | "SendTaskHeartbeat" => &["kms:GenerateDataKey", "kms:Decrypt"],
+        "DescribeExecution"
+        | "DescribeStateMachine"
+        | "DescribeStateMachineForExecution"
+        | "StopExecution"
+        | "RedriveExecution" => &["kms:Decrypt"],
+        // Without its data the history is readable with no key: names, types, times.
+        "GetExecutionHistory" if body["includeExecutionData"].as_bool() != Some(false) => {
+            &["kms:Decrypt"]
+        }
+        _ => &[],
+    }
+}
 
 /// A principal with its identity policies.
 #[derive(Debug)]
@@ -63,6 +108,7 @@ pub struct Iam {
     by_key: HashMap<String, Arc<Principal>>,
     by_name: BTreeMap<String, Arc<Principal>>,
     user: Arc<Principal>,
+    read_only: Arc<Principal>,
     macie: Arc<Principal>,
     resource_policies: HashMap<PolicyTarget, (String, Policy)>,
     usage: Mutex<report::Usage>,
@@ -124,6 +170,29 @@ impl Iam {
             },
             policies: vec![("AdministratorAccess".into(), everything)],
         });
+        let read_only_arn = format!("arn:aws:iam::{ACCOUNT}:user/local-readonly");
+        let read_only = Arc::new(Principal {
+            name: "local read-only user".into(),
+            caller: Caller {
+                arn: read_only_arn.clone(),
+                names: vec![read_only_arn],
+                account: ACCOUNT.into(),
+                service: None,
+            },
+            policies: vec![(
+                "ReadOnlyAccess".into(),
+                Policy::parse(
+                    &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+                        "s3:Get*", "s3:List*", "sns:Get*", "sns:List*", "macie2:Get*",
+                        "macie2:List*", "macie2:Describe*", "macie2:BatchGet*",
+                        "states:Describe*", "states:Get*", "states:List*",
+                        "kms:Describe*", "kms:Get*", "kms:List*",
+                    ], "Resource": "*"}]}),
+                    false,
+                )
+                .expect("a valid policy"),
+            )],
+        });
         let macie = Arc::new(Principal {
             name: MACIE_SERVICE.into(),
             caller: Caller {
@@ -139,6 +208,7 @@ impl Iam {
             by_key,
             by_name,
             user,
+            read_only,
             macie,
             resource_policies,
             usage: Mutex::new(report::Usage {
@@ -152,8 +222,12 @@ impl Iam {
         self.enforce
     }
 
-    /// The principal an access key belongs to: a role's, or else the local user.
+    /// The principal an access key belongs to: a role's, the read-only user's, or else the
+    /// local user.
     pub fn principal_for_key(&self, access_key: Option<&str>) -> Arc<Principal> {
+        if access_key == Some(READ_ONLY_ACCESS_KEY) {
+            return Arc::clone(&self.read_only);
+        }
         access_key
             .and_then(|key| self.by_key.get(key))
             .map_or_else(|| Arc::clone(&self.user), Arc::clone)

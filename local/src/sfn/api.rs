@@ -53,6 +53,7 @@ fn api_error(err: ApiError) -> Reply {
         }
         ApiError::InvalidName(message) => fail("InvalidName", message),
         ApiError::InvalidExecutionInput(message) => fail("InvalidExecutionInput", message),
+        ApiError::KmsAccessDenied(message) => fail("KmsAccessDeniedException", message),
         // AWS's common error for a request that failed on the service's side.
         ApiError::Internal(message) => Reply {
             status: 500,
@@ -289,8 +290,12 @@ pub fn handle(engine: &Engine, target: &str, body: &[u8]) -> Reply {
                     .ok_or_else(|| api_error(ApiError::StateMachineDoesNotExist))?;
                 ok(
                     json!({"stateMachineArn": machine.arn, "name": machine.name, "status": "ACTIVE",
-                          "definition": machine.definition, "roleArn": machine.role_arn, "type": "STANDARD",
-                          "creationDate": seconds(machine.created_ms)}),
+                    "definition": machine.definition, "roleArn": machine.role_arn, "type": "STANDARD",
+                    "creationDate": seconds(machine.created_ms),
+                    "encryptionConfiguration": match &machine.kms_key {
+                        Some(key) => json!({"type": "CUSTOMER_MANAGED_KMS_KEY", "kmsKeyId": key}),
+                        None => json!({"type": "AWS_OWNED_KEY"}),
+                    }}),
                 )
             }
             "ListStateMachines" => ok(

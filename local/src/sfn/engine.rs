@@ -31,6 +31,8 @@ pub enum ApiError {
     ExecutionAlreadyExists,
     InvalidName(String),
     InvalidExecutionInput(String),
+    /// The state machine's role may not use its KMS key.
+    KmsAccessDenied(String),
     /// The change could not be saved; nothing was changed.
     Internal(String),
 }
@@ -70,6 +72,18 @@ impl Engine {
 
     /// Registers a state machine under `name`; returns its ARN.
     pub fn register(&self, name: &str, definition: &str, role_arn: &str) -> Result<String, String> {
+        self.register_encrypted(name, definition, role_arn, None)
+    }
+
+    /// Registers a state machine whose execution data is encrypted with `kms_key`: every
+    /// execution then needs its role to be allowed to use that key.
+    pub fn register_encrypted(
+        &self,
+        name: &str,
+        definition: &str,
+        role_arn: &str,
+        kms_key: Option<&str>,
+    ) -> Result<String, String> {
         if !valid_name(name) {
             return Err(format!("{name:?} is not a valid state machine name"));
         }
@@ -83,6 +97,7 @@ impl Engine {
                 machine,
                 definition: definition.to_owned(),
                 role_arn: role_arn.to_owned(),
+                kms_key: kms_key.map(str::to_owned),
                 created_ms: now_ms(),
             }),
         );
@@ -147,6 +162,13 @@ impl Engine {
                 "input has {} bytes, more than {MAX_PAYLOAD}",
                 input_text.len()
             )));
+        }
+        // Step Functions encrypts the execution's data with the state machine's key, as its role.
+        if let Some(key) = &registered.kms_key {
+            self.runtime
+                .integrations
+                .use_key(key, &registered.arn)
+                .map_err(|err| ApiError::KmsAccessDenied(err.cause.unwrap_or(err.error)))?;
         }
         let arn = execution_arn(&registered.name, &name);
         if let Some(existing) = self.runtime.executions.record(&arn) {

@@ -32,6 +32,12 @@ pub trait Integrations: Send + Sync + 'static {
         let _ = (action, resource);
         Ok(())
     }
+    /// Authorizes the state machine's role to encrypt and decrypt the execution data of
+    /// `machine_arn` with `key` (a customer-managed key), as Step Functions does for it.
+    fn use_key(&self, key: &str, machine_arn: &str) -> Result<(), StatesError> {
+        let _ = (key, machine_arn);
+        Ok(())
+    }
 }
 
 /// The `resourceType` and `resource` a task's history events name.

@@ -9,6 +9,8 @@ pub struct Registered {
     pub machine: Machine,
     pub definition: String,
     pub role_arn: String,
+    /// The customer-managed KMS key its execution data is encrypted with, if any.
+    pub kms_key: Option<String>,
     pub created_ms: i64,
 }
 
