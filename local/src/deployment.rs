@@ -17,6 +17,12 @@ const DEFINITION_PATH: &str = "statemachine/macie_pipeline_scan.asl.json";
 /// The stack name resources are named after locally.
 pub const STACK: &str = "macie-pipeline-local";
 
+/// The name of the role `owner` (a function, the state machine, the schedule rule) assumes:
+/// `<stack>-<owner>Role`, as CloudFormation names the template's `<owner>Role`.
+pub fn role_name(owner: &str) -> String {
+    format!("{STACK}-{owner}Role")
+}
+
 /// Values for the template's parameters that have no default.
 const LOCAL_DEFAULTS: &[(&str, &str)] = &[
     ("BucketNamePrefix", "local"),
@@ -165,7 +171,10 @@ impl Resolver<'_> {
                 "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
                 self.value(&resource["Properties"]["StateMachineName"])?
             )),
-            "AWS::IAM::Role" => Ok(format!("{STACK}-{name}")),
+            "AWS::IAM::Role" => name
+                .strip_suffix("Role")
+                .map(role_name)
+                .ok_or_else(|| format!("{name}: a role's logical id ends in Role")),
             "AWS::Logs::LogGroup" => Ok(format!("/local/{name}")),
             "AWS::KMS::Key" => Ok(key_id(name)),
             "AWS::Macie::AllowList" => Ok(allow_list_id(name)),

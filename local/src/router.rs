@@ -360,17 +360,16 @@ fn authorize(
             let Some(machine) = machine.and_then(|arn| services.engine.machine(&arn)) else {
                 return Ok(());
             };
-            if let Some(key) = &machine.kms_key {
-                for action in crate::iam::state_machine_key_actions(operation, &input) {
-                    iam.authorize(
-                        principal,
-                        action,
-                        key,
-                        crate::iam::state_machine_key_context(secure, &machine.arn),
-                    )?;
-                }
+            match &machine.kms_key {
+                Some(key) => iam.authorize_state_machine_key(
+                    principal,
+                    crate::iam::state_machine_key_actions(operation, &input),
+                    key,
+                    &machine.arn,
+                    secure,
+                ),
+                None => Ok(()),
             }
-            Ok(())
         }
         "sns" => {
             let fields: std::collections::BTreeMap<String, String> =

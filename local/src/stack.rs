@@ -154,17 +154,23 @@ impl Integrations for LocalIntegrations {
     }
 
     fn use_key(&self, key: &str, machine_arn: &str) -> Result<(), StatesError> {
-        for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
-            self.check(
-                action,
+        self.iam
+            .authorize_state_machine_key(
+                &self.role,
+                crate::iam::ENCRYPT_AND_DECRYPT,
                 key,
-                crate::iam::state_machine_key_context(true, machine_arn),
-                "States.Runtime",
-                "AWSKMS",
-                "AccessDeniedException",
-            )?;
-        }
-        Ok(())
+                machine_arn,
+                true,
+            )
+            .map_err(|denied| {
+                StatesError::new(
+                    "States.Runtime",
+                    format!(
+                        "{} (Service: AWSKMS, Status Code: 400, Error Code: AccessDeniedException)",
+                        denied.message
+                    ),
+                )
+            })
     }
 
     fn list_objects(
@@ -389,11 +395,7 @@ impl LocalStack {
         )
         .map_err(|err| format!("Step Functions data: {err}"))?;
         let definition = substitute(DEFINITION, &deployment.substitutions)?;
-        let role = crate::aws::role_arn(&format!(
-            "{}-{}Role",
-            deployment::STACK,
-            crate::iam::STATE_MACHINE
-        ));
+        let role = crate::aws::role_arn(&deployment::role_name(crate::iam::STATE_MACHINE));
         let state_machine_arn = engine.register_encrypted(
             &deployment.state_machine_name,
             &definition,
@@ -670,17 +672,19 @@ async fn schedule(
             "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{}-{}", deployment::STACK, rule.role)],
             "detail": {},
         });
-        let mut allowed = iam.authorize(&role, "states:StartExecution", &machine_arn, secure());
-        for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
-            if let (Ok(()), Some(key)) = (&allowed, &key) {
-                allowed = iam.authorize(
+        // What the API asks of a caller of StartExecution, asked of the rule's role.
+        let allowed = iam
+            .authorize(&role, "states:StartExecution", &machine_arn, secure())
+            .and_then(|()| match &key {
+                Some(key) => iam.authorize_state_machine_key(
                     &role,
-                    action,
+                    crate::iam::state_machine_key_actions("StartExecution", &Value::Null),
                     key,
-                    crate::iam::state_machine_key_context(true, &machine_arn),
-                );
-            }
-        }
+                    &machine_arn,
+                    true,
+                ),
+                None => Ok(()),
+            });
         if let Err(denied) = allowed {
             // EventBridge reports a failed invocation; the rule stays on.
             warn!(%denied, "scheduled run could not start");

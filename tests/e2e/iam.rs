@@ -477,14 +477,8 @@ async fn without_its_key_grant_the_schedule_starts_no_run() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let listed = gate
-        .sfn
-        .list_executions()
-        .state_machine_arn(gate.stack.state_machine_arn())
-        .send()
-        .await
-        .expect("ListExecutions");
-    assert!(listed.executions().is_empty(), "{listed:?}");
+    let executions = gate.executions().await;
+    assert!(executions.is_empty(), "{executions:?}");
     let usage = gate.stack.iam().usage();
     let [allowed, denied] = usage.principals["ScanScheduleRule"].actions["kms:GenerateDataKey"];
     assert_eq!(allowed, 0);

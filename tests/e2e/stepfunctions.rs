@@ -197,17 +197,9 @@ async fn the_schedule_starts_runs_as_its_own_role() {
     .await;
     gate.upload("daily/clean.txt", "nothing to see", &[], &[])
         .await;
-    let machine = gate.stack.state_machine_arn().to_owned();
     let started = std::time::Instant::now();
     let first = loop {
-        let listed = gate
-            .sfn
-            .list_executions()
-            .state_machine_arn(&machine)
-            .send()
-            .await
-            .expect("ListExecutions");
-        if let Some(oldest) = listed.executions().last() {
+        if let Some(oldest) = gate.executions().await.last() {
             break oldest.execution_arn().to_owned();
         }
         assert!(

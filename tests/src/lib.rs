@@ -136,6 +136,17 @@ impl Gate {
         aws_sdk_sfn::Client::new(&aws)
     }
 
+    /// The state machine's executions, newest first (one page).
+    pub async fn executions(&self) -> Vec<aws_sdk_sfn::types::ExecutionListItem> {
+        self.sfn
+            .list_executions()
+            .state_machine_arn(self.stack.state_machine_arn())
+            .send()
+            .await
+            .expect("ListExecutions")
+            .executions
+    }
+
     pub async fn start_run(&self, name: &str, input: Value) -> String {
         self.sfn
             .start_execution()

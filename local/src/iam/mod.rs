@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use crate::aws::{ACCOUNT, REGION};
-use crate::deployment::{Deployment, PolicyTarget, STACK};
+use crate::deployment::{Deployment, PolicyTarget};
 use evaluate::{Caller, Context, Decision, Request, ResourcePolicyKind};
 use policy::Policy;
 
@@ -46,7 +46,7 @@ pub const MACIE_SERVICE: &str = "macie.amazonaws.com";
 /// The request context of a KMS call Step Functions makes for a state machine encrypted with a
 /// customer-managed key: through Step Functions, with the state machine's ARN as the
 /// encryption context.
-pub fn state_machine_key_context(secure: bool, machine_arn: &str) -> Context {
+fn state_machine_key_context(secure: bool, machine_arn: &str) -> Context {
     let mut context = evaluate::transport(secure);
     context.insert(
         "kms:viaservice".into(),
@@ -59,6 +59,9 @@ pub fn state_machine_key_context(secure: bool, machine_arn: &str) -> Context {
     context
 }
 
+/// What writing an encrypted state machine's data takes: a data key, and reading what is there.
+pub const ENCRYPT_AND_DECRYPT: &[&str] = &["kms:GenerateDataKey", "kms:Decrypt"];
+
 /// The KMS actions Step Functions takes on a caller's behalf for each API operation on a state
 /// machine encrypted with a customer-managed key: starting an execution and answering a task
 /// encrypt new data (and read the state machine), the reads decrypt. Operations that carry no
@@ -69,7 +72,7 @@ pub fn state_machine_key_actions(
 ) -> &'static [&'static str] {
     match operation {
         "StartExecution" | "StartSyncExecution" | "SendTaskSuccess" | "SendTaskFailure"
-        | "SendTaskHeartbeat" => &["kms:GenerateDataKey", "kms:Decrypt"],
+        | "SendTaskHeartbeat" => ENCRYPT_AND_DECRYPT,
         "DescribeExecution"
         | "DescribeStateMachine"
         | "DescribeStateMachineForExecution"
@@ -115,7 +118,7 @@ pub struct Iam {
 }
 
 fn role_principal(logical_id: &str, policies: Vec<(String, Policy)>) -> Principal {
-    let role = format!("{STACK}-{logical_id}Role");
+    let role = crate::deployment::role_name(logical_id);
     let role_arn = crate::aws::role_arn(&role);
     let session = format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{logical_id}");
     Principal {
@@ -338,6 +341,27 @@ impl Iam {
             tracing::warn!(principal = %principal.name, action, resource, "would be denied (enforcement is off)");
             Ok(())
         }
+    }
+
+    /// Authorizes `actions` on the key of the encrypted state machine `machine_arn`, which
+    /// Step Functions takes on the principal's behalf.
+    pub fn authorize_state_machine_key(
+        &self,
+        principal: &Principal,
+        actions: &[&str],
+        key: &str,
+        machine_arn: &str,
+        secure: bool,
+    ) -> Result<(), Denied> {
+        for action in actions {
+            self.authorize(
+                principal,
+                action,
+                key,
+                state_machine_key_context(secure, machine_arn),
+            )?;
+        }
+        Ok(())
     }
 
     /// What was used so far.

@@ -66,15 +66,6 @@ pub fn function_managed_policies(tracing_active: bool) -> Vec<&'static str> {
     names
 }
 
-/// The managed policies SAM attaches to a state machine's role: X-Ray with tracing.
-pub fn state_machine_managed_policies(tracing_enabled: bool) -> Vec<&'static str> {
-    if tracing_enabled {
-        vec!["AWSXrayWriteOnlyAccess"]
-    } else {
-        Vec::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
