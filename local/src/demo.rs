@@ -122,11 +122,20 @@ pub async fn upload(
     Ok(())
 }
 
-/// Where every object is: bucket role, key, and tags.
+/// An object where it is: bucket role, key, tags, and the KMS key it is encrypted with
+/// (SSE-KMS), if any.
+pub struct Placed {
+    pub role: String,
+    pub key: String,
+    pub tags: BTreeMap<String, String>,
+    pub kms_key: Option<String>,
+}
+
+/// Where every object is.
 pub async fn placement(
     s3: &aws_sdk_s3::Client,
     buckets: &[(&str, String)],
-) -> Result<Vec<(String, String, BTreeMap<String, String>)>, String> {
+) -> Result<Vec<Placed>, String> {
     let mut out = Vec::new();
     for (role, bucket) in buckets {
         let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
@@ -145,7 +154,21 @@ pub async fn placement(
                     .iter()
                     .map(|t| (t.key().to_owned(), t.value().to_owned()))
                     .collect();
-                out.push(((*role).to_owned(), key, tags));
+                let kms_key = s3
+                    .head_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|err| format!("head of {key}: {err}"))?
+                    .ssekms_key_id()
+                    .map(str::to_owned);
+                out.push(Placed {
+                    role: (*role).to_owned(),
+                    key,
+                    tags,
+                    kms_key,
+                });
             }
         }
     }
@@ -212,6 +235,13 @@ pub async fn run(
         stack.endpoint(),
         stack.data_dir().display()
     );
+    if let Some(key) = deployment
+        .bucket_encryption
+        .get(&raw)
+        .and_then(|encryption| encryption.kms_key.as_deref())
+    {
+        println!("   buckets encrypted with SSE-KMS, key {key}");
+    }
     println!();
 
     let samples = samples();
@@ -318,10 +348,25 @@ pub async fn run(
     println!("Where every object is:");
     let placement = placement(&s3, &roles).await?;
     for sample in &samples {
-        match placement.iter().find(|(_, key, _)| key == sample.key) {
-            Some((role, key, tags)) => {
-                let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!("   {role:<14} {key:<32} {}", tags.join(" "));
+        match placement.iter().find(|placed| placed.key == sample.key) {
+            Some(placed) => {
+                let tags: Vec<String> = placed
+                    .tags
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                // With BucketEncryption=SSE-KMS, the key each copy is under.
+                let encryption = placed
+                    .kms_key
+                    .as_deref()
+                    .map(|key| format!("  [SSE-KMS {}]", key.rsplit('/').next().unwrap_or(key)))
+                    .unwrap_or_default();
+                println!(
+                    "   {:<14} {:<32} {}{encryption}",
+                    placed.role,
+                    placed.key,
+                    tags.join(" ")
+                );
             }
             None => println!("   {:<14} {}", "deleted", sample.key),
         }

@@ -64,6 +64,32 @@ pub struct Deployment {
     pub resource_policies: Vec<ResourcePolicy>,
     /// The Macie allow lists the template creates, by logical id.
     pub allow_lists: BTreeMap<String, LocalAllowList>,
+    /// Each bucket's default encryption, by bucket name.
+    pub bucket_encryption: BTreeMap<String, BucketEncryption>,
+    /// The KMS keys the template creates.
+    pub keys: Vec<LocalKey>,
+    /// The template's KMS aliases: (`alias/<name>`, the key's ARN).
+    pub key_aliases: Vec<(String, String)>,
+}
+
+/// A bucket's default encryption (`BucketEncryption` of an `AWS::S3::Bucket`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BucketEncryption {
+    /// `None` for SSE-S3; the key (ARN, id or alias) for SSE-KMS.
+    pub kms_key: Option<String>,
+    /// S3 Bucket Keys: S3 asks KMS for a bucket-level key, with the bucket's ARN as the
+    /// encryption context, instead of a data key per object.
+    pub bucket_key: bool,
+}
+
+/// An `AWS::KMS::Key` of the template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalKey {
+    pub logical_id: String,
+    /// Stable across restarts (see `key_id`).
+    pub key_id: String,
+    pub description: String,
+    pub policy: serde_json::Value,
 }
 
 /// The template's schedule rule: what starts runs on a clock.
@@ -522,7 +548,11 @@ impl Deployment {
         }
 
         // The template's Rules hold across parameters, as CloudFormation checks them.
+        // A rule with a RuleCondition applies only when that condition holds.
         for (name, rule) in template["Rules"].as_mapping().into_iter().flatten() {
+            if !rule["RuleCondition"].is_null() && !resolver.condition(&rule["RuleCondition"])? {
+                continue;
+            }
             for assertion in rule["Assertions"].as_sequence().into_iter().flatten() {
                 if !resolver.condition(&assertion["Assert"])? {
                     return Err(format!(
@@ -547,6 +577,9 @@ impl Deployment {
         let mut roles = BTreeMap::new();
         let mut resource_policies = Vec::new();
         let mut allow_lists = BTreeMap::new();
+        let mut bucket_encryption = BTreeMap::new();
+        let mut keys = Vec::new();
+        let mut key_aliases = Vec::new();
         let global_tracing = template["Globals"]["Function"]["Tracing"].as_str() == Some("Active");
         let global_timeout = template["Globals"]["Function"]["Timeout"]
             .as_u64()
@@ -564,6 +597,10 @@ impl Deployment {
                     let name = resolver.reference(id)?;
                     if resolver.versioned(&properties["VersioningConfiguration"])? {
                         versioned_buckets.insert(name.clone());
+                    }
+                    if let Some(encryption) = resolver.json(&properties["BucketEncryption"])? {
+                        bucket_encryption
+                            .insert(name.clone(), default_encryption(id, &encryption)?);
                     }
                     buckets.insert(id.to_owned(), name);
                 }
@@ -726,13 +763,32 @@ impl Deployment {
                         .json(&properties["PolicyDocument"])?
                         .ok_or_else(|| format!("{id} has no PolicyDocument"))?,
                 }),
-                "AWS::KMS::Key" => resource_policies.push(ResourcePolicy {
-                    target: PolicyTarget::Key(resolver.attribute(id, "Arn")?),
-                    logical_id: id.to_owned(),
-                    document: resolver
+                "AWS::KMS::Key" => {
+                    let policy = resolver
                         .json(&properties["KeyPolicy"])?
-                        .ok_or_else(|| format!("{id} has no KeyPolicy"))?,
-                }),
+                        .ok_or_else(|| format!("{id} has no KeyPolicy"))?;
+                    keys.push(LocalKey {
+                        logical_id: id.to_owned(),
+                        key_id: key_id(id),
+                        description: resolver
+                            .json(&properties["Description"])?
+                            .and_then(|d| d.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        policy: policy.clone(),
+                    });
+                    resource_policies.push(ResourcePolicy {
+                        target: PolicyTarget::Key(resolver.attribute(id, "Arn")?),
+                        logical_id: id.to_owned(),
+                        document: policy,
+                    });
+                }
+                "AWS::KMS::Alias" => {
+                    let target = resolver.value(&properties["TargetKeyId"])?;
+                    key_aliases.push((
+                        resolver.value(&properties["AliasName"])?,
+                        crate::kms::key_arn(target.rsplit('/').next().unwrap_or(&target)),
+                    ));
+                }
                 "AWS::Macie::AllowList" => {
                     let criteria = &properties["Criteria"];
                     let criteria = if criteria["Regex"].is_null() {
@@ -812,12 +868,45 @@ impl Deployment {
             roles,
             resource_policies,
             allow_lists,
+            bucket_encryption,
+            keys,
+            key_aliases,
         })
     }
 
     /// A bucket's name by its logical id.
     pub fn bucket(&self, logical_id: &str) -> &str {
         self.buckets.get(logical_id).map_or("", String::as_str)
+    }
+}
+
+/// A bucket's `BucketEncryption` (resolved): SSE-S3 or SSE-KMS with its key.
+fn default_encryption(
+    id: &str,
+    encryption: &serde_json::Value,
+) -> Result<BucketEncryption, String> {
+    let rule = &encryption["ServerSideEncryptionConfiguration"][0];
+    let by_default = &rule["ServerSideEncryptionByDefault"];
+    let bucket_key = rule["BucketKeyEnabled"].as_bool().unwrap_or(false)
+        || rule["BucketKeyEnabled"].as_str() == Some("true");
+    match by_default["SSEAlgorithm"].as_str() {
+        Some("AES256") => Ok(BucketEncryption {
+            kms_key: None,
+            bucket_key: false,
+        }),
+        Some("aws:kms") => Ok(BucketEncryption {
+            kms_key: Some(
+                by_default["KMSMasterKeyID"]
+                    .as_str()
+                    .filter(|key| !key.is_empty())
+                    .ok_or_else(|| {
+                        format!("{id}: SSE-KMS without KMSMasterKeyID (the aws/s3 key) is not served locally")
+                    })?
+                    .to_owned(),
+            ),
+            bucket_key,
+        }),
+        other => Err(format!("{id}: unknown SSEAlgorithm {other:?}")),
     }
 }
 
@@ -986,6 +1075,62 @@ mod tests {
                 .substitutions["ApprovalTimeoutAction"],
             "deny"
         );
+    }
+
+    #[test]
+    fn bucket_encryption_follows_the_parameter_with_the_stacks_key_or_the_one_given() {
+        let pipeline = |deployment: &Deployment| -> Vec<Option<String>> {
+            deployment
+                .buckets
+                .iter()
+                .filter(|(id, _)| id.starts_with("DataPipeline"))
+                .map(|(_, name)| deployment.bucket_encryption[name].kms_key.clone())
+                .collect()
+        };
+        let default = local();
+        assert_eq!(pipeline(&default), vec![None; 5]);
+        assert!(default.keys.iter().all(|k| k.logical_id != "BucketKey"));
+
+        let kms = BTreeMap::from([("BucketEncryption".to_owned(), "SSE-KMS".to_owned())]);
+        let created = Deployment::resolve(TEMPLATE, &kms, "http://x").unwrap();
+        let key = created
+            .keys
+            .iter()
+            .find(|k| k.logical_id == "BucketKey")
+            .unwrap();
+        let arn = crate::kms::key_arn(&key.key_id);
+        assert_eq!(pipeline(&created), vec![Some(arn.clone()); 5]);
+        assert!(
+            created
+                .bucket_encryption
+                .values()
+                .filter(|e| e.kms_key.is_some())
+                .all(|e| e.bucket_key)
+        );
+        assert!(
+            created
+                .key_aliases
+                .contains(&("alias/local-data-pipeline".to_owned(), arn))
+        );
+        assert_eq!(
+            created.functions["TriggerMacieScan"].environment["BUCKET_KMS_KEY_ARN"],
+            crate::kms::key_arn(&key.key_id)
+        );
+
+        let given_arn =
+            format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
+        let mut given = kms.clone();
+        given.insert("BucketKmsKeyArn".into(), given_arn.clone());
+        let given = Deployment::resolve(TEMPLATE, &given, "http://x").unwrap();
+        assert_eq!(pipeline(&given), vec![Some(given_arn); 5]);
+        assert!(given.keys.iter().all(|k| k.logical_id != "BucketKey"));
+
+        let stray = BTreeMap::from([(
+            "BucketKmsKeyArn".to_owned(),
+            "arn:aws:kms:us-east-1:000000000000:key/k".to_owned(),
+        )]);
+        let err = Deployment::resolve(TEMPLATE, &stray, "http://x").unwrap_err();
+        assert!(err.contains("BucketKmsKeyOnlyWithSseKms"), "{err}");
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub struct Services {
     pub iam: Arc<Iam>,
     /// The objects, for the KMS key of an object a request reads.
     pub store: Arc<crate::s3::Store>,
+    pub kms: Arc<crate::kms::Kms>,
 }
 
 /// How a request reached the stack: over TLS or plain HTTP (`aws:SecureTransport`).
@@ -80,6 +81,14 @@ fn credential_scope(headers: &HeaderMap, query: Option<&str>) -> Option<String> 
         })
 }
 
+/// The operation a JSON protocol request names (`X-Amz-Target: <Service>.<Operation>`).
+fn amz_target(headers: &HeaderMap) -> &str {
+    headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
 /// The service a signed request is for, from its credential scope.
 fn signing_service(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     credential_scope(headers, query)?
@@ -119,6 +128,7 @@ pub fn s3_operation(
         Method::GET if has_key && has("uploadId") => "ListParts",
         Method::GET if has_key => "GetObject",
         Method::GET if has("versioning") => "GetBucketVersioning",
+        Method::GET if has("encryption") => "GetBucketEncryption",
         Method::GET if has("versions") => "ListObjectVersions",
         Method::GET if has("uploads") => "ListMultipartUploads",
         Method::GET if has("list-type") => "ListObjectsV2",
@@ -128,6 +138,7 @@ pub fn s3_operation(
         Method::HEAD => "HeadBucket",
         Method::PUT if has("tagging") => "PutObjectTagging",
         Method::PUT if has("versioning") => "PutBucketVersioning",
+        Method::PUT if has("encryption") => "PutBucketEncryption",
         Method::PUT if has("partNumber") && copy => "UploadPartCopy",
         Method::PUT if has("partNumber") => "UploadPart",
         Method::PUT if copy => "CopyObject",
@@ -137,11 +148,54 @@ pub fn s3_operation(
         Method::POST if has("uploadId") => "CompleteMultipartUpload",
         Method::POST if has("delete") => "DeleteObjects",
         Method::DELETE if has("tagging") => "DeleteObjectTagging",
+        Method::DELETE if has("encryption") => "DeleteBucketEncryption",
         Method::DELETE if has("uploadId") => "AbortMultipartUpload",
         Method::DELETE if has_key => "DeleteObject",
         Method::DELETE => "DeleteBucket",
         _ => "Unknown",
     }
+}
+
+/// The KMS actions S3 takes on a writer's behalf with the key the write is encrypted with: a
+/// data key for a new object; a multipart upload's parts are also decrypted to be assembled.
+fn s3_write_key_actions(operation: &str) -> &'static [&'static str] {
+    match operation {
+        "PutObject" | "CopyObject" => &["kms:GenerateDataKey"],
+        "CreateMultipartUpload" => &["kms:GenerateDataKey", "kms:Decrypt"],
+        _ => &[],
+    }
+}
+
+/// The bucket, key and KMS key of a write that is encrypted with SSE-KMS. A key that cannot
+/// be used is left to the S3 service, which answers with S3's error for it.
+fn write_key(
+    services: &Services,
+    operation: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<(String, String, crate::s3::encryption::WriteKey)> {
+    if s3_write_key_actions(operation).is_empty() {
+        return None;
+    }
+    let (bucket, key) = path.trim_start_matches('/').split_once('/')?;
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (bucket, key) = (decode(bucket), decode(key));
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let write_key = crate::s3::encryption::for_write(
+        &services.store,
+        &services.kms,
+        &bucket,
+        header("x-amz-server-side-encryption"),
+        header("x-amz-server-side-encryption-aws-kms-key-id"),
+        header("x-amz-server-side-encryption-bucket-key-enabled")
+            .map(|v| v.eq_ignore_ascii_case("true")),
+    )
+    .ok()??;
+    Some((bucket, key, write_key))
 }
 
 /// The Macie operation a request is, for fault rules and IAM, and the resource it acts on
@@ -250,6 +304,12 @@ fn denied_reply(service: &str, denied: &crate::iam::Denied) -> Reply {
             &json!({"message": denied.message}),
             Some("AccessDeniedException"),
         ),
+        "kms" => json_reply(
+            400,
+            "application/x-amz-json-1.1",
+            &json!({"__type": "AccessDeniedException", "message": denied.message}),
+            Some("AccessDeniedException"),
+        ),
         // Step Functions names a refusal of the state machine's key apart.
         "states" if denied.action.starts_with("kms:") => json_reply(
             400,
@@ -323,23 +383,56 @@ fn authorize(
                 && let Ok(meta) = services
                     .store
                     .head_version(&bucket, &key, version.as_deref())
-                && let Some(kms_key) = meta.attributes.kms_key_id
+                && let Some(kms_key) = &meta.attributes.kms_key_id
             {
-                let mut context = crate::iam::evaluate::transport(secure);
-                context.insert(
-                    "kms:viaservice".into(),
-                    vec![format!("s3.{}.amazonaws.com", crate::aws::REGION)],
+                let context = crate::s3::encryption::context_arn(
+                    &bucket,
+                    &key,
+                    meta.attributes.kms_bucket_key,
                 );
-                iam.authorize(principal, "kms:Decrypt", &kms_key, context)?;
+                iam.authorize(
+                    principal,
+                    "kms:Decrypt",
+                    kms_key,
+                    crate::s3::encryption::kms_context(secure, &context),
+                )?;
+            }
+            // Writing one takes a data key from the key it is written with.
+            for action in s3_write_key_actions(operation) {
+                if let Some((bucket, key, write_key)) =
+                    write_key(services, operation, path, &parts.headers)
+                {
+                    let context =
+                        crate::s3::encryption::context_arn(&bucket, &key, write_key.bucket_key);
+                    iam.authorize(
+                        principal,
+                        action,
+                        &write_key.arn,
+                        crate::s3::encryption::kms_context(secure, &context),
+                    )?;
+                }
             }
             Ok(())
         }
+        "kms" => {
+            let target = amz_target(&parts.headers);
+            let operation = target.trim_start_matches("TrentService.");
+            let resource = crate::kms::api::resource(&services.kms, operation, body);
+            let mut context = crate::iam::evaluate::transport(secure);
+            context.insert("kms:calleraccount".into(), vec![crate::aws::ACCOUNT.into()]);
+            let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            if let Ok(pairs) = crate::kms::api::encryption_context(&input) {
+                for (name, value) in pairs {
+                    context.insert(
+                        format!("kms:encryptioncontext:{}", name.to_ascii_lowercase()),
+                        vec![value],
+                    );
+                }
+            }
+            iam.authorize(principal, &format!("kms:{operation}"), &resource, context)
+        }
         "states" => {
-            let target = parts
-                .headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
+            let target = amz_target(&parts.headers);
             let operation = target.trim_start_matches("AWSStepFunctions.");
             let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             let resource = ["executionArn", "stateMachineArn", "mapRunArn"]
@@ -515,12 +608,7 @@ pub async fn dispatch(
     }
     Ok(match service.as_str() {
         "states" => {
-            let target = parts
-                .headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
+            let target = amz_target(&parts.headers).to_owned();
             let operation = target.trim_start_matches("AWSStepFunctions.").to_owned();
             if let Some(fault) = injected(&services.faults, "states", &operation).await {
                 return Ok(fault);
@@ -570,6 +658,21 @@ pub async fn dispatch(
                     Some(err.code),
                 ),
             }
+        }
+        "kms" => {
+            let target = amz_target(&parts.headers);
+            // Macie is enabled by the time the stack answers requests, so its role exists.
+            let principals = crate::iam::KnownPrincipals {
+                iam: &services.iam,
+                macie_enabled: true,
+            };
+            let result = crate::kms::api::handle(&services.kms, target, &body, &principals);
+            json_reply(
+                result.status,
+                "application/x-amz-json-1.1",
+                &result.body,
+                result.error,
+            )
         }
         other => reply(
             400,

@@ -21,9 +21,10 @@ use tracing::{info, warn};
 
 use crate::aws::{ACCOUNT, REGION};
 use crate::clock::{Clock, now_ms, rfc3339_ms};
-use crate::deployment::{self, DEFINITION, Deployment, TEMPLATE};
+use crate::deployment::{self, BucketEncryption, DEFINITION, Deployment, TEMPLATE};
 use crate::faults::Faults;
-use crate::iam::{Iam, Principal};
+use crate::iam::{Iam, KnownPrincipals, Principal};
+use crate::kms::Kms;
 use crate::lambdas::{FunctionOverrides, Lambdas};
 use crate::macie::{Macie, MacieOptions};
 use crate::router::{self, Services, Transport};
@@ -292,6 +293,31 @@ pub async fn sdk_config_as(endpoint: &str, ca_pem: &[u8], access_key: &str) -> S
         .await
 }
 
+/// Creates the template's keys, or updates their policies, and points its aliases at them, as
+/// a deployment does. A key policy KMS would refuse fails the start: one naming Macie's
+/// service-linked role fails a deployment that enables Macie (`EnableMacie=yes`), because
+/// that role does not exist until Macie is enabled, after the keys are made.
+fn deploy_keys(deployment: &Deployment, kms: &Kms, iam: &Iam) -> Result<(), String> {
+    let principals = KnownPrincipals {
+        iam,
+        macie_enabled: deployment.parameters.get("EnableMacie").map(String::as_str) != Some("yes"),
+    };
+    for key in &deployment.keys {
+        kms.deploy_template_key(
+            &key.logical_id,
+            &key.key_id,
+            &key.description,
+            &key.policy,
+            &principals,
+        )?;
+    }
+    for (alias, key) in &deployment.key_aliases {
+        kms.set_alias(alias, key, true)
+            .map_err(|err| format!("{alias}: {err}"))?;
+    }
+    Ok(())
+}
+
 impl LocalStack {
     pub async fn start(config: StackConfig) -> Result<Self, String> {
         let listener = TcpListener::bind((config.host, config.port))
@@ -308,16 +334,35 @@ impl LocalStack {
         std::fs::create_dir_all(&data_dir)
             .map_err(|err| format!("{}: {err}", data_dir.display()))?;
         let tls = Tls::create(&data_dir.join("tls"))?;
-        let iam = Arc::new(Iam::from_deployment(&deployment, config.enforce_iam)?);
+        let kms = Arc::new(Kms::open(data_dir.join("kms"))?);
+        let iam = Iam::from_deployment(&deployment, config.enforce_iam)?;
+        deploy_keys(&deployment, &kms, &iam)?;
+        let iam = Arc::new(iam.with_kms(Arc::clone(&kms)));
 
-        let (store, s3) =
-            crate::s3::service(&data_dir.join("s3")).map_err(|err| format!("S3 data: {err}"))?;
+        let (store, s3) = crate::s3::service(&data_dir.join("s3"), Arc::clone(&kms))
+            .map_err(|err| format!("S3 data: {err}"))?;
         for bucket in deployment.buckets.values() {
             if !store.bucket_exists(bucket) {
                 store
                     .create_bucket(bucket)
                     .map_err(|err| format!("bucket {bucket}: {err}"))?;
             }
+            // The template's default encryption, its key resolved as S3 would.
+            let encryption = match deployment.bucket_encryption.get(bucket) {
+                Some(BucketEncryption {
+                    kms_key: Some(key),
+                    bucket_key,
+                }) => Some(crate::s3::store::DefaultEncryption {
+                    kms_key: Some(kms.usable(key).map_err(|err| {
+                        format!("bucket {bucket}: its default encryption key {key}: {err}")
+                    })?),
+                    bucket_key: *bucket_key,
+                }),
+                _ => None,
+            };
+            store
+                .set_encryption(bucket, encryption)
+                .map_err(|err| format!("bucket {bucket}: {err}"))?;
             // As CloudFormation does on an update: versioning once on is suspended, never removed.
             let versioned = deployment.versioned_buckets.contains(bucket);
             let current = store
@@ -416,6 +461,7 @@ impl LocalStack {
             faults,
             iam: Arc::clone(&iam),
             store: Arc::clone(&store),
+            kms,
         });
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve(

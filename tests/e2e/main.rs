@@ -5,6 +5,7 @@ mod aws_cli;
 mod browser;
 mod decisions;
 mod distributed_map;
+mod encryption;
 mod failures;
 mod false_positives;
 mod iam;

@@ -29,6 +29,105 @@ pub struct Gate {
     pub dir: tempfile::TempDir,
 }
 
+/// How a test stack's pipeline buckets are encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3, the default.
+    SseS3,
+    /// `BucketEncryption=SSE-KMS`: the stack creates its key.
+    StackKey,
+    /// `BucketEncryption=SSE-KMS` with `BucketKmsKeyArn`: a key already in the account, with
+    /// KMS's default policy (the account's IAM policies grant its use; Macie's role holds none).
+    GivenKey,
+}
+
+/// The account's root, the only principal a key made before the stack may name.
+struct AccountRoot;
+
+impl macie_pipeline_local::kms::Principals for AccountRoot {
+    fn exists(&self, arn: &str) -> bool {
+        arn == format!("arn:aws:iam::{}:root", macie_pipeline_local::aws::ACCOUNT)
+    }
+}
+
+impl Encryption {
+    pub const ALL: [Encryption; 3] = [Self::SseS3, Self::StackKey, Self::GivenKey];
+
+    /// Sets the parameters (creating the given key first); returns the given key's ARN.
+    pub fn apply(self, config: &mut StackConfig) -> Option<String> {
+        if self == Self::SseS3 {
+            return None;
+        }
+        config
+            .parameters
+            .insert("BucketEncryption".into(), "SSE-KMS".into());
+        if self == Self::StackKey {
+            return None;
+        }
+        let kms = macie_pipeline_local::kms::Kms::open(config.data_dir.join("kms"))
+            .expect("the local KMS opens");
+        // One id for every test that names a key: the IAM report then counts the grants on it
+        // across those tests, as it does the stack's own key.
+        let arn = kms
+            .create_key_at(
+                "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                "a key already in the account",
+                None,
+                &AccountRoot,
+            )
+            .expect("a key with the default policy")
+            .arn;
+        config
+            .parameters
+            .insert("BucketKmsKeyArn".into(), arn.clone());
+        Some(arn)
+    }
+}
+
+/// The statement the README tells the owner of a key to add so that Macie may analyse the
+/// objects under it (the JSON block after `<!-- key-policy: macie -->`), for this account.
+pub fn readme_macie_key_statement() -> Value {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+    let after = readme
+        .split("<!-- key-policy: macie -->")
+        .nth(1)
+        .expect("the README has the Macie key statement");
+    let block = after
+        .split("```json")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a JSON block follows the marker");
+    serde_json::from_str(&block.replace("111122223333", macie_pipeline_local::aws::ACCOUNT))
+        .expect("the README's statement is JSON")
+}
+
+impl Gate {
+    /// Adds the README's Macie statement to the policy of `key`, as its owner would.
+    pub async fn let_macie_use(&self, key: &str) {
+        let kms = aws_sdk_kms::Client::new(&self.stack.sdk_config().await);
+        let mut policy: Value = serde_json::from_str(
+            kms.get_key_policy()
+                .key_id(key)
+                .send()
+                .await
+                .expect("GetKeyPolicy")
+                .policy()
+                .expect("a policy"),
+        )
+        .expect("a JSON policy");
+        policy["Statement"]
+            .as_array_mut()
+            .expect("statements")
+            .push(readme_macie_key_statement());
+        kms.put_key_policy()
+            .key_id(key)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .expect("PutKeyPolicy");
+    }
+}
+
 /// Settings for tests: a thousandth of real time, so a 60 s poll takes 60 ms.
 pub fn test_config(dir: &std::path::Path) -> StackConfig {
     let mut config = StackConfig::new(dir);

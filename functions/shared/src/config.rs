@@ -233,8 +233,17 @@ pub struct TriggerConfig {
     pub raw_bucket: String,
     pub scan_stage_bucket: String,
     pub account_id: String,
+    /// The pipeline buckets' KMS key (`BucketEncryption=SSE-KMS`); empty with SSE-S3.
+    pub bucket_kms_key: String,
     pub job: JobSettings,
     pub moves: MoveSettings,
+}
+
+impl TriggerConfig {
+    /// Whether `kms_key` (an object's key ARN, as S3 reports it) is the pipeline buckets' own.
+    pub fn is_bucket_key(&self, kms_key: &str) -> bool {
+        !self.bucket_kms_key.is_empty() && self.bucket_kms_key == kms_key
+    }
 }
 
 impl FromEnv for TriggerConfig {
@@ -243,6 +252,7 @@ impl FromEnv for TriggerConfig {
             raw_bucket: env.required("RAW_BUCKET"),
             scan_stage_bucket: env.required("SCAN_STAGE_BUCKET"),
             account_id: env.required("ACCOUNT_ID"),
+            bucket_kms_key: env.optional("BUCKET_KMS_KEY_ARN", String::new()),
             job: JobSettings::read(env),
             moves: MoveSettings::read(env),
         }

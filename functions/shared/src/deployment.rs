@@ -61,6 +61,9 @@ pub enum Resource {
     /// The KMS key the state machine's execution data is encrypted with, granted only for that
     /// state machine's data (its ARN as the encryption context).
     StateMachineKey,
+    /// The pipeline buckets' KMS key with `BucketEncryption=SSE-KMS` (the stack's `BucketKey`, or
+    /// the one `BucketKmsKeyArn` names), used only through S3.
+    BucketKey,
     /// Macie classification jobs of this account and region.
     MacieJobs,
     /// `*`: for actions without resource-level permissions (Macie ListFindings, GetFindings,
@@ -135,6 +138,39 @@ impl FunctionSpec {
     /// Whether this function calls `operation`.
     pub fn calls_operation(&self, operation: &str) -> bool {
         self.calls.iter().any(|call| call.operation == operation)
+    }
+
+    /// What it needs besides when the pipeline buckets are encrypted with SSE-KMS: S3 uses
+    /// their key on its behalf, decrypting what it reads (a GET, a copy's source, a multipart
+    /// upload's parts) and taking a data key for what it writes. A HEAD reads no data.
+    pub fn encrypted_grants(&self) -> Vec<Grant> {
+        let on_pipeline_objects = |call: &Call| {
+            call.grants.iter().any(|(_, resource)| {
+                matches!(
+                    resource,
+                    Resource::Objects(_)
+                        | Resource::ManifestAddenda(_)
+                        | Resource::ApprovalRecords
+                        | Resource::FalsePositiveRules
+                        | Resource::FalsePositiveRecords
+                )
+            })
+        };
+        let mut grants = Vec::new();
+        for call in self.calls.iter().filter(|call| on_pipeline_objects(call)) {
+            let actions: &[&'static str] = match call.operation {
+                "GetObject" | "UploadPartCopy" => &["kms:Decrypt"],
+                "PutObject" => &["kms:GenerateDataKey"],
+                "CopyObject" | "CreateMultipartUpload" => &["kms:Decrypt", "kms:GenerateDataKey"],
+                _ => &[],
+            };
+            for action in actions {
+                if !grants.contains(&(*action, Resource::BucketKey)) {
+                    grants.push((*action, Resource::BucketKey));
+                }
+            }
+        }
+        grants
     }
 }
 

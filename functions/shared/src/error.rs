@@ -97,6 +97,16 @@ pub enum PipelineError {
         detail: String,
     },
 
+    /// S3 could not use a KMS key on the gate's behalf: the key of the bucket it writes to (or
+    /// of an object past intake) does not let this function's role encrypt or decrypt. Another
+    /// try meets the same key policy; the objects stay where they are.
+    #[error("s3://{bucket}/{key}: {detail}")]
+    KmsAccessDenied {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+
     /// A Distributed Map batch met the Lambda deadline before every object in it was started.
     /// The Map's child retries the whole batch; the objects already moved are found gone.
     #[error("{0}")]
@@ -122,6 +132,7 @@ impl PipelineError {
         "NotificationFailed",
         "PlacementConflict",
         "BatchUnfinished",
+        "KmsAccessDenied",
     ];
 
     /// The name of the error that means "wait for Macie to finish writing its results".
@@ -143,6 +154,7 @@ impl PipelineError {
             Self::Notification(_) => "NotificationFailed",
             Self::PlacementConflict { .. } => "PlacementConflict",
             Self::BatchUnfinished(_) => "BatchUnfinished",
+            Self::KmsAccessDenied { .. } => "KmsAccessDenied",
         }
     }
 
@@ -280,6 +292,11 @@ mod tests {
                 detail: "d".into(),
             },
             PipelineError::BatchUnfinished(String::new()),
+            PipelineError::KmsAccessDenied {
+                bucket: "b".into(),
+                key: "k".into(),
+                detail: "d".into(),
+            },
         ];
         for err in &samples {
             assert!(

@@ -45,6 +45,9 @@ fn resource(value: &Yaml) -> Resource {
     if value.as_str() == Some("*") {
         return Resource::Everything;
     }
+    if is_bucket_key(value) {
+        return Resource::BucketKey;
+    }
     if created_or_given(
         value,
         "DiscoveryResultsKey.Arn",
@@ -196,22 +199,50 @@ fn each_function_gets_exactly_the_environment_it_reads() {
     }
 }
 
-/// A policy statement, or `!If [VersioningEnabled, statement, !Ref AWS::NoValue]`: the
-/// statement and whether it applies only with versioning.
-fn statement(entry: &Yaml) -> (&Yaml, bool) {
+/// When a statement applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applies {
+    Always,
+    /// `!If [VersioningEnabled, statement, !Ref AWS::NoValue]`
+    Versioned,
+    /// `!If [EncryptWithKms, statement, !Ref AWS::NoValue]`
+    Encrypted,
+}
+
+/// A policy statement, unconditional or under one of the two conditions a grant may take.
+fn statement(entry: &Yaml) -> (&Yaml, Applies) {
     let Some((tag, branches)) = tagged(entry) else {
-        return (entry, false);
+        return (entry, Applies::Always);
     };
     assert_eq!(tag, "If", "{entry:?}");
     let branches = branches.as_sequence().expect("!If takes a list");
-    assert_eq!(branches[0].as_str(), Some("VersioningEnabled"), "{entry:?}");
+    let applies = match branches[0].as_str() {
+        Some("VersioningEnabled") => Applies::Versioned,
+        Some("EncryptWithKms") => Applies::Encrypted,
+        other => panic!("a grant under an unexpected condition {other:?}"),
+    };
     let otherwise = tagged(&branches[2]).map(|(tag, value)| (tag, value.as_str()));
     assert_eq!(
         otherwise,
         Some(("Ref".to_owned(), Some("AWS::NoValue"))),
-        "a conditional statement grants nothing without versioning"
+        "a conditional statement grants nothing without its condition"
     );
-    (&branches[1], true)
+    (&branches[1], applies)
+}
+
+/// The pipeline buckets' key: the stack's, else the one given.
+fn is_bucket_key(value: &Yaml) -> bool {
+    let Some((tag, branches)) = tagged(value) else {
+        return false;
+    };
+    if tag != "If" {
+        return false;
+    }
+    let branches = branches.as_sequence().expect("!If takes a list");
+    let name = |branch: &Yaml| tagged(branch).map(|(_, v)| v.as_str().unwrap().to_owned());
+    branches[0].as_str() == Some("CreateBucketKey")
+        && name(&branches[1]).is_some_and(|n| n == "BucketKey.Arn")
+        && name(&branches[2]).is_some_and(|n| n == "BucketKmsKeyArn")
 }
 
 #[test]
@@ -220,13 +251,24 @@ fn each_function_is_granted_exactly_what_its_calls_need() {
     for function in functions() {
         let mut granted: BTreeSet<Grant> = BTreeSet::new();
         let mut granted_versioned: BTreeSet<Grant> = BTreeSet::new();
+        let mut granted_encrypted: BTreeSet<Grant> = BTreeSet::new();
         for policy in deployed[function.logical_id]["Properties"]["Policies"]
             .as_sequence()
             .expect("inline policies")
         {
             for entry in policy["Statement"].as_sequence().expect("statements") {
-                let (statement, versioned) = statement(entry);
+                let (statement, applies) = statement(entry);
                 assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+                if applies == Applies::Encrypted {
+                    // S3 uses the key on the function's behalf; nothing else may.
+                    let (tag, service) =
+                        tagged(&statement["Condition"]["StringEquals"]["kms:ViaService"])
+                            .expect("the bucket key is granted through S3 only");
+                    assert_eq!(
+                        (tag.as_str(), service.as_str()),
+                        ("Sub", Some("s3.${AWS::Region}.amazonaws.com"))
+                    );
+                }
                 let on_state_machine_key = statement["Resource"]
                     .as_sequence()
                     .unwrap()
@@ -250,10 +292,10 @@ fn each_function_is_granted_exactly_what_its_calls_need() {
                     for target in statement["Resource"].as_sequence().unwrap() {
                         let action: &'static str =
                             Box::leak(action.as_str().unwrap().to_owned().into_boxed_str());
-                        let grants = if versioned {
-                            &mut granted_versioned
-                        } else {
-                            &mut granted
+                        let grants = match applies {
+                            Applies::Always => &mut granted,
+                            Applies::Versioned => &mut granted_versioned,
+                            Applies::Encrypted => &mut granted_encrypted,
                         };
                         grants.insert((action, resource(target)));
                     }
@@ -280,6 +322,12 @@ fn each_function_is_granted_exactly_what_its_calls_need() {
             granted_versioned, needed_versioned,
             "{}: template grants under VersioningEnabled vs what its calls need on versioned \
              buckets",
+            function.logical_id
+        );
+        let needed_encrypted: BTreeSet<Grant> = function.encrypted_grants().into_iter().collect();
+        assert_eq!(
+            granted_encrypted, needed_encrypted,
+            "{}: template grants under EncryptWithKms vs what S3 needs of the key for its calls",
             function.logical_id
         );
     }

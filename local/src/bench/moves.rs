@@ -99,6 +99,7 @@ pub async fn worker(
         raw_bucket: from.to_owned(),
         scan_stage_bucket: to.to_owned(),
         account_id: "000000000000".to_owned(),
+        bucket_kms_key: String::new(),
         job: JobSettings::default(),
         moves: MoveSettings {
             concurrency,

@@ -21,6 +21,7 @@ use serde_json::json;
 
 use crate::aws::{ACCOUNT, REGION};
 use crate::deployment::{Deployment, PolicyTarget};
+use crate::kms::Kms;
 use evaluate::{Caller, Context, Decision, Request, ResourcePolicyKind};
 use policy::Policy;
 
@@ -42,6 +43,14 @@ pub const STATE_MACHINE: &str = "MaciePipelineScanStateMachine";
 
 /// Macie's service principal.
 pub const MACIE_SERVICE: &str = "macie.amazonaws.com";
+
+/// The ARN of Macie's service-linked role, which it reads objects with: it exists once Macie is
+/// enabled in the account.
+pub fn macie_service_linked_role() -> String {
+    format!(
+        "arn:aws:iam::{ACCOUNT}:role/aws-service-role/macie.amazonaws.com/AWSServiceRoleForAmazonMacie"
+    )
+}
 
 /// The request context of a KMS call Step Functions makes for a state machine encrypted with a
 /// customer-managed key: through Step Functions, with the state machine's ARN as the
@@ -95,6 +104,33 @@ pub struct Principal {
     pub policies: Vec<(String, Policy)>,
 }
 
+/// The principals of the account a key policy may name: the account itself, the template's
+/// roles, the local users, and Macie's service-linked role once Macie is enabled (KMS refuses a
+/// policy naming a principal that does not exist).
+pub struct KnownPrincipals<'a> {
+    pub iam: &'a Iam,
+    pub macie_enabled: bool,
+}
+
+impl crate::kms::Principals for KnownPrincipals<'_> {
+    fn exists(&self, arn: &str) -> bool {
+        let iam = self.iam;
+        arn == ACCOUNT
+            || arn == format!("arn:aws:iam::{ACCOUNT}:root")
+            || (self.macie_enabled && arn == macie_service_linked_role())
+            || [&iam.user, &iam.read_only]
+                .into_iter()
+                .chain(iam.by_name.values())
+                .any(|principal| {
+                    principal
+                        .caller
+                        .names
+                        .first()
+                        .is_some_and(|name| name == arn)
+                })
+    }
+}
+
 /// A request IAM refused, with AWS's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -113,7 +149,11 @@ pub struct Iam {
     user: Arc<Principal>,
     read_only: Arc<Principal>,
     macie: Arc<Principal>,
-    resource_policies: HashMap<PolicyTarget, (String, Policy)>,
+    macie_role: Arc<Principal>,
+    resource_policies: HashMap<PolicyTarget, (String, Arc<Policy>)>,
+    /// The local KMS, once attached: key policies are then its current ones (a key policy can
+    /// change, and keys made with the CLI have one), not the template's.
+    kms: Option<Arc<Kms>>,
     usage: Mutex<report::Usage>,
 }
 
@@ -156,7 +196,10 @@ impl Iam {
         for policy in &deployment.resource_policies {
             let parsed = Policy::parse(&policy.document, true)
                 .map_err(|err| format!("{}: {err}", policy.logical_id))?;
-            resource_policies.insert(policy.target.clone(), (policy.logical_id.clone(), parsed));
+            resource_policies.insert(
+                policy.target.clone(),
+                (policy.logical_id.clone(), Arc::new(parsed)),
+            );
         }
         let everything = Policy::parse(
             &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
@@ -206,6 +249,31 @@ impl Iam {
             },
             policies: Vec::new(),
         });
+        // Macie analyses objects as its service-linked role, whose managed policy
+        // (AmazonMacieServiceRolePolicy) reads any object and grants no KMS key: a key must allow
+        // the role in its own policy.
+        let macie_role = Arc::new(Principal {
+            name: "AWSServiceRoleForAmazonMacie".into(),
+            caller: Caller {
+                arn: format!(
+                    "arn:aws:sts::{ACCOUNT}:assumed-role/AWSServiceRoleForAmazonMacie/macie"
+                ),
+                names: vec![macie_service_linked_role()],
+                account: ACCOUNT.into(),
+                service: None,
+            },
+            policies: vec![(
+                "AmazonMacieServiceRolePolicy".into(),
+                Policy::parse(
+                    &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+                        "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging",
+                        "s3:ListBucket", "s3:GetBucket*",
+                    ], "Resource": "*"}]}),
+                    false,
+                )
+                .expect("a valid policy"),
+            )],
+        });
         Ok(Self {
             enforce,
             by_key,
@@ -213,12 +281,25 @@ impl Iam {
             user,
             read_only,
             macie,
+            macie_role,
             resource_policies,
+            kms: None,
             usage: Mutex::new(report::Usage {
                 parameters: deployment.parameters.clone(),
                 principals: BTreeMap::new(),
             }),
         })
+    }
+
+    /// The local KMS, once attached.
+    pub fn kms(&self) -> Option<&Arc<Kms>> {
+        self.kms.as_ref()
+    }
+
+    /// Reads key policies from `kms` from now on.
+    pub fn with_kms(mut self, kms: Arc<Kms>) -> Self {
+        self.kms = Some(kms);
+        self
     }
 
     pub fn enforcing(&self) -> bool {
@@ -251,6 +332,11 @@ impl Iam {
         Arc::clone(&self.macie)
     }
 
+    /// Macie's service-linked role (analysing objects).
+    pub fn macie_role(&self) -> Arc<Principal> {
+        Arc::clone(&self.macie_role)
+    }
+
     /// Every role, for the report.
     pub fn roles(&self) -> impl Iterator<Item = &Arc<Principal>> {
         self.by_name.values()
@@ -260,10 +346,15 @@ impl Iam {
         &self,
         action: &str,
         resource: &str,
-    ) -> Option<(&Policy, ResourcePolicyKind)> {
+    ) -> Option<(Arc<Policy>, ResourcePolicyKind)> {
         let target = if let Some(rest) = resource.strip_prefix("arn:aws:s3:::") {
             PolicyTarget::Bucket(rest.split('/').next().unwrap_or_default().to_owned())
         } else if resource.starts_with("arn:aws:kms:") {
+            if let Some(kms) = &self.kms {
+                return kms
+                    .policy(resource)
+                    .map(|policy| (policy, ResourcePolicyKind::Required));
+            }
             PolicyTarget::Key(resource.to_owned())
         } else if resource.starts_with("arn:aws:sns:") {
             PolicyTarget::Topic(resource.to_owned())
@@ -277,7 +368,7 @@ impl Iam {
         };
         self.resource_policies
             .get(&target)
-            .map(|(_, policy)| (policy, kind))
+            .map(|(_, policy)| (Arc::clone(policy), kind))
     }
 
     /// Authorizes one action on one resource. `context` holds the request's own condition
@@ -315,7 +406,13 @@ impl Iam {
             resource,
             context: &context,
         };
-        let decision = evaluate::decide(&identity, resource_policy, &request);
+        let decision = evaluate::decide(
+            &identity,
+            resource_policy
+                .as_ref()
+                .map(|(policy, kind)| (policy.as_ref(), *kind)),
+            &request,
+        );
         let allowed = decision == Decision::Allowed;
         self.usage
             .lock()

@@ -56,7 +56,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The object a request reads (bucket, key, version), whose KMS key must then allow
-/// `kms:Decrypt` as well: a GET or HEAD, or the source of a copy.
+/// `kms:Decrypt` as well: a GET, or the source of a copy. A HEAD reads only metadata, which S3
+/// keeps outside the encrypted data: it takes no key.
 pub fn read_object(
     operation: &str,
     path: &str,
@@ -64,7 +65,7 @@ pub fn read_object(
     headers: &HeaderMap,
 ) -> Option<(String, String, Option<String>)> {
     match operation {
-        "GetObject" | "HeadObject" => {
+        "GetObject" => {
             let (bucket, key) = path.trim_start_matches('/').split_once('/')?;
             let version = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
                 .find(|(name, _)| name == "versionId")
@@ -112,6 +113,11 @@ pub fn checks(
         "GetBucketLocation" => vec![check("s3:GetBucketLocation", bucket_arn)],
         "GetBucketVersioning" => vec![check("s3:GetBucketVersioning", bucket_arn)],
         "PutBucketVersioning" => vec![check("s3:PutBucketVersioning", bucket_arn)],
+        "GetBucketEncryption" => vec![check("s3:GetEncryptionConfiguration", bucket_arn)],
+        // S3 has no action of its own for removing it.
+        "PutBucketEncryption" | "DeleteBucketEncryption" => {
+            vec![check("s3:PutEncryptionConfiguration", bucket_arn)]
+        }
         "ListMultipartUploads" => vec![check("s3:ListBucketMultipartUploads", bucket_arn)],
         "ListObjects" | "ListObjectsV2" | "ListObjectVersions" => {
             let action = if operation == "ListObjectVersions" {

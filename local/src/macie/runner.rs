@@ -299,6 +299,34 @@ impl Inner {
         }))
     }
 
+    /// Why Macie cannot decrypt an SSE-KMS object, in Macie's words: its key is disabled or gone
+    /// (`INVALID_KMS_KEY`), or the key's policy does not let Macie's service-linked role use it
+    /// through S3 (`INVALID_ENCRYPTION`). None for an object it can read.
+    fn key_refusal(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &crate::s3::store::ObjectMeta,
+    ) -> Option<&'static str> {
+        let kms_key = meta.attributes.kms_key_id.as_deref()?;
+        if let Some(kms) = self.iam.kms()
+            && kms.usable(kms_key).is_err()
+        {
+            return Some("INVALID_KMS_KEY");
+        }
+        let context =
+            crate::s3::encryption::context_arn(bucket, key, meta.attributes.kms_bucket_key);
+        self.iam
+            .authorize(
+                &self.iam.macie_role(),
+                "kms:Decrypt",
+                kms_key,
+                crate::s3::encryption::kms_context(true, &context),
+            )
+            .err()
+            .map(|_| "INVALID_ENCRYPTION")
+    }
+
     /// Analyses one object: its discovery result, and its finding if anything counts.
     fn classify_object(
         &self,
@@ -315,6 +343,17 @@ impl Inner {
             );
             return (results::record(job_id, bucket, key, None, gone, None), None);
         };
+        if let Some(reason) = self.key_refusal(bucket, key, &meta) {
+            info!(
+                job_id,
+                bucket, key, reason, "Macie cannot use the object's KMS key"
+            );
+            let skipped = results::not_read("SKIPPED", reason, macie_classifier::mime_type(key));
+            return (
+                results::record(job_id, bucket, key, Some(&meta), skipped, None),
+                None,
+            );
+        }
         let report = classifier.classify(key, Some(meta.size), file);
         let found = report
             .is_sensitive()

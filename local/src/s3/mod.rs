@@ -1,5 +1,6 @@
 //! The local S3: the `s3s` protocol implementation over a data directory.
 
+pub mod encryption;
 pub mod service;
 pub mod store;
 pub mod versions;
@@ -29,9 +30,12 @@ impl S3Auth for LocalAuth {
 }
 
 /// Opens the store under `dir` and builds the S3 service over it, path-style.
-pub fn service(dir: &Path) -> Result<(Arc<Store>, S3Service), store::StoreError> {
+pub fn service(
+    dir: &Path,
+    kms: Arc<crate::kms::Kms>,
+) -> Result<(Arc<Store>, S3Service), store::StoreError> {
     let store = Arc::new(Store::open(dir)?);
-    let mut builder = S3ServiceBuilder::new(LocalS3::new(Arc::clone(&store)));
+    let mut builder = S3ServiceBuilder::new(LocalS3::new(Arc::clone(&store), kms));
     builder.set_auth(LocalAuth);
     Ok((store, builder.build()))
 }

@@ -11,24 +11,79 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::Engine as _;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
-use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tokio_util::io::ReaderStream;
 
 use macie_pipeline::tags::{self, MAX_KEY_CHARS, MAX_TAGS, Tag as GateTag};
 
+use crate::kms::Kms;
+use crate::s3::encryption;
 use crate::s3::store::{
-    Attributes, Entry, Listing, Match, ObjectMeta, Store, StoreError, Versioning, WriteCondition,
+    Attributes, DefaultEncryption, Entry, Listing, Match, ObjectMeta, Store, StoreError,
+    Versioning, WriteCondition,
 };
 
 /// The S3 service over a store.
 #[derive(Clone)]
 pub struct LocalS3 {
     store: Arc<Store>,
+    kms: Arc<Kms>,
+}
+
+/// S3's 400 for a key it cannot use (`KMS.NotFoundException`, `KMS.DisabledException`, ...).
+fn kms_error(code: String, message: String) -> S3Error {
+    let mut error = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
+    error.set_status_code(http::StatusCode::BAD_REQUEST);
+    error
+}
+
+/// The encryption headers of a response about an object: SSE-KMS with its key, or SSE-S3.
+fn sse_of(attributes: &Attributes) -> (Option<ServerSideEncryption>, Option<String>, Option<bool>) {
+    match &attributes.kms_key_id {
+        Some(key) => (
+            Some(ServerSideEncryption::from_static(
+                ServerSideEncryption::AWS_KMS,
+            )),
+            Some(key.clone()),
+            attributes.kms_bucket_key.then_some(true),
+        ),
+        None => (
+            Some(ServerSideEncryption::from_static(
+                ServerSideEncryption::AES256,
+            )),
+            None,
+            None,
+        ),
+    }
 }
 
 impl LocalS3 {
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<Store>, kms: Arc<Kms>) -> Self {
+        Self { store, kms }
+    }
+
+    /// The key a write to `bucket` is encrypted with (see [`encryption::for_write`]).
+    fn write_key(
+        &self,
+        bucket: &str,
+        sse: Option<&ServerSideEncryption>,
+        key: Option<&str>,
+        bucket_key: Option<bool>,
+    ) -> S3Result<Option<encryption::WriteKey>> {
+        encryption::for_write(
+            &self.store,
+            &self.kms,
+            bucket,
+            sse.map(ServerSideEncryption::as_str),
+            key,
+            bucket_key,
+        )
+        .map_err(|err| {
+            let mut error =
+                S3Error::with_message(S3ErrorCode::Custom(err.code.into()), err.message);
+            error.set_status_code(http::StatusCode::BAD_REQUEST);
+            error
+        })
     }
 
     /// The `x-amz-version-id` to report for `meta` in `bucket`.
@@ -383,6 +438,12 @@ impl S3 for LocalS3 {
         let tags = header_tags(input.tagging)?;
         let target = write_condition(input.if_match, input.if_none_match)?;
         let body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
+        let write_key = self.write_key(
+            &input.bucket,
+            input.server_side_encryption.as_ref(),
+            input.ssekms_key_id.as_deref(),
+            input.bucket_key_enabled,
+        )?;
         let attributes = Attributes {
             content_type: input.content_type,
             content_encoding: input.content_encoding,
@@ -393,16 +454,21 @@ impl S3 for LocalS3 {
             website_redirect_location: input.website_redirect_location,
             storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
             metadata: input.metadata.unwrap_or_default().into_iter().collect(),
-            kms_key_id: input.ssekms_key_id,
+            kms_bucket_key: write_key.as_ref().is_some_and(|k| k.bucket_key),
+            kms_key_id: write_key.map(|k| k.arn),
         };
         let meta = self
             .store
             .put(&input.bucket, &input.key, body, attributes, tags, target)
             .await
             .map_err(map_error)?;
+        let (server_side_encryption, ssekms_key_id, bucket_key_enabled) = sse_of(&meta.attributes);
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&meta)),
             version_id: self.version_of(&input.bucket, &meta),
+            server_side_encryption,
+            ssekms_key_id,
+            bucket_key_enabled,
             ..Default::default()
         }))
     }
@@ -425,6 +491,12 @@ impl S3 for LocalS3 {
         if archived(&meta) {
             return Err(archived_error());
         }
+        // Reading decrypts with the object's key, which must still be usable.
+        if let Some(key) = &meta.attributes.kms_key_id
+            && let Err(err) = self.kms.usable(key)
+        {
+            return Err(kms_error(format!("KMS.{}", err.code()), err.to_string()));
+        }
         let mut file = tokio::fs::File::from_std(file);
         let (start, length, content_range) = match input.range {
             None => (0, meta.size, None),
@@ -443,6 +515,7 @@ impl S3 for LocalS3 {
         let reader = tokio::io::AsyncReadExt::take(file, length);
         let body = StreamingBlob::wrap(ReaderStream::with_capacity(reader, 64 * 1024));
         let attributes = &meta.attributes;
+        let (server_side_encryption, ssekms_key_id, bucket_key_enabled) = sse_of(attributes);
         Ok(S3Response::new(GetObjectOutput {
             body: Some(body),
             content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
@@ -461,6 +534,9 @@ impl S3 for LocalS3 {
             tag_count: (!meta.tags.is_empty()).then(|| i32::try_from(meta.tags.len()).unwrap_or(0)),
             storage_class: attributes.storage_class.clone().map(StorageClass::from),
             version_id: self.version_of(&input.bucket, &meta),
+            server_side_encryption,
+            ssekms_key_id,
+            bucket_key_enabled,
             ..Default::default()
         }))
     }
@@ -481,6 +557,7 @@ impl S3 for LocalS3 {
             return Err(map_error(StoreError::PreconditionFailed));
         }
         let attributes = &meta.attributes;
+        let (server_side_encryption, ssekms_key_id, bucket_key_enabled) = sse_of(attributes);
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(i64::try_from(meta.size).unwrap_or(i64::MAX)),
             accept_ranges: Some("bytes".into()),
@@ -496,6 +573,9 @@ impl S3 for LocalS3 {
             metadata: Some(attributes.metadata.clone().into_iter().collect()),
             storage_class: attributes.storage_class.clone().map(StorageClass::from),
             version_id: self.version_of(&input.bucket, &meta),
+            server_side_encryption,
+            ssekms_key_id,
+            bucket_key_enabled,
             ..Default::default()
         }))
     }
@@ -613,7 +693,12 @@ impl S3 for LocalS3 {
         if archived(&source_meta) {
             return Err(archived_error());
         }
-        let kms_key_id = input.ssekms_key_id.clone();
+        let write_key = self.write_key(
+            &input.bucket,
+            input.server_side_encryption.as_ref(),
+            input.ssekms_key_id.as_deref(),
+            input.bucket_key_enabled,
+        )?;
         let requested = Attributes {
             content_type: input.content_type,
             content_encoding: input.content_encoding,
@@ -625,6 +710,7 @@ impl S3 for LocalS3 {
             storage_class: storage_class.clone(),
             metadata: input.metadata.unwrap_or_default().into_iter().collect(),
             kms_key_id: None,
+            kms_bucket_key: false,
         };
         let (copied, meta) = self
             .store
@@ -641,13 +727,16 @@ impl S3 for LocalS3 {
                     };
                     // A copy is stored as STANDARD unless it asks for another class.
                     attributes.storage_class = storage_class;
-                    // Encryption is the copy's own (its headers), never the source's, as in S3.
-                    attributes.kms_key_id = kms_key_id;
+                    // Encryption is the copy's own (its headers, else the target bucket's
+                    // default), never the source's, as in S3.
+                    attributes.kms_bucket_key = write_key.as_ref().is_some_and(|k| k.bucket_key);
+                    attributes.kms_key_id = write_key.map(|k| k.arn);
                     let tags = new_tags.unwrap_or_else(|| source.tags.clone());
                     (attributes, tags)
                 },
             )
             .map_err(map_error)?;
+        let (server_side_encryption, ssekms_key_id, bucket_key_enabled) = sse_of(&meta.attributes);
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(etag(&meta)),
@@ -656,6 +745,9 @@ impl S3 for LocalS3 {
             }),
             copy_source_version_id: self.version_of(&source_bucket, &copied),
             version_id: self.version_of(&input.bucket, &meta),
+            server_side_encryption,
+            ssekms_key_id,
+            bucket_key_enabled,
             ..Default::default()
         }))
     }
@@ -739,6 +831,96 @@ impl S3 for LocalS3 {
             ),
             ..Default::default()
         }))
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        let encryption = self
+            .store
+            .encryption(&req.input.bucket)
+            .map_err(map_error)?
+            .unwrap_or_default();
+        let by_default = ServerSideEncryptionByDefault {
+            sse_algorithm: ServerSideEncryption::from_static(if encryption.kms_key.is_some() {
+                ServerSideEncryption::AWS_KMS
+            } else {
+                ServerSideEncryption::AES256
+            }),
+            kms_master_key_id: encryption.kms_key,
+        };
+        Ok(S3Response::new(GetBucketEncryptionOutput {
+            server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
+                rules: vec![ServerSideEncryptionRule {
+                    apply_server_side_encryption_by_default: Some(by_default),
+                    bucket_key_enabled: Some(encryption.bucket_key),
+                }],
+            }),
+        }))
+    }
+
+    /// The key of a default SSE-KMS must exist (S3 checks it on the first write; locally it is
+    /// checked here, so a typo fails where it was made).
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        let input = req.input;
+        let rule = input
+            .server_side_encryption_configuration
+            .rules
+            .first()
+            .ok_or_else(|| {
+                s3_error!(
+                    MalformedXML,
+                    "a ServerSideEncryptionConfiguration needs a Rule"
+                )
+            })?;
+        let by_default = rule.apply_server_side_encryption_by_default.as_ref();
+        let encryption = match by_default.map(|d| d.sse_algorithm.as_str()) {
+            None | Some(ServerSideEncryption::AES256) => None,
+            Some(ServerSideEncryption::AWS_KMS) => {
+                let key = by_default
+                    .and_then(|d| d.kms_master_key_id.as_deref())
+                    .ok_or_else(|| {
+                        s3_error!(
+                            InvalidArgument,
+                            "the local stack serves SSE-KMS with a named key only (not aws/s3): give KMSMasterKeyID"
+                        )
+                    })?;
+                let arn = self.kms.usable(key).map_err(|err| {
+                    s3_error!(
+                        InvalidArgument,
+                        "KMSMasterKeyID {key} cannot be used: {err}"
+                    )
+                })?;
+                Some(DefaultEncryption {
+                    kms_key: Some(arn),
+                    bucket_key: rule.bucket_key_enabled.unwrap_or(false),
+                })
+            }
+            Some(other) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "The encryption method specified is not supported: {other}"
+                ));
+            }
+        };
+        self.store
+            .set_encryption(&input.bucket, encryption)
+            .map_err(map_error)?;
+        Ok(S3Response::new(PutBucketEncryptionOutput::default()))
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        self.store
+            .set_encryption(&req.input.bucket, None)
+            .map_err(map_error)?;
+        Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
     }
 
     async fn get_bucket_versioning(
@@ -941,6 +1123,12 @@ impl S3 for LocalS3 {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
         let tags = header_tags(input.tagging)?;
+        let write_key = self.write_key(
+            &input.bucket,
+            input.server_side_encryption.as_ref(),
+            input.ssekms_key_id.as_deref(),
+            input.bucket_key_enabled,
+        )?;
         let attributes = Attributes {
             content_type: input.content_type,
             content_encoding: input.content_encoding,
@@ -951,7 +1139,8 @@ impl S3 for LocalS3 {
             website_redirect_location: input.website_redirect_location,
             storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
             metadata: input.metadata.unwrap_or_default().into_iter().collect(),
-            kms_key_id: input.ssekms_key_id,
+            kms_bucket_key: write_key.as_ref().is_some_and(|k| k.bucket_key),
+            kms_key_id: write_key.map(|k| k.arn),
         };
         let upload_id = self
             .store

@@ -104,6 +104,21 @@ pub struct Attributes {
     /// that key as well.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+    /// Encrypted under an S3 Bucket Key: the key's encryption context is then the bucket's
+    /// ARN, not the object's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kms_bucket_key: bool,
+}
+
+/// A bucket's default encryption: SSE-S3, or SSE-KMS with a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultEncryption {
+    /// `None` for SSE-S3; the key's ARN for SSE-KMS.
+    pub kms_key: Option<String>,
+    /// S3 Bucket Keys on.
+    #[serde(default)]
+    pub bucket_key: bool,
 }
 
 /// One object version's record.
@@ -207,6 +222,9 @@ struct BucketRecord {
     created_ms: i64,
     #[serde(default)]
     versioning: Versioning,
+    /// None: S3's default for every bucket, SSE-S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encryption: Option<DefaultEncryption>,
 }
 
 /// A key's record on disk. Records written before versioning held one object.
@@ -228,6 +246,7 @@ struct Upload {
 struct BucketState {
     created_ms: i64,
     versioning: Versioning,
+    encryption: Option<DefaultEncryption>,
     keys: BTreeMap<String, Chain>,
     uploads: HashMap<String, Upload>,
     /// Deletes per key since the store opened, for conditional-write conflicts.
@@ -389,6 +408,7 @@ impl Store {
         Ok(BucketState {
             created_ms: record.created_ms,
             versioning: record.versioning,
+            encryption: record.encryption,
             keys,
             uploads,
             deletes: HashMap::new(),
@@ -442,6 +462,7 @@ impl Store {
         let record = BucketRecord {
             created_ms: now_ms(),
             versioning: Versioning::Unversioned,
+            encryption: None,
         };
         write_json(&dir.join("bucket.json"), &record)?;
         state.insert(
@@ -449,6 +470,7 @@ impl Store {
             BucketState {
                 created_ms: record.created_ms,
                 versioning: record.versioning,
+                encryption: None,
                 keys: BTreeMap::new(),
                 uploads: HashMap::new(),
                 deletes: HashMap::new(),
@@ -495,17 +517,49 @@ impl Store {
                 "versioning can be Enabled or Suspended".into(),
             ));
         }
+        self.update_bucket(bucket, |current, _| *current = versioning)
+    }
+
+    /// Changes a bucket's settings, saving them first: a failed save changes nothing.
+    fn update_bucket(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(&mut Versioning, &mut Option<DefaultEncryption>),
+    ) -> Result<()> {
         let mut state = self.lock();
         let state = state.get_mut(bucket).ok_or(StoreError::NoSuchBucket)?;
+        let (mut versioning, mut encryption) = (state.versioning, state.encryption.clone());
+        change(&mut versioning, &mut encryption);
         write_json(
             &self.bucket_dir(bucket).join("bucket.json"),
             &BucketRecord {
                 created_ms: state.created_ms,
                 versioning,
+                encryption: encryption.clone(),
             },
         )?;
         state.versioning = versioning;
+        state.encryption = encryption;
         Ok(())
+    }
+
+    /// The bucket's default encryption; None is SSE-S3, every bucket's default.
+    pub fn encryption(&self, bucket: &str) -> Result<Option<DefaultEncryption>> {
+        Ok(self
+            .lock()
+            .get(bucket)
+            .ok_or(StoreError::NoSuchBucket)?
+            .encryption
+            .clone())
+    }
+
+    /// Sets (PutBucketEncryption) or removes (DeleteBucketEncryption) the default encryption.
+    pub fn set_encryption(
+        &self,
+        bucket: &str,
+        encryption: Option<DefaultEncryption>,
+    ) -> Result<()> {
+        self.update_bucket(bucket, |_, current| *current = encryption)
     }
 
     /// The current object's record.

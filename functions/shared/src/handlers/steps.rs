@@ -608,6 +608,7 @@ fn settle(copied: Copied, bucket: &str, key: &str) -> Result<Outcome, PipelineEr
         Copied::Refused(reason) => Err(PipelineError::InvalidInput(format!(
             "s3://{bucket}/{key} cannot be moved: {reason}"
         ))),
+        Copied::KeyDenied(message) => Err(crate::s3::kms::denied(bucket, key, &message)),
         Copied::Done { .. } | Copied::SourceChanged | Copied::Taken | Copied::TargetChanged => {
             Err(PipelineError::ObjectChanged {
                 bucket: bucket.to_owned(),

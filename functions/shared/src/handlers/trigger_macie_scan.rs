@@ -300,6 +300,18 @@ impl TriggerMacieScan {
                     reason,
                 });
             }
+            // An object that landed under a key of its own which does not let the gate decrypt
+            // it stays in raw, and the run reports it with the statement that key needs. Any
+            // other key refusal is the gate's own buckets' key: every object would meet it.
+            Copied::KeyDenied(message) => match head.kms_key() {
+                Some(kms_key) if !self.config.is_bucket_key(kms_key) => {
+                    return Ok(Outcome::Rejected {
+                        key: object.key,
+                        reason: crate::s3::kms::source_key_refused(kms_key, &message),
+                    });
+                }
+                _ => return Err(crate::s3::kms::denied(raw, &object.key, &message)),
+            },
         };
         // In a versioned raw bucket this only hides the version behind a delete marker: it stays
         // there as a noncurrent version (and is deleted for good if it is denied), while a

@@ -4,6 +4,7 @@
 
 pub mod copy_source;
 pub mod documents;
+pub mod kms;
 pub mod landing;
 pub mod objects;
 pub mod pass;

@@ -69,6 +69,11 @@ impl Head {
     pub fn metadata(&self) -> Option<&HashMap<String, String>> {
         self.output.metadata()
     }
+
+    /// The KMS key an SSE-KMS object is encrypted with.
+    pub fn kms_key(&self) -> Option<&str> {
+        self.output.ssekms_key_id()
+    }
 }
 
 /// What a read pinned to an ETag found.
@@ -116,6 +121,9 @@ pub enum Copied {
     SourceGone,
     /// S3 refused to copy this object (e.g. it is archived); it stays where it is.
     Refused(String),
+    /// S3 could not use a KMS key for the copy on the caller's behalf (the source's to decrypt,
+    /// or the target bucket's to encrypt); S3's message.
+    KeyDenied(String),
     /// `Absent` was expected but an object is there.
     Taken,
     /// `Replacing` was expected but the target changed or went.
@@ -644,6 +652,9 @@ where
             Target::Absent => Copied::SourceGone,
         });
     }
+    if let Some(message) = kms_denial(&err) {
+        return finished(Copied::KeyDenied(message));
+    }
     match err.code() {
         Some("ObjectNotInActiveTierError" | "InvalidObjectState") => finished(Copied::Refused(
             "the object is in an archive storage class; restore it before the gate can move it"
@@ -651,6 +662,17 @@ where
         )),
         _ => Err(PipelineError::from_sdk(operation, err)),
     }
+}
+
+/// S3's message when it was denied a KMS key on the caller's behalf: `AccessDenied`, naming a
+/// `kms:` action (S3 reports KMS's refusal as its own access denial).
+pub(crate) fn kms_denial<E: ProvideErrorMetadata>(
+    err: &SdkError<E, HttpResponse>,
+) -> Option<String> {
+    let message = err.message()?;
+    (err.code() == Some("AccessDenied")
+        && (message.contains("kms:Decrypt") || message.contains("kms:GenerateDataKey")))
+    .then(|| message.to_owned())
 }
 
 pub(crate) fn is_conflict<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {

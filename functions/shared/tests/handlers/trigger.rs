@@ -33,6 +33,7 @@ fn config() -> TriggerConfig {
         raw_bucket: "raw".into(),
         scan_stage_bucket: "scan".into(),
         account_id: "123456789012".into(),
+        bucket_kms_key: String::new(),
         job: JobSettings {
             managed_selector: "RECOMMENDED".into(),
             custom_data_identifier_ids: vec!["cdi-1".into()],
