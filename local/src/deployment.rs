@@ -64,6 +64,9 @@ pub struct Deployment {
     pub resource_policies: Vec<ResourcePolicy>,
     /// The Macie allow lists the template creates, by logical id.
     pub allow_lists: BTreeMap<String, LocalAllowList>,
+    /// Buckets the deployment uses but does not create (`RawBucketName`): the stack changes
+    /// nothing on them.
+    pub external_buckets: std::collections::BTreeSet<String>,
     /// Each bucket's default encryption, by bucket name.
     pub bucket_encryption: BTreeMap<String, BucketEncryption>,
     /// The KMS keys the template creates.
@@ -830,6 +833,16 @@ impl Deployment {
                 _ => {}
             }
         }
+        // An existing landing bucket stands in for the raw bucket the stack would create.
+        let mut external_buckets = std::collections::BTreeSet::new();
+        if let Some(raw) = resolver
+            .parameters
+            .get("RawBucketName")
+            .filter(|name| !name.is_empty())
+        {
+            buckets.insert("DataPipelineRawBucket".to_owned(), raw.clone());
+            external_buckets.insert(raw.clone());
+        }
         let (topic_arn, topic_display_name, subscriber) =
             topic.ok_or("the template has no SNS topic")?;
         let (state_machine_name, substitutions, state_machine_key) =
@@ -868,6 +881,7 @@ impl Deployment {
             roles,
             resource_policies,
             allow_lists,
+            external_buckets,
             bucket_encryption,
             keys,
             key_aliases,
@@ -1131,6 +1145,40 @@ mod tests {
         )]);
         let err = Deployment::resolve(TEMPLATE, &stray, "http://x").unwrap_err();
         assert!(err.contains("BucketKmsKeyOnlyWithSseKms"), "{err}");
+    }
+
+    #[test]
+    fn a_landing_bucket_named_by_parameter_replaces_the_raw_bucket_and_is_left_alone() {
+        let given = BTreeMap::from([
+            ("RawBucketName".to_owned(), "acme-landing".to_owned()),
+            ("BucketVersioning".to_owned(), "Enabled".to_owned()),
+            ("BucketEncryption".to_owned(), "SSE-KMS".to_owned()),
+        ]);
+        let deployment = Deployment::resolve(TEMPLATE, &given, "http://x").unwrap();
+        assert_eq!(deployment.bucket("DataPipelineRawBucket"), "acme-landing");
+        assert!(deployment.external_buckets.contains("acme-landing"));
+        assert!(!deployment.versioned_buckets.contains("acme-landing"));
+        assert!(!deployment.bucket_encryption.contains_key("acme-landing"));
+        assert!(
+            deployment
+                .resource_policies
+                .iter()
+                .all(|policy| policy.logical_id != "DataPipelineRawBucketPolicy")
+        );
+        for function in ["TriggerMacieScan", "DeleteManualReviewS3Files"] {
+            assert_eq!(
+                deployment.functions[function].environment["RAW_BUCKET"],
+                "acme-landing"
+            );
+        }
+        assert_eq!(deployment.substitutions["RawBucket"], "acme-landing");
+        let grants: String = deployment.roles["TriggerMacieScan"]
+            .iter()
+            .map(|policy| policy.document.to_string())
+            .collect();
+        assert!(grants.contains("arn:aws:s3:::acme-landing/*"), "{grants}");
+        assert!(!grants.contains("data-pipeline-raw"), "{grants}");
+        assert!(local().external_buckets.is_empty());
     }
 
     #[test]

@@ -342,6 +342,16 @@ impl LocalStack {
         let (store, s3) = crate::s3::service(&data_dir.join("s3"), Arc::clone(&kms))
             .map_err(|err| format!("S3 data: {err}"))?;
         for bucket in deployment.buckets.values() {
+            // A bucket named by parameter is someone else's: used as it is, never made or set.
+            if deployment.external_buckets.contains(bucket) {
+                if !store.bucket_exists(bucket) {
+                    warn!(
+                        bucket,
+                        "the bucket RawBucketName names does not exist; runs fail until it does"
+                    );
+                }
+                continue;
+            }
             if !store.bucket_exists(bucket) {
                 store
                     .create_bucket(bucket)

@@ -9,6 +9,7 @@ mod encryption;
 mod failures;
 mod false_positives;
 mod iam;
+mod landing;
 mod macie;
 mod paths;
 mod process_restart;

@@ -158,6 +158,19 @@ impl PipelineError {
         }
     }
 
+    /// Names the bucket in a `NoSuchBucket` error, which S3 reports without it: a bucket the
+    /// stack did not make (`RawBucketName`) may not exist yet.
+    pub fn naming_bucket(mut self, bucket: &str) -> Self {
+        if let Self::Aws { code, message, .. } = &mut self
+            && code == "NoSuchBucket"
+        {
+            *message = format!(
+                "the bucket {bucket} does not exist (a landing bucket named by RawBucketName must be made before the gate runs); {message}"
+            );
+        }
+        self
+    }
+
     /// Wraps an SDK error from `operation`, deciding whether it is transient.
     pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where

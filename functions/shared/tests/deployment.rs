@@ -24,9 +24,9 @@ fn bucket(logical_id: &str) -> Bucket {
     .unwrap_or_else(|| panic!("{logical_id} is not a pipeline bucket"))
 }
 
-/// The discovery results bucket or key: the created resource, or else the parameter naming an
-/// existing one.
-fn created_or_given(value: &Yaml, created: &str, given: &str) -> bool {
+/// A bucket or key the stack creates unless a parameter names an existing one:
+/// `!If [<condition>, <the created resource>, !Ref <parameter>]`.
+fn created_unless_given(value: &Yaml, condition: &str, created: &str, given: &str) -> bool {
     let Some((tag, branches)) = tagged(value) else {
         return false;
     };
@@ -35,9 +35,15 @@ fn created_or_given(value: &Yaml, created: &str, given: &str) -> bool {
     }
     let branches = branches.as_sequence().expect("!If takes a list");
     let name = |branch: &Yaml| tagged(branch).map(|(_, v)| v.as_str().unwrap().to_owned());
-    branches[0].as_str() == Some("CreateDiscoveryResults")
+    branches[0].as_str() == Some(condition)
         && name(&branches[1]).is_some_and(|n| n == created)
         && name(&branches[2]).is_some_and(|n| n == given)
+}
+
+/// The discovery results bucket or key: the created resource, or else the parameter naming an
+/// existing one.
+fn created_or_given(value: &Yaml, created: &str, given: &str) -> bool {
+    created_unless_given(value, "CreateDiscoveryResults", created, given)
 }
 
 /// Reads a policy `Resource` entry of the template into the table's terms.
@@ -59,6 +65,23 @@ fn resource(value: &Yaml) -> Resource {
     if tag == "Sub"
         && let Some([text, variables]) = inner.as_sequence().map(Vec::as_slice)
     {
+        // The raw bucket: the stack's, or the landing bucket RawBucketName names.
+        if !variables["Raw"].is_null() {
+            assert!(
+                created_unless_given(
+                    &variables["Raw"],
+                    "CreateRawBucket",
+                    "DataPipelineRawBucket",
+                    "RawBucketName"
+                ),
+                "{variables:?}"
+            );
+            return match text.as_str().unwrap() {
+                "arn:${AWS::Partition}:s3:::${Raw}" => Resource::Bucket(Bucket::Raw),
+                "arn:${AWS::Partition}:s3:::${Raw}/*" => Resource::Objects(Bucket::Raw),
+                other => panic!("unexpected raw bucket resource !Sub {other}"),
+            };
+        }
         assert!(
             created_or_given(
                 &variables["Bucket"],
@@ -471,7 +494,7 @@ fn the_state_machine_may_list_what_its_maps_read_and_run_its_own_children() {
     let machines = resources(&template(), "AWS::StepFunctions::StateMachine");
     let properties = &machines[0].1["Properties"];
     let substitutions = &properties["DefinitionSubstitutions"];
-    let read: BTreeSet<String> = asl["States"]
+    let read: BTreeSet<Bucket> = asl["States"]
         .as_object()
         .unwrap()
         .values()
@@ -481,9 +504,18 @@ fn the_state_machine_may_list_what_its_maps_read_and_run_its_own_children() {
                 .as_str()
                 .unwrap()
                 .trim_start_matches("sub-");
-            let (tag, bucket) = tagged(&substitutions[name]).expect("a !Ref to a bucket");
+            let value = &substitutions[name];
+            if created_unless_given(
+                value,
+                "CreateRawBucket",
+                "DataPipelineRawBucket",
+                "RawBucketName",
+            ) {
+                return Bucket::Raw;
+            }
+            let (tag, bucket) = tagged(value).expect("a !Ref to a bucket");
             assert_eq!(tag, "Ref");
-            bucket.as_str().unwrap().to_owned()
+            self::bucket(bucket.as_str().unwrap())
         })
         .collect();
     assert_eq!(read.len(), 2, "{read:?}");
@@ -502,12 +534,11 @@ fn the_state_machine_may_list_what_its_maps_read_and_run_its_own_children() {
             .flat_map(|s| s["Resource"].as_sequence().unwrap())
             .collect()
     };
-    let listed: BTreeSet<String> = granted("s3:ListBucket")
+    let listed: BTreeSet<Bucket> = granted("s3:ListBucket")
         .into_iter()
-        .map(|resource| {
-            let (tag, text) = tagged(resource).unwrap();
-            assert_eq!(tag, "GetAtt");
-            text.as_str().unwrap().trim_end_matches(".Arn").to_owned()
+        .map(|target| match resource(target) {
+            Resource::Bucket(bucket) => bucket,
+            other => panic!("the state machine lists {other:?}"),
         })
         .collect();
     assert_eq!(listed, read);

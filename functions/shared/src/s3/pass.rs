@@ -194,7 +194,7 @@ where
             .set_start_after(cursor.clone())
             .send()
             .await
-            .map_err(|err| PipelineError::from_sdk("ListObjectsV2", err))?;
+            .map_err(|err| PipelineError::from_sdk("ListObjectsV2", err).naming_bucket(bucket))?;
         let truncated = page.is_truncated().unwrap_or(false);
         let objects: Vec<Listed> = page
             .contents()
