@@ -435,3 +435,130 @@ async fn a_rewritten_export_keeps_its_newest_version_through_the_cli() {
 async fn a_rewritten_export_keeps_its_newest_version_through_the_cli_with_versioning() {
     a_rewritten_export_keeps_its_newest_version(true).await;
 }
+
+/// A landing bucket and a producer's key made with the CLI after the stack is up: the object
+/// under that key stays where it landed until the statement the alert gives is added to the
+/// key's policy with `aws kms put-key-policy`; the next run moves it under the stack's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_landing_bucket_and_a_producers_key_made_with_the_cli() {
+    let Some(cli) = required_cli() else {
+        return;
+    };
+    let gate = Gate::start_with(|config| {
+        config
+            .parameters
+            .insert("BucketEncryption".into(), "SSE-KMS".into());
+        config
+            .parameters
+            .insert("RawBucketName".into(), "cli-landing".into());
+    })
+    .await;
+    aws(&cli, &gate, &["s3", "mb", "s3://cli-landing"]).await;
+    let key = aws_json(
+        &cli,
+        &gate,
+        &["kms", "create-key", "--description", "a producer's key"],
+    )
+    .await["KeyMetadata"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = gate.dir.path().join("orders.csv");
+    std::fs::write(&file, "order,total\n1,20\n").unwrap();
+    let file = file.to_string_lossy().into_owned();
+    aws(
+        &cli,
+        &gate,
+        &[
+            "s3",
+            "cp",
+            &file,
+            "s3://cli-landing/orders.csv",
+            "--sse",
+            "aws:kms",
+            "--sse-kms-key-id",
+            &key,
+        ],
+    )
+    .await;
+
+    let first = cli_run(&cli, &gate, "cli-kms-1").await;
+    let start = Instant::now();
+    while cli_status(&cli, &gate, &first).await == "RUNNING" {
+        assert!(start.elapsed() < Duration::from_secs(60), "still running");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cli_status(&cli, &gate, &first).await, "FAILED");
+    assert_eq!(gate.keys(Bucket::Raw).await, vec!["orders.csv"]);
+    let alert = gate
+        .emails()
+        .into_iter()
+        .find(|email| email.message.contains(&key))
+        .expect("the alert names the key");
+    let text = alert.message.replace("\\\"", "\"");
+    let from = text
+        .find("{\"Sid\": \"SensitiveDataGateTakesObjects\"")
+        .expect("the alert gives the statement");
+    let statement: Value = serde_json::Deserializer::from_str(&text[from..])
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    let policy = aws(
+        &cli,
+        &gate,
+        &[
+            "kms",
+            "get-key-policy",
+            "--key-id",
+            &key,
+            "--policy-name",
+            "default",
+            "--query",
+            "Policy",
+            "--output",
+            "text",
+        ],
+    )
+    .await;
+    let mut policy: Value = serde_json::from_str(policy.trim()).unwrap();
+    policy["Statement"].as_array_mut().unwrap().push(statement);
+    aws(
+        &cli,
+        &gate,
+        &[
+            "kms",
+            "put-key-policy",
+            "--key-id",
+            &key,
+            "--policy-name",
+            "default",
+            "--policy",
+            &policy.to_string(),
+        ],
+    )
+    .await;
+
+    let second = cli_run(&cli, &gate, "cli-kms-2").await;
+    cli_until_succeeded(&cli, &gate, &second).await;
+    let head = aws_json(
+        &cli,
+        &gate,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            &gate.bucket(Bucket::ScannedData),
+            "--key",
+            "orders.csv",
+        ],
+    )
+    .await;
+    assert_eq!(head["ServerSideEncryption"], "aws:kms");
+    assert_ne!(
+        head["SSEKMSKeyId"],
+        key.as_str(),
+        "copied under the stack's key"
+    );
+    assert!(gate.keys(Bucket::Raw).await.is_empty());
+}
