@@ -12,9 +12,21 @@ use e2e::{Bucket, Encryption, Gate, http, link_after};
 use serde_json::json;
 
 fn sse_kms(config: &mut StackConfig) {
-    config
-        .parameters
-        .insert("BucketEncryption".into(), "SSE-KMS".into());
+    Encryption::StackKey.apply(config);
+}
+
+/// A key made with CreateKey (KMS's default policy); its ARN.
+async fn create_key(kms: &aws_sdk_kms::Client, description: &str) -> String {
+    kms.create_key()
+        .description(description)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned()
 }
 
 /// The ARN of the stack's own bucket key.
@@ -171,17 +183,7 @@ async fn an_object_under_a_key_that_keeps_the_gate_out_stays_in_raw_until_its_po
     let kms = kms_client(&gate).await;
     // A producer's own key, with KMS's default policy: the account's IAM policies grant its use,
     // and none of the gate's roles has a grant on it.
-    let theirs = kms
-        .create_key()
-        .description("a producer's key")
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
+    let theirs = create_key(&kms, "a producer's key").await;
     gate.s3
         .put_object()
         .bucket(gate.bucket(Bucket::Raw))
@@ -342,16 +344,7 @@ async fn a_buckets_default_encryption_is_set_read_and_applied_as_s3_does() {
     };
     let gate = Gate::start().await;
     let kms = kms_client(&gate).await;
-    let key = kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
+    let key = create_key(&kms, "a landing bucket's key").await;
     kms.create_alias()
         .alias_name("alias/landing")
         .target_key_id(&key)
