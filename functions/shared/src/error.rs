@@ -192,7 +192,7 @@ impl PipelineError {
                 operation,
                 code: "AccessDenied".into(),
                 message: format!(
-                    "HTTP 403 with no reason (a HEAD response has no body): HeadObject needs s3:GetObject on the object (s3:GetObjectVersion for a version id, and kms:Decrypt on its key if it is SSE-KMS encrypted); {message}"
+                    "HTTP 403 with no reason (a HEAD response has no body): HeadObject needs s3:GetObject on the object (s3:GetObjectVersion for a version id); {message}"
                 ),
                 source: Box::new(err),
             };
