@@ -450,10 +450,15 @@ async fn a_landing_bucket_and_a_producers_key_made_with_the_cli() {
             .insert("BucketEncryption".into(), "SSE-KMS".into());
         config
             .parameters
-            .insert("RawBucketName".into(), "cli-landing".into());
+            .insert("RawBucketName".into(), crate::landing::LANDING.into());
     })
     .await;
-    aws(&cli, &gate, &["s3", "mb", "s3://cli-landing"]).await;
+    aws(
+        &cli,
+        &gate,
+        &["s3", "mb", &format!("s3://{}", crate::landing::LANDING)],
+    )
+    .await;
     let key = aws_json(
         &cli,
         &gate,
@@ -473,7 +478,7 @@ async fn a_landing_bucket_and_a_producers_key_made_with_the_cli() {
             "s3",
             "cp",
             &file,
-            "s3://cli-landing/orders.csv",
+            &format!("s3://{}/orders.csv", crate::landing::LANDING),
             "--sse",
             "aws:kms",
             "--sse-kms-key-id",

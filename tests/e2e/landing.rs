@@ -1,11 +1,13 @@
 //! `RawBucketName`: the gate takes objects from a landing bucket made outside the stack, and
-//! changes nothing on it.
+//! changes nothing on it. Every test names the same bucket, so that the IAM report counts the
+//! grants on it across them.
 
 use e2e::macie_pipeline_local::s3::Store;
 use e2e::{Bucket, Encryption, Gate, http, link_after};
 use serde_json::json;
 
-const LANDING: &str = "acme-landing";
+/// The landing bucket of every `RawBucketName` test (the AWS CLI's too).
+pub const LANDING: &str = "acme-landing";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_existing_landing_bucket_is_gated_end_to_end_and_left_as_it_was() {
@@ -16,9 +18,11 @@ async fn an_existing_landing_bucket_is_gated_end_to_end_and_left_as_it_was() {
             .create_bucket(LANDING)
             .unwrap();
         Encryption::StackKey.apply(config);
-        config
-            .parameters
-            .insert("RawBucketName".into(), LANDING.into());
+        // Through the Distributed Maps, whose reader lists the landing bucket as the state
+        // machine's role (the CLI's test takes the loop).
+        for (name, value) in [("RawBucketName", LANDING), ("MovePath", "DistributedMap")] {
+            config.parameters.insert(name.into(), value.into());
+        }
     })
     .await;
     assert_eq!(gate.bucket(Bucket::Raw), LANDING);
@@ -96,10 +100,11 @@ async fn an_existing_landing_bucket_is_gated_end_to_end_and_left_as_it_was() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_landing_bucket_that_does_not_exist_fails_the_run_naming_it() {
+    // Not made this time.
     let gate = Gate::start_with(|config| {
         config
             .parameters
-            .insert("RawBucketName".into(), "acme-missing".into());
+            .insert("RawBucketName".into(), LANDING.into());
     })
     .await;
     let arn = gate.start_run("missing", json!({"id": "missing"})).await;
@@ -107,13 +112,13 @@ async fn a_landing_bucket_that_does_not_exist_fails_the_run_naming_it() {
     assert_eq!(finished.status.as_str(), "FAILED");
     let explained = gate.explain(&arn);
     assert!(
-        explained.contains("acme-missing") && explained.contains("NoSuchBucket"),
+        explained.contains(LANDING) && explained.contains("NoSuchBucket"),
         "{explained}"
     );
     assert!(
         gate.emails()
             .iter()
-            .any(|email| email.message.contains("acme-missing")),
+            .any(|email| email.message.contains(LANDING)),
         "the failure is emailed naming the bucket"
     );
 }
