@@ -64,6 +64,7 @@ async fn main() -> ExitCode {
     let mut loops = 0usize;
     let mut mapped = 0u64;
     let (mut versioned, mut rewriting, mut rewrites, mut versions) = (0u64, 0u64, 0usize, 0usize);
+    let mut encrypted = 0u64;
     let (mut superseded, mut held_aside, mut waited) = (0u64, 0usize, 0u64);
     let mut failing = Vec::new();
     let mut seeds = options.seeds.clone();
@@ -107,6 +108,7 @@ async fn main() -> ExitCode {
         objects += report.objects;
         executions += report.executions;
         versioned += u64::from(report.versioning);
+        encrypted += u64::from(report.encrypted);
         rewriting += u64::from(report.rewrites > 0);
         rewrites += report.rewrites;
         versions += report.versions;
@@ -123,7 +125,12 @@ async fn main() -> ExitCode {
             } else {
                 String::new()
             },
-            if report.versioning { " versioned" } else { "" },
+            match (report.versioning, report.encrypted) {
+                (true, true) => " versioned SSE-KMS",
+                (true, false) => " versioned",
+                (false, true) => " SSE-KMS",
+                (false, false) => "",
+            },
             if report.rewrites > 0 {
                 format!(
                     " {} rewrite(s) ({} kept aside, {} held aside, {} waited)",
@@ -152,7 +159,7 @@ async fn main() -> ExitCode {
     }
     failing.sort_unstable();
     println!(
-        "{runs} run(s) ({continued} with short deadlines: {loops} continuations; {mapped} through Distributed Maps; {versioned} with versioned buckets; {rewriting} rewriting keys: {rewrites} rewrite(s), {superseded} version(s) kept aside, {held_aside} review(s) holding a version aside, {waited} version(s) waiting behind an earlier one), {executions} execution(s), {objects} key(s), {versions} version(s), {faults} fault(s) injected of which {crashes} crash(es), {} violating seed(s){} in {:.0} s",
+        "{runs} run(s) ({continued} with short deadlines: {loops} continuations; {mapped} through Distributed Maps; {versioned} with versioned buckets; {encrypted} under the stack's KMS key; {rewriting} rewriting keys: {rewrites} rewrite(s), {superseded} version(s) kept aside, {held_aside} review(s) holding a version aside, {waited} version(s) waiting behind an earlier one), {executions} execution(s), {objects} key(s), {versions} version(s), {faults} fault(s) injected of which {crashes} crash(es), {} violating seed(s){} in {:.0} s",
         failing.len(),
         if failing.is_empty() {
             String::new()

@@ -5,7 +5,8 @@
 //! either default, Macie job cancelled or paused), sometimes a second overlapping execution and
 //! objects landing in raw while a run moves. Half the runs rewrite keys: new versions of keys
 //! already uploaded land while the earlier ones are in flight, held, being released or denied,
-//! and a later run takes what waited. A third of all runs use `BucketVersioning=Enabled`. After
+//! and a later run takes what waited. A third of all runs use `BucketVersioning=Enabled`, a quarter
+//! `BucketEncryption=SSE-KMS` (every object the gate wrote must then be under the stack's key). After
 //! each run it checks the invariants the gate promises and returns every violation; a seed
 //! replays its run exactly (up to thread timing).
 
@@ -62,6 +63,8 @@ pub struct RunReport {
     pub map_path: bool,
     /// Whether the buckets were versioned (`BucketVersioning=Enabled`).
     pub versioning: bool,
+    /// Whether the buckets were under the stack's KMS key (`BucketEncryption=SSE-KMS`).
+    pub encrypted: bool,
     /// New versions of keys already uploaded (0 in runs that do not rewrite keys).
     pub rewrites: usize,
     /// Versions kept aside instead of replacing a newer one (routing and releases), as the
@@ -98,6 +101,44 @@ pub enum Sabotage {
 /// Runs seed `seed` and checks the invariants.
 pub async fn run(seed: u64) -> RunReport {
     run_with(seed, Sabotage::None).await
+}
+
+/// With SSE-KMS, every object the gate wrote (and every upload, under raw's default) is under
+/// the stack's key.
+async fn under_the_stacks_key(gate: &Gate, violations: &mut Vec<String>) {
+    let key = gate
+        .stack
+        .deployment()
+        .keys
+        .iter()
+        .find(|key| key.logical_id == "BucketKey")
+        .map(|key| macie_pipeline_local::kms::key_arn(&key.key_id));
+    for bucket in [
+        Bucket::Raw,
+        Bucket::ScanStage,
+        Bucket::ManualReview,
+        Bucket::ScannedData,
+        Bucket::Manifests,
+    ] {
+        for object in gate.keys(bucket).await {
+            let head = gate
+                .s3
+                .head_object()
+                .bucket(gate.bucket(bucket))
+                .key(&object)
+                .send()
+                .await;
+            let found = head
+                .as_ref()
+                .ok()
+                .and_then(|h| h.ssekms_key_id().map(str::to_owned));
+            if head.is_ok() && found != key {
+                violations.push(format!(
+                    "{bucket:?} {object} is under {found:?}, not the stack's key {key:?}"
+                ));
+            }
+        }
+    }
 }
 
 async fn sabotage(gate: &Gate, how: Sabotage, versioning: bool) {
@@ -225,7 +266,12 @@ pub async fn run_with(seed: u64, how: Sabotage) -> RunReport {
     // Not with short deadlines: a batch that cannot finish before the deadline fails by design.
     let map_path = !continuations && seed.is_multiple_of(3);
     let versioning = versions.versioning;
+    // Chosen from the seed, not drawn, so every seed keeps the scenario it had before.
+    let encrypted = seed % 4 == 2;
     let gate = Gate::start_with(|config| {
+        if encrypted {
+            crate::Encryption::StackKey.apply(config);
+        }
         if map_path {
             for (name, value) in [
                 ("MovePath", "DistributedMap"),
@@ -435,6 +481,9 @@ pub async fn run_with(seed: u64, how: Sabotage) -> RunReport {
         seen: &seen,
     };
     check(&gate, &context, &mut violations).await;
+    if encrypted {
+        under_the_stacks_key(&gate, &mut violations).await;
+    }
     RunReport {
         seed,
         outcome,
@@ -442,6 +491,7 @@ pub async fn run_with(seed: u64, how: Sabotage) -> RunReport {
         continuation_loops,
         map_path,
         versioning,
+        encrypted,
         rewrites,
         superseded,
         held_aside,
