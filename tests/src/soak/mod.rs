@@ -96,6 +96,9 @@ pub enum Sabotage {
     DuplicateOne,
     /// Overwrite the first object found with other content.
     AlterOne,
+    /// Rewrite the first object found with the same content under SSE-S3 (a run on the stack's
+    /// KMS key must leave none so).
+    UnencryptOne,
 }
 
 /// Runs seed `seed` and checks the invariants.
@@ -203,6 +206,23 @@ async fn sabotage(gate: &Gate, how: Sabotage, versioning: bool) {
                 .bucket(gate.bucket(bucket))
                 .key(&key)
                 .body(ByteStream::from_static(b"altered"))
+                .send()
+                .await
+                .expect("put");
+        }
+        Sabotage::UnencryptOne => {
+            let body = gate.body(bucket, &key).await;
+            let tags = gate.tags(bucket, &key).await;
+            let tagging: Vec<macie_pipeline::tags::Tag> = tags
+                .into_iter()
+                .map(|(k, v)| macie_pipeline::tags::Tag::new(k, v))
+                .collect();
+            s3.put_object()
+                .bucket(gate.bucket(bucket))
+                .key(&key)
+                .body(ByteStream::from(body))
+                .tagging(macie_pipeline::tags::encode(&tagging))
+                .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
                 .send()
                 .await
                 .expect("put");
