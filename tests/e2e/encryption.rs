@@ -6,7 +6,6 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use e2e::macie_pipeline_local::kms::key_arn;
 use e2e::macie_pipeline_local::stack::StackConfig;
 use e2e::{Bucket, Encryption, Gate, http, link_after};
 use serde_json::json;
@@ -31,16 +30,8 @@ async fn create_key(kms: &aws_sdk_kms::Client, description: &str) -> String {
 
 /// The ARN of the stack's own bucket key.
 fn bucket_key(gate: &Gate) -> String {
-    let key = gate
-        .stack
-        .deployment()
-        .keys
-        .iter()
-        .find(|key| key.logical_id == "BucketKey")
+    gate.bucket_key()
         .expect("the stack creates BucketKey with SSE-KMS")
-        .key_id
-        .clone();
-    key_arn(&key)
 }
 
 async fn kms_client(gate: &Gate) -> aws_sdk_kms::Client {

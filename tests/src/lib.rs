@@ -102,6 +102,17 @@ pub fn readme_macie_key_statement() -> Value {
 }
 
 impl Gate {
+    /// The ARN of the key the stack creates for its buckets (`BucketEncryption=SSE-KMS` without
+    /// `BucketKmsKeyArn`), if it creates one.
+    pub fn bucket_key(&self) -> Option<String> {
+        self.stack
+            .deployment()
+            .keys
+            .iter()
+            .find(|key| key.logical_id == "BucketKey")
+            .map(|key| macie_pipeline_local::kms::key_arn(&key.key_id))
+    }
+
     /// Adds the README's Macie statement to the policy of `key`, as its owner would.
     pub async fn let_macie_use(&self, key: &str) {
         let kms = aws_sdk_kms::Client::new(&self.stack.sdk_config().await);

@@ -109,13 +109,7 @@ pub async fn run(seed: u64) -> RunReport {
 /// With SSE-KMS, every object the gate wrote (and every upload, under raw's default) is under
 /// the stack's key.
 async fn under_the_stacks_key(gate: &Gate, violations: &mut Vec<String>) {
-    let key = gate
-        .stack
-        .deployment()
-        .keys
-        .iter()
-        .find(|key| key.logical_id == "BucketKey")
-        .map(|key| macie_pipeline_local::kms::key_arn(&key.key_id));
+    let key = gate.bucket_key();
     for bucket in [
         Bucket::Raw,
         Bucket::ScanStage,

@@ -303,8 +303,12 @@ impl TriggerMacieScan {
             // An object that landed under a key of its own which does not let the gate decrypt
             // it stays in raw, and the run reports it with the statement that key needs. Any
             // other key refusal is the gate's own buckets' key: every object would meet it.
+            // Only a refused decrypt is the source key's: a refused data key is the target
+            // bucket's, which would meet every object.
             Copied::KeyDenied(message) => match head.kms_key() {
-                Some(kms_key) if !self.config.is_bucket_key(kms_key) => {
+                Some(kms_key)
+                    if !self.config.is_bucket_key(kms_key) && message.contains("kms:Decrypt") =>
+                {
                     return Ok(Outcome::Rejected {
                         key: object.key,
                         reason: crate::s3::kms::source_key_refused(kms_key, &message),
