@@ -174,7 +174,8 @@ async fn a_batch_that_keeps_failing_fails_the_run_announced_with_every_object_in
     assert!(
         failures[0]
             .message
-            .contains("States.ExceedToleratedFailureThreshold"),
+            .contains("failed: States.ExceedToleratedFailureThreshold: ")
+            && failures[0].message.contains("(step intakeMap, "),
         "{}",
         failures[0].message
     );

@@ -134,11 +134,24 @@ async fn a_permanent_error_is_caught_announced_once_and_fails_the_run() {
     // The reference swallowed this error and reported "no keys found".
     let notices = alerts(&gate, "run failed");
     assert_eq!(notices.len(), 1);
+    // One sentence: the error's name, the function's own message, and the step; not the
+    // Step Functions error object as escaped JSON inside the text.
+    let message = &notices[0].message;
     assert!(
-        notices[0].message.contains("AwsRequestFailed")
-            && notices[0].message.contains("CreateClassificationJob"),
-        "{}",
-        notices[0].message
+        message.contains("failed: AwsRequestFailed: ")
+            && message.contains("CreateClassificationJob")
+            && message.contains("(step triggerMacieScan, taking the raw bucket's objects"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("errorMessage") && !message.contains("\\\""),
+        "{message}"
+    );
+    // The execution's cause is the same sentence.
+    let cause = described.cause().expect("a failed execution has a cause");
+    assert!(
+        cause.starts_with("AwsRequestFailed: ") && message.contains(cause),
+        "{cause}"
     );
     assert_eq!(gate.keys(Bucket::ScanStage).await, vec!["a.txt"]);
     assert_eq!(
@@ -177,10 +190,14 @@ async fn unusable_execution_input_fails_clearly_and_touches_nothing() {
             "{name}"
         );
     }
-    assert_eq!(
-        alerts(&gate, "run failed").len(),
-        inputs.len(),
-        "one alert per failed run"
+    let failed = alerts(&gate, "run failed");
+    assert_eq!(failed.len(), inputs.len(), "one alert per failed run");
+    assert!(
+        failed.iter().any(|alert| alert.message.contains(
+            "failed: InvalidInput: invalid input: execution input field `id` must be a string, got a number (step triggerMacieScan,"
+        )),
+        "{:#?}",
+        failed.iter().map(|alert| &alert.message).collect::<Vec<_>>()
     );
     assert_eq!(gate.keys(Bucket::Raw).await, vec!["a.txt"]);
     // Fields beyond `id` are ignored, not refused: EventBridge's scheduled event carries many.

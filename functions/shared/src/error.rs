@@ -5,7 +5,6 @@ use std::error::Error as StdError;
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -176,7 +175,7 @@ impl PipelineError {
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
-        let message = DisplayErrorContext(&err).to_string();
+        let message = readable(&err);
         if is_transient(&err) {
             return Self::Transient {
                 operation,
@@ -248,6 +247,33 @@ pub fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) ->
     }
 }
 
+/// What an SDK error says, in a sentence: a service's own code and message, or the chain of
+/// causes of a failure to send. `DisplayErrorContext` (which the logs use) also appends each
+/// error's debug form, raw response included, which no person reading an alert needs.
+fn readable<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    if let SdkError::ServiceError(service) = err {
+        let service = service.err();
+        match (service.code(), service.message()) {
+            (_, Some(message)) => return message.to_owned(),
+            (Some(code), None) => return format!("{code}, with no message"),
+            (None, None) => {}
+        }
+    }
+    let mut parts = vec![err.to_string()];
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        cause = inner.source();
+    }
+    parts.join(": ")
+}
+
 /// The HTTP status of a service error, if the request got that far.
 pub fn http_status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
     match err {
@@ -260,7 +286,9 @@ impl From<PipelineError> for lambda_runtime::Diagnostic {
     fn from(err: PipelineError) -> Self {
         lambda_runtime::Diagnostic {
             error_type: err.name().to_owned(),
-            error_message: DisplayErrorContext(&err).to_string(),
+            // The message alone: the function's log has the whole chain, with each error's
+            // details, and what reaches an email must read as a sentence.
+            error_message: err.to_string(),
         }
     }
 }
@@ -333,5 +361,37 @@ mod tests {
             PipelineError::InvalidInput("id must be a string".into()).into();
         assert_eq!(diagnostic.error_type, "InvalidInput");
         assert!(diagnostic.error_message.contains("id must be a string"));
+    }
+
+    #[test]
+    fn an_aws_error_reads_as_a_sentence_without_the_raw_response() {
+        use aws_sdk_macie2::operation::create_classification_job::CreateClassificationJobError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+
+        let service = CreateClassificationJobError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("Macie is not enabled")
+                .build(),
+        );
+        let raw = Response::new(
+            StatusCode::try_from(403).unwrap(),
+            SdkBody::from(r#"{"message":"Macie is not enabled"}"#),
+        );
+        let err = PipelineError::from_sdk(
+            "CreateClassificationJob",
+            SdkError::service_error(service, raw),
+        );
+        assert_eq!(
+            err.to_string(),
+            "CreateClassificationJob failed (AccessDeniedException): Macie is not enabled"
+        );
+        let diagnostic: lambda_runtime::Diagnostic = err.into();
+        assert_eq!(
+            diagnostic.error_message,
+            "CreateClassificationJob failed (AccessDeniedException): Macie is not enabled"
+        );
     }
 }

@@ -226,6 +226,53 @@ fn data_is_released_only_after_a_complete_scan_or_an_approval() {
     );
 }
 
+/// A catch-all leads to the failure notice through a Pass that names the step which failed, so
+/// the email, the event and the execution's cause can say which step it was.
+fn assert_failure_notice(states: &BTreeMap<String, Value>, next: &Value, step: &str) {
+    let next = next.as_str().expect("a Next");
+    let named = &states[next];
+    assert_eq!(named["Type"], "Pass", "{step} is caught by {next}");
+    assert_eq!(named["Result"]["name"], step, "{next}");
+    assert!(named["Result"]["doing"].is_string(), "{next}");
+    assert_eq!(named["ResultPath"], "$.failedStep", "{next}");
+    assert_eq!(named["Next"], "describeFailure", "{next}");
+}
+
+#[test]
+fn every_failure_is_described_in_a_sentence_before_it_is_announced() {
+    let states = states();
+    // Every way out of describeFailure sets $.failure and reaches notifyFailure.
+    let mut pending = vec!["describeFailure".to_owned()];
+    let mut described = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        let state = &states[&name];
+        match state["Type"].as_str().unwrap() {
+            "Choice" => {
+                for rule in state["Choices"].as_array().unwrap() {
+                    pending.push(rule["Next"].as_str().unwrap().to_owned());
+                }
+                pending.push(state["Default"].as_str().unwrap().to_owned());
+            }
+            "Pass" if state["ResultPath"] == "$.failure" => {
+                assert_eq!(state["Next"], "notifyFailure", "{name}");
+                let message = state["Parameters"]["message.$"].as_str().unwrap();
+                assert!(message.starts_with("States.Format("), "{name}");
+                assert!(message.contains("$.failedStep.name"), "{name}");
+                described.insert(name);
+            }
+            "Pass" => pending.push(state["Next"].as_str().unwrap().to_owned()),
+            other => panic!("{name} is a {other} between describeFailure and notifyFailure"),
+        }
+    }
+    assert_eq!(described.len(), 3, "{described:?}");
+    let notice = states["notifyFailure"]["Parameters"]["Message.$"]
+        .as_str()
+        .unwrap();
+    assert!(notice.contains("$.failure.message"), "{notice}");
+    assert!(!notice.contains("JsonToString($.error)"), "{notice}");
+    assert_eq!(states["runFailed"]["CausePath"], "$.failure.message");
+}
+
 #[test]
 fn every_lambda_task_retries_transient_errors_and_catches_the_rest() {
     for (name, state) in states().into_iter().filter(|(_, s)| is_lambda_task(s)) {
@@ -245,7 +292,7 @@ fn every_lambda_task_retries_transient_errors_and_catches_the_rest() {
         let catchers = state["Catch"].as_array().unwrap();
         let last = catchers.last().unwrap();
         assert_eq!(last["ErrorEquals"], json!(["States.ALL"]), "{name}");
-        assert_eq!(last["Next"], "notifyFailure", "{name}");
+        assert_failure_notice(&states(), &last["Next"], &name);
         assert_eq!(last["ResultPath"], "$.error", "{name}");
     }
 }
@@ -268,7 +315,7 @@ fn late_discovery_results_are_waited_for_a_bounded_time_then_fail_the_run() {
     assert!((60..=1800).contains(&total), "waits {total} s in all");
     // After the last attempt the error reaches the catch-all and the failure notification.
     assert_eq!(state["Catch"][0]["ErrorEquals"], json!(["States.ALL"]));
-    assert_eq!(state["Catch"][0]["Next"], "notifyFailure");
+    assert_failure_notice(&states, &state["Catch"][0]["Next"], "getMacieFindingsCount");
 }
 
 #[test]
@@ -582,7 +629,7 @@ fn each_distributed_map_moves_one_bucket_in_batches_and_fails_closed() {
             catchers.last().unwrap()["ErrorEquals"],
             json!(["States.ALL"])
         );
-        assert_eq!(catchers.last().unwrap()["Next"], "notifyFailure");
+        assert_failure_notice(&states, &catchers.last().unwrap()["Next"], name);
         assert_eq!(map["ResultPath"], format!("{result}.Payload.batches"));
 
         let children = processor["States"].as_object().unwrap();
