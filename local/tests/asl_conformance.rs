@@ -624,14 +624,19 @@ fn every_intrinsic_of_the_project_state_machine_evaluates() {
     let state = json!({
         "config": {"pollIntervalSeconds": 60, "approvalTimeoutSeconds": 432000, "approvalTimeoutAction": "hold"},
         "scan": {"Payload": {"status": "JOB_STARTED", "workflowId": "wf-1", "jobId": "j",
-                 "tally": {"rejected": 2, "rejections": [{"key": "k", "reason": "r"}]}}},
+                 "tally": {"rejected": 2, "rejections": [{"key": "k", "reason": "r"}],
+                           "rejectionsText": "- k: r"}}},
         "job": {"Payload": {"status": "STOPPED", "jobStatus": "CANCELLED", "reason": "cancelled"}},
         "routing": {"Payload": {"status": "DONE", "tally": {"moved": 3, "superseded": 1,
-                    "supersessions": [{"key": "k", "by": "v2"}]}}},
+                    "supersessions": [{"key": "k", "by": "v2"}], "supersessionsText": "- k: v2"}}},
         "release": {"Payload": {"status": "DONE", "tally": {"moved": 1, "superseded": 1,
-                    "supersessions": [{"key": "k", "by": "v3"}]}}},
+                    "supersessions": [{"key": "k", "by": "v3"}], "supersessionsText": "- k: v3"}}},
         "deletion": {"Payload": {"status": "DONE", "tally": {"deleted": 2}, "undecided": 1}},
-        "error": {"Error": "AwsRequestFailed", "Cause": "{\"errorType\":\"AwsRequestFailed\"}"},
+        "error": {"Error": "AwsRequestFailed",
+                  "Cause": "{\"errorType\":\"AwsRequestFailed\",\"errorMessage\":\"m\"}"},
+        "failedStep": {"name": "triggerMacieScan", "doing": "taking"},
+        "errorDetail": {"parsed": {"errorType": "AwsRequestFailed", "errorMessage": "m"}},
+        "failure": {"step": "triggerMacieScan", "error": "AwsRequestFailed", "message": "m"},
     });
     let context =
         json!({"Execution": {"Name": "run", "Id": "arn:aws:states:us-east-1:0:execution:m:run"}});

@@ -58,8 +58,14 @@ pub struct Rejection {
 }
 
 /// Counts carried from one continuation to the next, so the end of a loop reports the whole step.
+/// In the state it also carries its lists as text ([`TallyInState`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    into = "TallyInState",
+    from = "TallyInState"
+)]
 pub struct Tally {
     pub moved: u64,
     pub moved_bytes: u64,
@@ -146,6 +152,98 @@ impl Tally {
                 self.rejected += 1;
                 listed(&mut self.rejections, [Rejection { key, reason }]);
             }
+        }
+    }
+}
+
+/// A [`Tally`] as the state machine holds it: the same fields, and its rejections and
+/// supersessions as lines of text, which the notifications quote. Step Functions' intrinsic
+/// functions can only render a list as JSON, and a reason that quotes JSON (the key-policy
+/// statement a refused KMS key needs) would come out with every quote escaped. The text is
+/// derived on every write and ignored on every read.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TallyInState {
+    moved: u64,
+    moved_bytes: u64,
+    held_for_review: u64,
+    deleted: u64,
+    deferred: u64,
+    vanished: u64,
+    rejected: u64,
+    #[serde(default)]
+    rejections: Vec<Rejection>,
+    #[serde(default)]
+    deferrals: Vec<Rejection>,
+    #[serde(default)]
+    superseded: u64,
+    #[serde(default)]
+    supersessions: Vec<Supersession>,
+    #[serde(default)]
+    undecided: u64,
+    /// `key: reason`, one line each.
+    #[serde(default)]
+    rejections_text: String,
+    /// `key: reason; kept at s3://…`, one line each.
+    #[serde(default)]
+    supersessions_text: String,
+}
+
+impl From<Tally> for TallyInState {
+    fn from(tally: Tally) -> Self {
+        let rejections_text = tally
+            .rejections
+            .iter()
+            .map(|rejection| format!("- {}: {}", rejection.key, rejection.reason))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let supersessions_text = tally
+            .supersessions
+            .iter()
+            .map(|kept| {
+                format!(
+                    "- {}: {}; kept at {}",
+                    kept.key,
+                    kept.reason(),
+                    kept.location()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        Self {
+            moved: tally.moved,
+            moved_bytes: tally.moved_bytes,
+            held_for_review: tally.held_for_review,
+            deleted: tally.deleted,
+            deferred: tally.deferred,
+            vanished: tally.vanished,
+            rejected: tally.rejected,
+            rejections: tally.rejections,
+            deferrals: tally.deferrals,
+            superseded: tally.superseded,
+            supersessions: tally.supersessions,
+            undecided: tally.undecided,
+            rejections_text,
+            supersessions_text,
+        }
+    }
+}
+
+impl From<TallyInState> for Tally {
+    fn from(state: TallyInState) -> Self {
+        Self {
+            moved: state.moved,
+            moved_bytes: state.moved_bytes,
+            held_for_review: state.held_for_review,
+            deleted: state.deleted,
+            deferred: state.deferred,
+            vanished: state.vanished,
+            rejected: state.rejected,
+            rejections: state.rejections,
+            deferrals: state.deferrals,
+            superseded: state.superseded,
+            supersessions: state.supersessions,
+            undecided: state.undecided,
         }
     }
 }
@@ -327,6 +425,34 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_the_state_a_tally_lists_its_reasons_as_text_a_person_can_read() {
+        let mut tally = Tally::default();
+        let statement = r#"{"Sid": "SensitiveDataGateTakesObjects", "Action": "kms:Decrypt"}"#;
+        tally.record(Outcome::Rejected {
+            key: "a.csv".into(),
+            reason: format!("its key refuses the gate; add {statement}"),
+        });
+        tally.record(Outcome::Rejected {
+            key: "b.csv".into(),
+            reason: "archived".into(),
+        });
+        let state = serde_json::to_value(&tally).unwrap();
+        assert_eq!(
+            state["rejectionsText"],
+            format!("- a.csv: its key refuses the gate; add {statement}\n- b.csv: archived")
+        );
+        assert_eq!(state["supersessionsText"], "");
+        // The text is derived: reading it back gives the same tally, and a stale text is ignored.
+        let mut stale = state.clone();
+        stale["rejectionsText"] = "- nothing".into();
+        assert_eq!(serde_json::from_value::<Tally>(stale).unwrap(), tally);
+        assert_eq!(serde_json::from_value::<Tally>(state).unwrap(), tally);
+        let mut unknown = serde_json::to_value(&tally).unwrap();
+        unknown["surprise"] = 1.into();
+        assert!(serde_json::from_value::<Tally>(unknown).is_err());
+    }
 
     #[test]
     fn rejections_are_counted_beyond_the_listed_ones() {
