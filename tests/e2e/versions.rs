@@ -172,7 +172,12 @@ async fn an_approval_after_a_newer_version_passed_keeps_the_newer(versioning: bo
         notices[0].message.contains("run-1") && notices[0].message.contains("chose to release")
     );
     assert!(
-        notices[0].message.contains(KEY) && notices[0].message.contains("NEWER"),
+        notices[0]
+            .message
+            .contains(&format!("- {KEY}: not released (landed "))
+            && notices[0]
+                .message
+                .contains("a newer version was already in scanned-data"),
         "{}",
         notices[0].message
     );
@@ -407,7 +412,10 @@ async fn routing_replaces_only_older_versions_the_gate_wrote(versioning: bool) {
     assert_eq!(notices.len(), 1);
     let message = &notices[0].message;
     assert!(
-        message.contains("FOREIGN") && message.contains("NEWER"),
+        message.contains("- backfill.csv: not passed on (landed ")
+            && message
+                .contains("scanned-data holds an object at this key that the gate did not write")
+            && message.contains("a newer version was already in scanned-data (landed 2099-01-01"),
         "{message}"
     );
     for key in aside.keys() {
