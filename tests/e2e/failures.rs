@@ -194,7 +194,7 @@ async fn unusable_execution_input_fails_clearly_and_touches_nothing() {
     assert_eq!(failed.len(), inputs.len(), "one alert per failed run");
     assert!(
         failed.iter().any(|alert| alert.message.contains(
-            "failed: InvalidInput: invalid input: execution input field `id` must be a string, got a number (step triggerMacieScan,"
+            "failed: InvalidInput: execution input field `id` must be a string, got a number (step triggerMacieScan,"
         )),
         "{:#?}",
         failed.iter().map(|alert| &alert.message).collect::<Vec<_>>()

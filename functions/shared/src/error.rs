@@ -12,8 +12,9 @@ type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// Everything that can make a pipeline step fail. None of these is ever turned into a success.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The task input (built by the state machine from the execution input) is unusable.
-    #[error("invalid input: {0}")]
+    /// The task input (built by the state machine from the execution input) is unusable. The
+    /// message says what was wrong with it; alerts put the name `InvalidInput` before it.
+    #[error("{0}")]
     InvalidInput(String),
 
     /// An AWS call failed in a way that may succeed if tried again (throttling, 5xx, timeouts,
