@@ -58,14 +58,9 @@ pub struct Rejection {
 }
 
 /// Counts carried from one continuation to the next, so the end of a loop reports the whole step.
-/// In the state it also carries its lists as text ([`TallyInState`]).
+/// Its wire form is [`TallyInState`]'s (names, unknown fields refused, and its lists as text).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    rename_all = "camelCase",
-    deny_unknown_fields,
-    into = "TallyInState",
-    from = "TallyInState"
-)]
+#[serde(into = "TallyInState", from = "TallyInState")]
 pub struct Tally {
     pub moved: u64,
     pub moved_bytes: u64,
