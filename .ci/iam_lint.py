@@ -32,6 +32,8 @@ def arn_of(resources, logical_id, attribute="Arn"):
         return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
     if kind == "AWS::StepFunctions::StateMachine":
         return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+    if kind == "AWS::Events::ApiDestination":
+        return f"arn:aws:events:{REGION}:{ACCOUNT}:api-destination/{name}/00000000-0000-0000-0000-000000000000"
     if kind == "AWS::Macie::AllowList":
         allow_list_id = "a" * 22
         return f"arn:aws:macie2:{REGION}:{ACCOUNT}:allow-list/{allow_list_id}" if attribute == "Arn" else allow_list_id

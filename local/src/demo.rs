@@ -223,6 +223,7 @@ pub async fn run(
     let start = Instant::now();
     config.observer = Some(state_printer(start));
     config.on_publish = Some(email_printer());
+    config.on_event = Some(event_printer(false));
     let stack = LocalStack::start(config).await?;
     let aws = stack.sdk_config().await;
     let s3 = aws_sdk_s3::Client::new(&aws);
@@ -410,6 +411,16 @@ pub fn email_printer() -> OnPublish {
         for line in delivered.message.lines() {
             println!("   {line}");
         }
+        if let Some(chat) = delivered
+            .protocol_messages
+            .get("https")
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        {
+            println!(
+                "   (chat subscribers get a notification: {})",
+                chat["content"]["title"].as_str().unwrap_or_default()
+            );
+        }
         println!(
             "   ---- ({}) ----",
             delivered
@@ -418,6 +429,26 @@ pub fn email_printer() -> OnPublish {
                 .map(|f| f.display().to_string())
                 .unwrap_or_default()
         );
+        println!();
+    })
+}
+
+/// Prints each event put on a bus: its detail type and, when `whole`, the event itself.
+pub fn event_printer(whole: bool) -> crate::events::OnEvent {
+    Arc::new(move |event: &serde_json::Value, bus: &str| {
+        let kind = event["detail-type"].as_str().unwrap_or_default();
+        let source = event["source"].as_str().unwrap_or_default();
+        if !whole {
+            println!("           event {kind:?} from {source} on the {bus} bus");
+            return;
+        }
+        println!();
+        println!("   ---- event {kind:?} from {source} on the {bus} bus ----");
+        let pretty = serde_json::to_string_pretty(event).unwrap_or_default();
+        for line in pretty.lines() {
+            println!("   {line}");
+        }
+        println!("   ----");
         println!();
     })
 }

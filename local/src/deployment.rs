@@ -73,6 +73,13 @@ pub struct Deployment {
     pub keys: Vec<LocalKey>,
     /// The template's KMS aliases: (`alias/<name>`, the key's ARN).
     pub key_aliases: Vec<(String, String)>,
+    /// Event buses the template creates (the account's `default` bus always exists).
+    pub event_buses: std::collections::BTreeSet<String>,
+    /// The template's event-pattern rules.
+    pub event_rules: Vec<LocalEventRule>,
+    /// API destinations and connections, by ARN.
+    pub api_destinations: BTreeMap<String, LocalApiDestination>,
+    pub connections: BTreeMap<String, LocalConnection>,
 }
 
 /// A bucket's default encryption (`BucketEncryption` of an `AWS::S3::Bucket`).
@@ -104,6 +111,59 @@ pub struct LocalSchedule {
     /// The rule's logical id; its role is `<id>Role`, in [`Deployment::roles`] under this id.
     pub role: String,
     pub enabled: bool,
+}
+
+/// An `AWS::Events::Rule` with an event pattern: what it matches on which bus, and where it
+/// sends what matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalEventRule {
+    pub logical_id: String,
+    pub arn: String,
+    /// The event bus's name.
+    pub bus: String,
+    pub pattern: serde_json::Value,
+    pub enabled: bool,
+    pub targets: Vec<LocalRuleTarget>,
+}
+
+/// One target of an event rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRuleTarget {
+    pub id: String,
+    pub arn: String,
+    /// The rule's logical id when the target names the rule's role (`<rule>Role`), in
+    /// [`Deployment::roles`] under that id.
+    pub role: Option<String>,
+    /// `RetryPolicy.MaximumRetryAttempts`, if set.
+    pub maximum_retry_attempts: Option<u32>,
+}
+
+/// An `AWS::Events::ApiDestination`: an HTTP endpoint a rule sends events to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalApiDestination {
+    pub arn: String,
+    pub endpoint: String,
+    pub method: String,
+    /// The connection's ARN.
+    pub connection: String,
+}
+
+/// An `AWS::Events::Connection`: how an API destination is authorized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalConnection {
+    pub arn: String,
+    pub authorization: ConnectionAuthorization,
+    /// `InvocationHttpParameters.HeaderParameters`: extra headers sent with every request.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The authorization a connection adds to each request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionAuthorization {
+    /// A header named `name` with `value`.
+    ApiKey { name: String, value: String },
+    /// `Authorization: Basic`.
+    Basic { username: String, password: String },
 }
 
 /// An `AWS::Macie::AllowList` of the template, as the local Macie holds it.
@@ -207,6 +267,10 @@ impl Resolver<'_> {
             "AWS::Logs::LogGroup" => Ok(format!("/local/{name}")),
             "AWS::KMS::Key" => Ok(key_id(name)),
             "AWS::Macie::AllowList" => Ok(allow_list_id(name)),
+            "AWS::Events::Rule"
+            | "AWS::Events::Connection"
+            | "AWS::Events::ApiDestination"
+            | "AWS::Events::EventBus" => self.events_name(name),
             other => Err(format!(
                 "the local stack cannot resolve a reference to {name} ({other})"
             )),
@@ -237,6 +301,30 @@ impl Resolver<'_> {
             ("AWS::KMS::Key", "Arn") => {
                 Ok(format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{}", key_id(id)))
             }
+            ("AWS::Events::Connection", "Arn") => Ok(format!(
+                "arn:aws:events:{REGION}:{ACCOUNT}:connection/{}/{}",
+                self.events_name(id)?,
+                key_id(id)
+            )),
+            ("AWS::Events::ApiDestination", "Arn") => Ok(format!(
+                "arn:aws:events:{REGION}:{ACCOUNT}:api-destination/{}/{}",
+                self.events_name(id)?,
+                key_id(id)
+            )),
+            ("AWS::Events::Rule", "Arn") => {
+                let bus = self.rule_bus(&resource["Properties"])?;
+                let name = self.events_name(id)?;
+                Ok(if bus == "default" {
+                    format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}")
+                } else {
+                    format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{bus}/{name}")
+                })
+            }
+            ("AWS::Events::EventBus", "Arn") => Ok(format!(
+                "arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{}",
+                self.events_name(id)?
+            )),
+            ("AWS::Events::EventBus", "Name") => self.events_name(id),
             _ => Err(format!("the local stack cannot resolve {id}.{attribute}")),
         }
     }
@@ -375,26 +463,159 @@ impl Resolver<'_> {
 }
 
 impl Resolver<'_> {
+    /// The name of an EventBridge resource: its `Name`, or one CloudFormation would make.
+    fn events_name(&self, id: &str) -> Result<String, String> {
+        let name = &self.resource(id)?["Properties"]["Name"];
+        if name.is_null() {
+            Ok(format!("{STACK}-{id}"))
+        } else {
+            self.value(name)
+        }
+    }
+
+    /// The name of the bus a rule is on (`EventBusName` takes a name or an ARN).
+    fn rule_bus(&self, properties: &Yaml) -> Result<String, String> {
+        let bus = &properties["EventBusName"];
+        if bus.is_null() {
+            return Ok("default".into());
+        }
+        let bus = self.value(bus)?;
+        Ok(bus.rsplit('/').next().unwrap_or(&bus).to_owned())
+    }
+
+    /// An event pattern, as YAML or as JSON text, with numbers kept as numbers.
+    fn event_pattern(&self, id: &str, pattern: &Yaml) -> Result<serde_json::Value, String> {
+        if let Some(text) = pattern.as_str() {
+            return serde_json::from_str(text)
+                .map_err(|err| format!("{id}: its EventPattern is not JSON: {err}"));
+        }
+        let resolved = self
+            .json_typed(pattern, true)?
+            .ok_or_else(|| format!("{id} has no EventPattern"))?;
+        crate::events::pattern::test(&resolved, &serde_json::json!({}))
+            .map_err(|err| format!("{id}: {err}"))?;
+        Ok(resolved)
+    }
+
+    /// An event rule's targets, each of a kind the local EventBridge delivers to.
+    fn rule_targets(&self, id: &str, targets: &Yaml) -> Result<Vec<LocalRuleTarget>, String> {
+        let mut out = Vec::new();
+        for target in targets.as_sequence().into_iter().flatten() {
+            let target_id = self.value(&target["Id"])?;
+            for unsupported in ["Input", "InputPath", "InputTransformer"] {
+                if !target[unsupported].is_null() {
+                    return Err(format!(
+                        "{id}: target {target_id} sets {unsupported}, which the local EventBridge does not apply (it sends the whole event)"
+                    ));
+                }
+            }
+            let role = if target["RoleArn"].is_null() {
+                None
+            } else if self.value(&target["RoleArn"])?
+                == self.attribute(&format!("{id}Role"), "Arn")?
+            {
+                Some(id.to_owned())
+            } else {
+                return Err(format!(
+                    "{id}: target {target_id}'s RoleArn must be {id}Role's"
+                ));
+            };
+            let attempts = &target["RetryPolicy"]["MaximumRetryAttempts"];
+            out.push(LocalRuleTarget {
+                id: target_id,
+                arn: self.value(&target["Arn"])?,
+                role,
+                maximum_retry_attempts: if attempts.is_null() {
+                    None
+                } else {
+                    Some(
+                        self.value(attempts)?
+                            .parse()
+                            .map_err(|_| format!("{id}: MaximumRetryAttempts is not a number"))?,
+                    )
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// A connection's authorization, as `AuthParameters` gives it (its `!If`s resolved).
+    fn connection(&self, id: &str, properties: &Yaml) -> Result<LocalConnection, String> {
+        let parameters = self
+            .json(&properties["AuthParameters"])?
+            .ok_or_else(|| format!("{id} has no AuthParameters"))?;
+        let text = |pointer: &str| {
+            parameters
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{id}: AuthParameters{pointer} is missing"))
+        };
+        let authorization = match self.value(&properties["AuthorizationType"])?.as_str() {
+            "API_KEY" => ConnectionAuthorization::ApiKey {
+                name: text("/ApiKeyAuthParameters/ApiKeyName")?,
+                value: text("/ApiKeyAuthParameters/ApiKeyValue")?,
+            },
+            "BASIC" => ConnectionAuthorization::Basic {
+                username: text("/BasicAuthParameters/Username")?,
+                password: text("/BasicAuthParameters/Password")?,
+            },
+            other => {
+                return Err(format!(
+                    "{id}: the local EventBridge authorizes API destinations with API_KEY or BASIC, not {other}"
+                ));
+            }
+        };
+        let headers = parameters
+            .pointer("/InvocationHttpParameters/HeaderParameters")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|header| {
+                (
+                    header["Key"].as_str().unwrap_or_default().to_owned(),
+                    header["Value"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        Ok(LocalConnection {
+            arn: self.attribute(id, "Arn")?,
+            authorization,
+            headers,
+        })
+    }
+}
+
+impl Resolver<'_> {
     /// A whole tree (a policy document) with its intrinsic functions resolved: `!If` picks a
     /// branch, and `!Ref AWS::NoValue` removes the item or key that holds it. `None` is
     /// `AWS::NoValue` itself.
     fn json(&self, value: &Yaml) -> Result<Option<serde_json::Value>, String> {
+        self.json_typed(value, false)
+    }
+
+    /// [`Self::json`], with YAML numbers kept as JSON numbers when `numbers` is set (an event
+    /// pattern compares numbers; a policy document holds them as text).
+    fn json_typed(&self, value: &Yaml, numbers: bool) -> Result<Option<serde_json::Value>, String> {
         use serde_json::Value as Json;
         if let Some((tag, inner)) = tagged(value) {
             return match tag.as_str() {
                 "Ref" if inner.as_str() == Some("AWS::NoValue") => Ok(None),
-                "If" => self.json(self.branch(inner)?),
+                "If" => self.json_typed(self.branch(inner)?, numbers),
                 _ => self.value(value).map(|text| Some(Json::String(text))),
             };
         }
         Ok(Some(match value {
             Yaml::Null => Json::Null,
             Yaml::Bool(flag) => Json::Bool(*flag),
+            Yaml::Number(number) if numbers => {
+                serde_json::to_value(number).map_err(|err| format!("the number {number}: {err}"))?
+            }
             Yaml::Number(_) | Yaml::String(_) => Json::String(scalar(value).unwrap_or_default()),
             Yaml::Sequence(items) => Json::Array(
                 items
                     .iter()
-                    .map(|item| self.json(item))
+                    .map(|item| self.json_typed(item, numbers))
                     .collect::<Result<Vec<_>, _>>()?
                     .into_iter()
                     .flatten()
@@ -404,7 +625,7 @@ impl Resolver<'_> {
                 let mut object = serde_json::Map::new();
                 for (key, item) in entries {
                     let key = scalar(key).ok_or("a mapping key is not a string")?;
-                    if let Some(item) = self.json(item)? {
+                    if let Some(item) = self.json_typed(item, numbers)? {
                         object.insert(key, item);
                     }
                 }
@@ -583,6 +804,10 @@ impl Deployment {
         let mut bucket_encryption = BTreeMap::new();
         let mut keys = Vec::new();
         let mut key_aliases = Vec::new();
+        let mut event_buses = std::collections::BTreeSet::new();
+        let mut event_rules = Vec::new();
+        let mut api_destinations = BTreeMap::new();
+        let mut connections = BTreeMap::new();
         let global_tracing = template["Globals"]["Function"]["Tracing"].as_str() == Some("Active");
         let global_timeout = template["Globals"]["Function"]["Timeout"]
             .as_u64()
@@ -759,6 +984,32 @@ impl Deployment {
                         enabled: properties["State"].as_str() != Some("DISABLED"),
                     });
                 }
+                "AWS::Events::Rule" if !properties["EventPattern"].is_null() => {
+                    event_rules.push(LocalEventRule {
+                        logical_id: id.to_owned(),
+                        arn: resolver.attribute(id, "Arn")?,
+                        bus: resolver.rule_bus(properties)?,
+                        pattern: resolver.event_pattern(id, &properties["EventPattern"])?,
+                        enabled: properties["State"].as_str() != Some("DISABLED"),
+                        targets: resolver.rule_targets(id, &properties["Targets"])?,
+                    });
+                }
+                "AWS::Events::EventBus" => {
+                    event_buses.insert(resolver.events_name(id)?);
+                }
+                "AWS::Events::Connection" => {
+                    let connection = resolver.connection(id, properties)?;
+                    connections.insert(connection.arn.clone(), connection);
+                }
+                "AWS::Events::ApiDestination" => {
+                    let destination = LocalApiDestination {
+                        arn: resolver.attribute(id, "Arn")?,
+                        endpoint: resolver.value(&properties["InvocationEndpoint"])?,
+                        method: resolver.value(&properties["HttpMethod"])?,
+                        connection: resolver.value(&properties["ConnectionArn"])?,
+                    };
+                    api_destinations.insert(destination.arn.clone(), destination);
+                }
                 "AWS::S3::BucketPolicy" => resource_policies.push(ResourcePolicy {
                     target: PolicyTarget::Bucket(resolver.value(&properties["Bucket"])?),
                     logical_id: id.to_owned(),
@@ -848,6 +1099,28 @@ impl Deployment {
         let (state_machine_name, substitutions, state_machine_key) =
             machine.ok_or("the template has no state machine")?;
         let schedule = schedule.ok_or("the template has no schedule rule")?;
+        for rule in &event_rules {
+            for target in &rule.targets {
+                let destination = api_destinations.get(&target.arn).ok_or_else(|| {
+                    format!(
+                        "{}: target {} is {}; the local EventBridge delivers to the template's API destinations",
+                        rule.logical_id, target.id, target.arn
+                    )
+                })?;
+                if !connections.contains_key(&destination.connection) {
+                    return Err(format!(
+                        "{}: its connection {} is not one of the template's",
+                        destination.arn, destination.connection
+                    ));
+                }
+                if target.role.is_none() {
+                    return Err(format!(
+                        "{}: target {} needs a RoleArn to invoke an API destination",
+                        rule.logical_id, target.id
+                    ));
+                }
+            }
+        }
         let machine_arn =
             format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name}");
         if schedule.target != machine_arn {
@@ -885,6 +1158,10 @@ impl Deployment {
             bucket_encryption,
             keys,
             key_aliases,
+            event_buses,
+            event_rules,
+            api_destinations,
+            connections,
         })
     }
 
@@ -1239,6 +1516,73 @@ mod tests {
             err.contains("DiscoveryResultsBucketAndKeyTogether"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_ticketing_webhook_is_a_rule_an_api_destination_and_a_connection() {
+        assert!(local().event_rules.is_empty(), "no ticketing without a URL");
+        let with = |pairs: &[(&str, &str)]| {
+            let parameters: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect();
+            Deployment::resolve(TEMPLATE, &parameters, "http://x")
+        };
+        let url = ("TicketingWebhookUrl", "https://tickets.example/hook");
+        let basic = with(&[
+            url,
+            ("TicketingWebhookAuthorization", "BASIC"),
+            ("TicketingWebhookUsername", "gate"),
+            ("TicketingWebhookSecret", "pw"),
+        ])
+        .unwrap();
+        let [rule] = basic.event_rules.as_slice() else {
+            panic!("{:?}", basic.event_rules)
+        };
+        assert_eq!(rule.bus, "default");
+        assert_eq!(
+            rule.pattern,
+            serde_json::json!({"source": ["macie-pipeline"], "detail-type": ["Review Requested"],
+                "resources": [format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:maciepipelinescanstatemachine")]})
+        );
+        assert_eq!(rule.targets[0].role.as_deref(), Some("ReviewTicketRule"));
+        let destination = &basic.api_destinations[&rule.targets[0].arn];
+        assert_eq!(
+            (destination.endpoint.as_str(), destination.method.as_str()),
+            ("https://tickets.example/hook", "POST")
+        );
+        assert_eq!(
+            basic.connections[&destination.connection].authorization,
+            ConnectionAuthorization::Basic {
+                username: "gate".into(),
+                password: "pw".into()
+            }
+        );
+        let api_key = with(&[
+            url,
+            ("TicketingWebhookHeaderName", "X-Api-Key"),
+            ("TicketingWebhookSecret", "k"),
+        ])
+        .unwrap();
+        let destination = api_key.api_destinations.values().next().unwrap();
+        assert_eq!(
+            api_key.connections[&destination.connection].authorization,
+            ConnectionAuthorization::ApiKey {
+                name: "X-Api-Key".into(),
+                value: "k".into()
+            }
+        );
+        // The template's rules refuse a webhook without its secret, or Basic without a user.
+        let err = with(&[url]).unwrap_err();
+        assert!(err.contains("TicketingWebhookNeedsASecret"), "{err}");
+        let err = with(&[
+            url,
+            ("TicketingWebhookAuthorization", "BASIC"),
+            ("TicketingWebhookSecret", "pw"),
+        ])
+        .unwrap_err();
+        assert!(err.contains("BasicTicketingNeedsAUsername"), "{err}");
+        assert!(with(&[("TicketingWebhookUrl", "http://plain.example/hook")]).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod demo;
 pub mod deployment;
+pub mod events;
 pub mod faults;
 pub mod iam;
 pub mod json_file;

@@ -37,6 +37,9 @@ pub struct Services {
     /// The objects, for the KMS key of an object a request reads.
     pub store: Arc<crate::s3::Store>,
     pub kms: Arc<crate::kms::Kms>,
+    pub events: Arc<crate::events::EventBridge>,
+    /// The webhook receiver API destinations can be pointed at.
+    pub webhooks: crate::events::webhooks::Webhooks,
 }
 
 /// How a request reached the stack: over TLS or plain HTTP (`aws:SecureTransport`).
@@ -464,6 +467,14 @@ fn authorize(
                 None => Ok(()),
             }
         }
+        "events" => {
+            let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            match crate::events::api::operation(amz_target(&parts.headers), &input) {
+                (operation, Some(resource)) => single(format!("events:{operation}"), resource),
+                // PutEvents is authorized entry by entry, on each entry's bus.
+                (_, None) => Ok(()),
+            }
+        }
         "sns" => {
             let fields: std::collections::BTreeMap<String, String> =
                 form_urlencoded::parse(body).into_owned().collect();
@@ -505,6 +516,8 @@ fn fault_reply(service: &str, error: FaultError) -> Reply {
         ("sns", FaultError::Throttling) => (429, "Throttled"),
         ("sns", _) => (500, "InternalError"),
         ("states", FaultError::Throttling) => (400, "ThrottlingException"),
+        ("events", FaultError::Throttling) => (400, "ThrottlingException"),
+        ("events", _) => (500, "InternalException"),
         (_, _) => (500, "ServiceUnavailable"),
     };
     match service {
@@ -659,6 +672,21 @@ pub async fn dispatch(
                 ),
             }
         }
+        "events" => {
+            let target = amz_target(&parts.headers);
+            let operation = target.trim_start_matches("AWSEvents.").to_owned();
+            if let Some(fault) = injected(&services.faults, "events", &operation).await {
+                return Ok(fault);
+            }
+            let result =
+                crate::events::api::handle(&services.events, &principal, target, &body, secure);
+            json_reply(
+                result.status,
+                "application/x-amz-json-1.1",
+                &result.body,
+                result.error,
+            )
+        }
         "kms" => {
             let target = amz_target(&parts.headers);
             // Macie is enabled by the time the stack answers requests, so its role exists.
@@ -680,6 +708,32 @@ pub async fn dispatch(
             format!("the local stack does not serve the {other} service"),
         ),
     })
+}
+
+/// The webhook receiver: records a request and answers 200, or lists what it received.
+fn webhook(
+    services: &Services,
+    method: &Method,
+    name: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Reply {
+    let hooks = &services.webhooks;
+    let result = if *method == Method::GET {
+        hooks
+            .received(name)
+            .map(|received| json!({"received": received}))
+            .map_err(|err| err.to_string())
+    } else {
+        hooks
+            .record(name, method.as_str(), query, headers, body)
+            .map(|()| json!({"received": true}))
+    };
+    match result {
+        Ok(body) => json_reply(200, "application/json", &body, None),
+        Err(err) => json_reply(400, "application/json", &json!({"message": err}), None),
+    }
 }
 
 async fn injected(faults: &Faults, service: &str, operation: &str) -> Option<Reply> {
@@ -726,6 +780,9 @@ async fn unsigned(
             None,
         );
     }
+    if let Some(name) = path.strip_prefix(crate::events::webhooks::PREFIX) {
+        return webhook(services, method, name, query, headers, body);
+    }
     match path {
         "/_local/health" => json_reply(200, "application/json", &json!({"status": "ok"}), None),
         "/_local/faults" => match *method {
@@ -760,7 +817,7 @@ async fn unsigned(
         "/" => reply(
             200,
             &[("content-type", "text/plain; charset=utf-8".into())],
-            "macie-pipeline-local: S3, Macie2, SNS and Step Functions for signed requests; /review, /allow and /deny for reviewers.\n",
+            "macie-pipeline-local: S3, Macie2, SNS, EventBridge, KMS and Step Functions for signed requests; /review, /allow and /deny for reviewers; /_local/webhooks/<name> records what API destinations send.\n",
         ),
         _ => reply(
             403,

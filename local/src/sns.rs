@@ -61,6 +61,21 @@ pub struct Delivered {
     pub timestamp_ms: i64,
     /// The `.eml` files written, one per recipient.
     pub files: Vec<PathBuf>,
+    /// With `MessageStructure=json`, the message for each protocol (`default`, `email`,
+    /// `https`, ...) as published: what subscribers of that protocol get. An HTTPS
+    /// subscription (Amazon Q Developer in chat applications) gets `https`, else `default`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub protocol_messages: BTreeMap<String, String>,
+}
+
+impl Delivered {
+    /// What a subscriber of `protocol` gets: its own message, else the default one.
+    pub fn for_protocol(&self, protocol: &str) -> &str {
+        self.protocol_messages
+            .get(protocol)
+            .or_else(|| self.protocol_messages.get("default"))
+            .map_or(&self.message, String::as_str)
+    }
 }
 
 impl Delivered {
@@ -159,21 +174,28 @@ impl Sns {
         if message.len() + attributes_size > MAX_MESSAGE_BYTES {
             return Err(SnsError::invalid("Invalid parameter: Message too long"));
         }
+        let mut protocol_messages = BTreeMap::new();
         if let Some(structure) = &request.message_structure {
             if structure != "json" {
                 return Err(SnsError::invalid("Invalid parameter: MessageStructure"));
             }
-            let parsed: Value = serde_json::from_str(&message).map_err(|_| {
+            let unparsable = || {
                 SnsError::invalid(
                     "Invalid parameter: Message Structure - JSON message body failed to parse",
                 )
-            })?;
-            let default = parsed["default"].as_str().ok_or_else(|| {
+            };
+            let parsed: serde_json::Map<String, Value> =
+                serde_json::from_str(&message).map_err(|_| unparsable())?;
+            for (protocol, text) in parsed {
+                protocol_messages
+                    .insert(protocol, text.as_str().ok_or_else(unparsable)?.to_owned());
+            }
+            let default = protocol_messages.get("default").ok_or_else(|| {
                 SnsError::invalid(
                     "Invalid parameter: Message Structure - No default entry in JSON message body",
                 )
             })?;
-            message = parsed["email"].as_str().unwrap_or(default).to_owned();
+            message = protocol_messages.get("email").unwrap_or(default).to_owned();
         }
         for (name, (kind, _)) in &request.attributes {
             if !["String", "String.Array", "Number", "Binary"]
@@ -205,6 +227,7 @@ impl Sns {
             recipients: topic.subscribers.clone(),
             timestamp_ms,
             files: Vec::new(),
+            protocol_messages,
         };
         let mut rendered_first = String::new();
         for (index, recipient) in topic.subscribers.iter().enumerate() {
@@ -491,6 +514,31 @@ mod tests {
         let mut structured = request(None, r#"{"default": "d", "email": "e"}"#);
         structured.message_structure = Some("json".into());
         sns.publish(structured).unwrap();
-        assert_eq!(sns.delivered()[0].message, "e");
+        let delivered = &sns.delivered()[0];
+        assert_eq!(delivered.message, "e");
+        assert_eq!(delivered.for_protocol("email"), "e");
+        assert_eq!(delivered.for_protocol("sqs"), "d");
+        let mut chat = request(
+            None,
+            r#"{"default": "d", "https": "{\"version\": \"1.0\"}"}"#,
+        );
+        chat.message_structure = Some("json".into());
+        sns.publish(chat).unwrap();
+        let delivered = sns.delivered();
+        let delivered = delivered
+            .iter()
+            .find(|d| d.protocol_messages.contains_key("https"))
+            .unwrap();
+        assert_eq!(delivered.message, "d");
+        assert_eq!(delivered.for_protocol("https"), r#"{"version": "1.0"}"#);
+        for bad in [r#"{"email": "e"}"#, r#"{"default": 1}"#, "text"] {
+            let mut structured = request(None, bad);
+            structured.message_structure = Some("json".into());
+            assert_eq!(
+                sns.publish(structured).unwrap_err().code,
+                "InvalidParameter",
+                "{bad}"
+            );
+        }
     }
 }

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use crate::aws::{ACCOUNT, REGION};
 use crate::clock::{Clock, now_ms, rfc3339_ms};
 use crate::deployment::{self, BucketEncryption, DEFINITION, Deployment, TEMPLATE};
+use crate::events::{EventBridge, OnEvent};
 use crate::faults::Faults;
 use crate::iam::{Iam, KnownPrincipals, Principal};
 use crate::kms::Kms;
@@ -58,6 +59,12 @@ pub struct StackConfig {
     pub schedule: bool,
     pub observer: Option<Observer>,
     pub on_publish: Option<OnPublish>,
+    /// Called with each event put on a bus.
+    pub on_event: Option<OnEvent>,
+    /// A socket already bound, to serve on instead of binding `host` and `port`: whoever
+    /// starts the stack then knows its address before the template is resolved (a parameter
+    /// can name the stack's own webhook receiver).
+    pub listener: Option<Arc<std::net::TcpListener>>,
     /// Check every request against the template's permissions (on unless turned off).
     pub enforce_iam: bool,
     /// The template to deploy instead of the one compiled in.
@@ -78,6 +85,8 @@ impl StackConfig {
             schedule: false,
             observer: None,
             on_publish: None,
+            on_event: None,
+            listener: None,
             enforce_iam: true,
             template: None,
         }
@@ -89,6 +98,7 @@ impl StackConfig {
 struct LocalIntegrations {
     lambdas: Arc<Lambdas>,
     sns: Arc<Sns>,
+    events: Arc<EventBridge>,
     store: Arc<Store>,
     iam: Arc<Iam>,
     role: Arc<Principal>,
@@ -220,6 +230,11 @@ impl Integrations for LocalIntegrations {
         })
     }
 
+    fn put_events(&self, parameters: Value) -> BoxFuture<'static, Result<Value, StatesError>> {
+        let result = self.put_events_now(&parameters);
+        Box::pin(async move { result })
+    }
+
     fn publish(&self, parameters: Value) -> BoxFuture<'static, Result<Value, StatesError>> {
         let sns = Arc::clone(&self.sns);
         let topic = parameters["TopicArn"]
@@ -251,6 +266,20 @@ impl Integrations for LocalIntegrations {
                 }
             }
         })
+    }
+}
+
+impl LocalIntegrations {
+    /// What the state machine's events:putEvents task answers for `parameters`.
+    fn put_events_now(&self, parameters: &Value) -> Result<Value, StatesError> {
+        let entries = crate::events::api::entries(parameters).map_err(|err| {
+            StatesError::new(format!("EventBridge.{}", err.code), err.message.clone())
+        })?;
+        let results = self
+            .events
+            .put_events(&self.role, entries, true)
+            .map_err(|err| StatesError::new(format!("EventBridge.{}", err.code), err.message))?;
+        Ok(crate::events::api::response(&results))
     }
 }
 
@@ -320,9 +349,21 @@ fn deploy_keys(deployment: &Deployment, kms: &Kms, iam: &Iam) -> Result<(), Stri
 
 impl LocalStack {
     pub async fn start(config: StackConfig) -> Result<Self, String> {
-        let listener = TcpListener::bind((config.host, config.port))
-            .await
-            .map_err(|err| format!("cannot listen on {}:{}: {err}", config.host, config.port))?;
+        let listener = match &config.listener {
+            Some(bound) => {
+                let bound = bound
+                    .try_clone()
+                    .and_then(|socket| socket.set_nonblocking(true).map(|()| socket))
+                    .map_err(|err| format!("the socket given to serve on: {err}"))?;
+                TcpListener::from_std(bound)
+                    .map_err(|err| format!("the socket given to serve on: {err}"))?
+            }
+            None => TcpListener::bind((config.host, config.port))
+                .await
+                .map_err(|err| {
+                    format!("cannot listen on {}:{}: {err}", config.host, config.port)
+                })?,
+        };
         let address = listener.local_addr().map_err(|err| err.to_string())?;
         let endpoint = format!("https://{address}");
         // The approval API is served over plain HTTP too, so a browser opens its links without
@@ -404,6 +445,14 @@ impl LocalStack {
             .map_err(|err| format!("outbox: {err}"))?,
         );
         let clock = Clock::new(config.time_scale);
+        let events = Arc::new(EventBridge::open(
+            data_dir.join("events"),
+            &deployment,
+            Arc::clone(&iam),
+            clock,
+            &tls.ca_pem,
+            config.on_event.clone(),
+        )?);
         let macie = Macie::open(
             data_dir.join("macie"),
             Arc::clone(&store),
@@ -436,6 +485,7 @@ impl LocalStack {
         let integrations = Arc::new(LocalIntegrations {
             lambdas: Arc::clone(&lambdas),
             sns: Arc::clone(&sns),
+            events: Arc::clone(&events),
             store: Arc::clone(&store),
             iam: Arc::clone(&iam),
             role: iam
@@ -472,6 +522,8 @@ impl LocalStack {
             iam: Arc::clone(&iam),
             store: Arc::clone(&store),
             kms,
+            events,
+            webhooks: crate::events::webhooks::Webhooks::new(data_dir.join("webhooks")),
         });
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve(

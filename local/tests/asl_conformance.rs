@@ -634,9 +634,12 @@ fn every_intrinsic_of_the_project_state_machine_evaluates() {
         "deletion": {"Payload": {"status": "DONE", "tally": {"deleted": 2}, "undecided": 1}},
         "error": {"Error": "AwsRequestFailed",
                   "Cause": "{\"errorType\":\"AwsRequestFailed\",\"errorMessage\":\"m\"}"},
-        "failedStep": {"name": "triggerMacieScan", "doing": "taking"},
-        "errorDetail": {"parsed": {"errorType": "AwsRequestFailed", "errorMessage": "m"}},
-        "failure": {"step": "triggerMacieScan", "error": "AwsRequestFailed", "message": "m"},
+        "failedStep": {"name": "triggerMacieScan", "doing": "taking", "objects": "where"},
+        "errorDetail": {"parsed": {"errorType": "AwsRequestFailed", "errorMessage": "m",
+                        "Entries": [{"ErrorCode": "ResourceNotFoundException", "ErrorMessage": "Event bus x does not exist."}]}},
+        "failure": {"step": "triggerMacieScan", "error": "PipelineRunFailed", "cause": "AwsRequestFailed",
+                    "message": "m", "details": "where", "subject": "run failed"},
+        "chat": {"version": "1.0", "source": "custom", "content": {"description": "m"}},
     });
     let context =
         json!({"Execution": {"Name": "run", "Id": "arn:aws:states:us-east-1:0:execution:m:run"}});

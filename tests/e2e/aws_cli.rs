@@ -568,3 +568,80 @@ async fn a_landing_bucket_and_a_producers_key_made_with_the_cli() {
     );
     assert!(gate.keys(Bucket::Raw).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_makes_a_bus_puts_events_and_tests_patterns_against_the_gates_events() {
+    let Some(cli) = required_cli() else {
+        return;
+    };
+    let gate = Gate::start().await;
+    let made: Value = serde_json::from_str(
+        &aws(
+            &cli,
+            &gate,
+            &["events", "create-event-bus", "--name", "gate-events"],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        made["EventBusArn"],
+        "arn:aws:events:us-east-1:000000000000:event-bus/gate-events"
+    );
+    // A producer's events: one accepted, one with a source only AWS may use refused on its own.
+    let entries = serde_json::json!([
+        {"Source": "acme.ingest", "DetailType": "Batch Landed", "Detail": "{\"files\": 3}",
+         "EventBusName": "gate-events"},
+        {"Source": "aws.s3", "DetailType": "Object Created", "Detail": "{}", "EventBusName": "gate-events"},
+    ]);
+    let put: Value = serde_json::from_str(
+        &aws(
+            &cli,
+            &gate,
+            &["events", "put-events", "--entries", &entries.to_string()],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(put["FailedEntryCount"], 1);
+    assert!(put["Entries"][0]["EventId"].is_string());
+    assert_eq!(
+        put["Entries"][1]["ErrorCode"],
+        "NotAuthorizedForSourceException"
+    );
+    let logged = e2e::macie_pipeline_local::events::logged(
+        &gate.stack.data_dir().join("events/buses/gate-events.jsonl"),
+    );
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0]["detail"], serde_json::json!({"files": 3}));
+
+    // The README's pattern test, on the event a clean run ends with.
+    gate.upload("a.txt", "fine", &[], &[]).await;
+    let arn = gate
+        .start_run("cli-events", serde_json::json!({"id": "cli-events"}))
+        .await;
+    assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
+    let last = gate.events().pop().expect("the run's event");
+    for (pattern, matched) in [
+        (r#"{"detail-type": [{"prefix": "Run"}]}"#, true),
+        (r#"{"detail-type": [{"prefix": "Review"}]}"#, false),
+    ] {
+        let answer: Value = serde_json::from_str(
+            &aws(
+                &cli,
+                &gate,
+                &[
+                    "events",
+                    "test-event-pattern",
+                    "--event-pattern",
+                    pattern,
+                    "--event",
+                    &last.to_string(),
+                ],
+            )
+            .await,
+        )
+        .unwrap();
+        assert_eq!(answer["Result"], matched, "{pattern}");
+    }
+}

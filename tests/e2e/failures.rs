@@ -71,6 +71,15 @@ async fn stopped_job_fails_the_run(status: JobStatus) {
         .filter(|e| e.details["stateEnteredEventDetails"]["name"] == "triggerMacieScan")
         .count();
     assert_eq!(triggers, 2, "the run must not go back to triggerMacieScan");
+    assert_eq!(gate.run_event_types(&arn), ["Run Failed"]);
+    let detail = &gate.run_events(&arn)[0]["detail"];
+    assert_eq!(detail["macieJobId"], job);
+    assert!(detail["scan"].is_null());
+    let failure = &detail["failure"];
+    assert_eq!(failure["error"], "MacieJobStopped");
+    assert_eq!(failure["cause"], status.as_str());
+    assert_eq!(failure["step"], "checkMacieStatus");
+    assert_eq!(failure["message"], described.cause().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -158,6 +167,15 @@ async fn a_permanent_error_is_caught_announced_once_and_fails_the_run() {
         gate.tags(Bucket::ScanStage, "a.txt").await["WorkflowId"],
         "wf-permanent"
     );
+    // The event says it in the same sentence, with the step and the error behind it.
+    assert_eq!(gate.run_event_types(&arn), ["Run Failed"]);
+    let detail = &gate.run_events(&arn)[0]["detail"];
+    assert_eq!(detail["workflowId"], "wf-permanent");
+    assert_eq!(
+        detail["failure"],
+        json!({"error": "PipelineRunFailed", "cause": "AwsRequestFailed",
+               "step": "triggerMacieScan", "message": cause})
+    );
     assert!(gate.keys(Bucket::ScannedData).await.is_empty());
 }
 
@@ -189,6 +207,11 @@ async fn unusable_execution_input_fails_clearly_and_touches_nothing() {
             failure.details["taskFailedEventDetails"]["error"], "InvalidInput",
             "{name}"
         );
+        // No workflow id was ever taken: the event says so, and what was wrong.
+        assert_eq!(gate.run_event_types(&arn), ["Run Failed"], "{name}");
+        let detail = &gate.run_events(&arn)[0]["detail"];
+        assert!(detail["workflowId"].is_null(), "{name}: {detail}");
+        assert_eq!(detail["failure"]["cause"], "InvalidInput", "{name}");
     }
     let failed = alerts(&gate, "run failed");
     assert_eq!(failed.len(), inputs.len(), "one alert per failed run");

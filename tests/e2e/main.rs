@@ -6,6 +6,7 @@ mod browser;
 mod decisions;
 mod distributed_map;
 mod encryption;
+mod events;
 mod failures;
 mod false_positives;
 mod iam;

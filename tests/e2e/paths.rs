@@ -39,6 +39,18 @@ async fn an_empty_raw_bucket_is_nothing_to_scan() {
     let jobs = gate.macie.list_classification_jobs().send().await.unwrap();
     assert!(jobs.items().is_empty(), "no Macie job for an empty run");
     assert!(gate.emails().is_empty());
+    // One event: the run succeeded, with nothing taken, scanned or routed.
+    let events = gate.run_events(&arn);
+    assert_eq!(gate.run_event_types(&arn), ["Run Succeeded"]);
+    let detail = &events[0]["detail"];
+    assert_eq!(detail["workflowId"], "wf-empty");
+    assert_eq!(
+        detail["intake"],
+        json!({"taken": 0, "deferred": 0, "leftInRaw": 0})
+    );
+    for stage in ["macieJobId", "scan", "routing", "review"] {
+        assert!(detail[stage].is_null(), "{stage}: {detail}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -100,37 +112,21 @@ async fn clean_objects_pass_with_keys_tags_and_metadata_intact() {
         );
     }
     assert!(gate.emails().is_empty(), "a clean run sends no email");
-}
-
-/// Uploads one flagged object and one clean one, and starts a run.
-async fn start_flagged(gate: &Gate, name: &str) -> String {
-    gate.upload(
-        "cards.csv",
-        "customer,card\nAda,card 4111 1111 1111 1111\n",
-        &[("team", "billing")],
-        &[],
-    )
-    .await;
-    gate.upload("readme.txt", "nothing sensitive", &[], &[])
-        .await;
-    gate.start_run(name, json!({"id": name})).await
-}
-
-/// A flagged run waiting for its reviewer, with the approval email.
-async fn flagged_run(
-    gate: &Gate,
-    name: &str,
-) -> (String, e2e::macie_pipeline_local::sns::Delivered) {
-    let arn = start_flagged(gate, name).await;
-    let email = gate.approval_email().await;
-    gate.reaches(&arn, "triggerManualApproval").await;
-    (arn, email)
+    assert_eq!(gate.run_event_types(&arn), ["Run Succeeded"]);
+    let detail = &gate.run_events(&arn)[0]["detail"];
+    assert_eq!(detail["intake"]["taken"], AWKWARD_KEYS.len());
+    assert_eq!(
+        detail["routing"],
+        json!({"passed": AWKWARD_KEYS.len(), "held": 0, "keptAside": 0})
+    );
+    assert_eq!(detail["scan"]["analysedClean"], AWKWARD_KEYS.len());
+    assert!(detail["review"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flagged_objects_wait_in_review_and_an_approval_releases_them_tagged() {
     let gate = Gate::start().await;
-    let (arn, email) = flagged_run(&gate, "approve").await;
+    let (arn, email) = gate.flagged_run("approve").await;
     assert_eq!(gate.keys(Bucket::ManualReview).await, vec!["cards.csv"]);
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["readme.txt"]);
     assert!(
@@ -175,24 +171,69 @@ async fn flagged_objects_wait_in_review_and_an_approval_releases_them_tagged() {
             .await
             .contains_key("SensitiveDataFound")
     );
+    assert_eq!(
+        gate.run_event_types(&arn),
+        [
+            "Objects Held",
+            "Review Requested",
+            "Review Decided",
+            "Run Succeeded"
+        ]
+    );
+    let events = gate.run_events(&arn);
+    assert_eq!(
+        events[0]["detail"]["routing"],
+        json!({"passed": 1, "held": 1, "keptAside": 0})
+    );
+    // A card number alone is of medium severity in Macie's policy.
+    assert_eq!(events[0]["detail"]["scan"]["highestSeverity"], "Medium");
+    assert_eq!(
+        events[0]["detail"]["scan"]["flaggedBySeverity"],
+        json!({"high": 0, "medium": 1, "low": 0})
+    );
+    // The event's links are the email's.
+    assert_eq!(
+        events[1]["detail"]["request"]["links"]["releaseAll"],
+        link_after(&email.message, "Release all")
+    );
+    assert_eq!(
+        events[2]["detail"]["review"],
+        json!({"released": 1, "keptAside": 0, "deleted": 0, "undecided": 0,
+               "timedOut": false, "timeoutAction": "hold"})
+    );
+    assert_eq!(events[3]["detail"]["review"], events[2]["detail"]["review"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_denial_deletes_the_flagged_objects_only() {
     let gate = Gate::start().await;
-    let (arn, email) = flagged_run(&gate, "deny").await;
+    let (arn, email) = gate.flagged_run("deny").await;
     let response = http::decide(&link_after(&email.message, "Delete all")).await;
     assert!(response.body().contains("0 to release, 1 to delete"));
     assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["readme.txt"]);
     assert!(gate.keys(Bucket::ManualReview).await.is_empty());
     assert!(gate.keys(Bucket::ScanStage).await.is_empty());
+    assert_eq!(
+        gate.run_event_types(&arn),
+        [
+            "Objects Held",
+            "Review Requested",
+            "Review Decided",
+            "Run Succeeded"
+        ]
+    );
+    assert_eq!(
+        gate.run_events(&arn)[2]["detail"]["review"],
+        json!({"released": 0, "keptAside": 0, "deleted": 1, "undecided": 0,
+               "timedOut": false, "timeoutAction": "hold"})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opening_a_link_decides_nothing_and_a_second_click_changes_nothing() {
     let gate = Gate::start().await;
-    let (arn, email) = flagged_run(&gate, "clicks").await;
+    let (arn, email) = gate.flagged_run("clicks").await;
     let approve = link_after(&email.message, "Release all");
     // What a mail scanner does: fetch the link.
     for _ in 0..3 {
@@ -256,7 +297,7 @@ async fn timeout_gate(action: &str) -> Gate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_approval_holds_the_objects_by_default_and_says_so() {
     let gate = timeout_gate("hold").await;
-    let arn = start_flagged(&gate, "timeout-hold").await;
+    let arn = gate.start_flagged("timeout-hold").await;
     let described = gate.finished(&arn).await;
     assert_eq!(described.status.as_str(), "FAILED");
     assert_eq!(described.error(), Some("ApprovalTimedOut"));
@@ -272,13 +313,47 @@ async fn an_expired_approval_holds_the_objects_by_default_and_says_so() {
         .collect();
     assert_eq!(notices.len(), 1);
     assert!(notices[0].message.contains("ApprovalTimeoutAction=hold"));
+    assert_eq!(
+        gate.run_event_types(&arn),
+        [
+            "Objects Held",
+            "Review Requested",
+            "Review Decided",
+            "Run Failed"
+        ]
+    );
+    let events = gate.run_events(&arn);
+    assert_eq!(
+        events[2]["detail"]["review"],
+        json!({"released": 0, "keptAside": 0, "deleted": 0, "undecided": 1,
+               "timedOut": true, "timeoutAction": "hold"})
+    );
+    let failure = &events[3]["detail"]["failure"];
+    assert_eq!(failure["error"], "ApprovalTimedOut");
+    assert_eq!(failure["cause"], "States.Timeout");
+    assert_eq!(failure["message"], described.cause().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_approval_deletes_with_the_deny_default_and_says_so() {
     let gate = timeout_gate("deny").await;
-    let arn = start_flagged(&gate, "timeout-deny").await;
+    let arn = gate.start_flagged("timeout-deny").await;
     assert_eq!(gate.finished(&arn).await.status.as_str(), "SUCCEEDED");
+    assert_eq!(
+        gate.run_event_types(&arn),
+        [
+            "Objects Held",
+            "Review Requested",
+            "Review Decided",
+            "Run Succeeded"
+        ]
+    );
+    // The undecided object was deleted with the deny default, and is counted among the deleted.
+    assert_eq!(
+        gate.run_events(&arn)[2]["detail"]["review"],
+        json!({"released": 0, "keptAside": 0, "deleted": 1, "undecided": 1,
+               "timedOut": true, "timeoutAction": "deny"})
+    );
     assert!(gate.keys(Bucket::ManualReview).await.is_empty());
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["readme.txt"]);
     let notices: Vec<_> = gate
@@ -348,6 +423,12 @@ async fn an_object_with_too_many_tags_stays_in_raw_and_the_run_says_so() {
     assert_eq!(described.status.as_str(), "FAILED");
     assert_eq!(described.error(), Some("ObjectsRejected"));
     assert_eq!(gate.keys(Bucket::Raw).await, vec!["crowded.txt"]);
+    assert_eq!(gate.run_event_types(&arn), ["Run Failed"]);
+    let detail = &gate.run_events(&arn)[0]["detail"];
+    assert_eq!(detail["intake"]["leftInRaw"], 1);
+    assert_eq!(detail["routing"]["passed"], 1);
+    assert_eq!(detail["failure"]["error"], "ObjectsRejected");
+    assert_eq!(detail["failure"]["message"], described.cause().unwrap());
     assert_eq!(gate.keys(Bucket::ScannedData).await, vec!["plain.txt"]);
     let notices: Vec<_> = gate
         .emails()

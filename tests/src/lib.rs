@@ -17,6 +17,7 @@ pub use macie_pipeline_local::client as http;
 pub use macie_pipeline::deployment::Bucket;
 
 pub mod browser;
+pub mod events;
 pub mod logs;
 pub mod soak;
 
@@ -509,6 +510,31 @@ impl Gate {
             assert!(start.elapsed() < limit, "no approval email after {limit:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+impl Gate {
+    /// Uploads one flagged object (`cards.csv`, a card number) and one clean one (`readme.txt`),
+    /// and starts a run with `name` as execution name and workflow id.
+    pub async fn start_flagged(&self, name: &str) -> String {
+        self.upload(
+            "cards.csv",
+            "customer,card\nAda,card 4111 1111 1111 1111\n",
+            &[("team", "billing")],
+            &[],
+        )
+        .await;
+        self.upload("readme.txt", "nothing sensitive", &[], &[])
+            .await;
+        self.start_run(name, serde_json::json!({"id": name})).await
+    }
+
+    /// A flagged run waiting for its reviewer, with the approval email.
+    pub async fn flagged_run(&self, name: &str) -> (String, Delivered) {
+        let arn = self.start_flagged(name).await;
+        let email = self.approval_email().await;
+        self.reaches(&arn, "triggerManualApproval").await;
+        (arn, email)
     }
 }
 

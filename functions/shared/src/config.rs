@@ -341,6 +341,8 @@ pub struct ApprovalConfig {
     pub topic_arn: String,
     /// Base URL of the approval API, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/Prod`.
     pub approval_api_url: String,
+    /// The EventBridge bus `Review Requested` is put on.
+    pub event_bus_name: String,
 }
 
 impl FromEnv for ApprovalConfig {
@@ -350,6 +352,7 @@ impl FromEnv for ApprovalConfig {
             scanned_data_bucket: env.required("SCANNED_DATA_BUCKET"),
             topic_arn: env.required("APPROVAL_TOPIC_ARN"),
             approval_api_url: env.required("APPROVAL_API_URL"),
+            event_bus_name: env.required("EVENT_BUS_NAME"),
         };
         let url = &config.approval_api_url;
         if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {

@@ -66,6 +66,8 @@ pub enum Resource {
     BucketKey,
     /// Macie classification jobs of this account and region.
     MacieJobs,
+    /// The event bus `EventBusName` names, granted only for events of the gate's source.
+    EventBus,
     /// `*`: for actions without resource-level permissions (Macie ListFindings, GetFindings,
     /// GetClassificationExportConfiguration; Step Functions SendTaskSuccess, which the task
     /// token alone scopes).
@@ -398,6 +400,8 @@ pub fn functions() -> Vec<FunctionSpec> {
                 read_manifest.clone(),
                 vec![
                     call("PutObject", &[("s3:PutObject", Resource::ApprovalRecords)]),
+                    // Review Requested, whose links only this function can build.
+                    call("PutEvents", &[("events:PutEvents", Resource::EventBus)]),
                     call("Publish", &[("sns:Publish", Resource::NotificationTopic)]),
                 ],
             ]

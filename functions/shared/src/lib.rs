@@ -7,6 +7,7 @@ pub mod config;
 pub mod deadline;
 pub mod deployment;
 pub mod error;
+pub mod events;
 pub mod false_positives;
 pub mod handlers;
 pub mod lambda;

@@ -133,6 +133,11 @@ fn resource(value: &Yaml) -> Resource {
             if text.ends_with(":classification-job/*") {
                 return Resource::MacieJobs;
             }
+            if text
+                == "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
+            {
+                return Resource::EventBus;
+            }
             panic!("unexpected resource !Sub {text}")
         }
         _ => panic!("unexpected resource !{tag} {text}"),
@@ -309,6 +314,27 @@ fn each_function_is_granted_exactly_what_its_calls_need() {
                         Some(
                             "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${StepFunctionName}"
                         )
+                    );
+                }
+                let on_event_bus = statement["Resource"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|target| resource(target) == Resource::EventBus);
+                if on_event_bus {
+                    // The gate's own source, and the detail type the function puts, only.
+                    let condition = &statement["Condition"]["StringEquals"];
+                    assert_eq!(
+                        condition["events:source"].as_str(),
+                        Some(macie_pipeline::events::SOURCE),
+                        "{}",
+                        function.logical_id
+                    );
+                    assert_eq!(
+                        condition["events:detail-type"].as_str(),
+                        Some(macie_pipeline::events::DetailType::ReviewRequested.name()),
+                        "{}",
+                        function.logical_id
                     );
                 }
                 for action in statement["Action"].as_sequence().unwrap() {

@@ -45,6 +45,7 @@ fn transitions(state: &Value) -> Vec<(String, String)> {
     for rule in state["Choices"].as_array().into_iter().flatten() {
         let mut condition = rule.clone();
         condition.as_object_mut().unwrap().remove("Next");
+        condition.as_object_mut().unwrap().remove("Assign");
         out.push((
             rule["Next"].as_str().unwrap().to_owned(),
             condition.to_string(),
@@ -136,9 +137,12 @@ fn a_stopped_or_unknown_job_never_restarts_the_scan() {
         .iter()
         .find(|rule| rule["StringEquals"] == "STOPPED")
         .expect("an explicit branch for stopped jobs");
-    assert_eq!(stopped["Next"], "notifyMacieJobStopped");
-    assert_eq!(states["notifyMacieJobStopped"]["Next"], "macieJobStopped");
-    assert_eq!(states["macieJobStopped"]["Type"], "Fail");
+    assert_eq!(stopped["Next"], "macieJobStopped");
+    let failure = &states["macieJobStopped"];
+    assert_eq!(failure["ResultPath"], "$.failure");
+    assert_eq!(failure["Parameters"]["error"], "MacieJobStopped");
+    assert_eq!(failure["Next"], "composeFailureNotice");
+    assert!(!reachable_from("macieJobStopped", &states).contains("runSucceeded"));
 }
 
 #[test]
@@ -182,17 +186,29 @@ fn data_is_released_only_after_a_complete_scan_or_an_approval() {
             "asked for review from {source} ({label})"
         );
     }
-    for (source, label) in into("notifyRoutingSuperseded", &states) {
+    assert_eq!(
+        into("notifyRoutingSuperseded", &states),
+        vec![(
+            "composeRoutingSupersededNotice".to_owned(),
+            "next".to_owned()
+        )]
+    );
+    for (source, label) in into("composeRoutingSupersededNotice", &states) {
         assert!(
             source == "moveAllScanStageChoice" && label.contains(&done),
             "{source} ({label})"
         );
     }
+    // Announced first, then requested: only when routing held something.
     let held = json!({"Variable": "$.routing.Payload.awaitingReview", "NumericGreaterThan": 0})
         .to_string();
     assert_eq!(
-        into("triggerManualApproval", &states),
+        into("announceObjectsHeld", &states),
         vec![("isSensitiveDataFoundChoice".to_owned(), held)]
+    );
+    assert_eq!(
+        into("triggerManualApproval", &states),
+        vec![("announceObjectsHeld".to_owned(), "next".to_owned())]
     );
     // The release runs only after the review: every object decided, or the review timed out
     // (the function then releases only what was decided for release; see the e2e tests).
@@ -254,22 +270,64 @@ fn every_failure_is_described_in_a_sentence_before_it_is_announced() {
                 pending.push(state["Default"].as_str().unwrap().to_owned());
             }
             "Pass" if state["ResultPath"] == "$.failure" => {
-                assert_eq!(state["Next"], "notifyFailure", "{name}");
+                assert_eq!(state["Next"], "composeFailureNotice", "{name}");
                 let message = state["Parameters"]["message.$"].as_str().unwrap();
                 assert!(message.starts_with("States.Format("), "{name}");
                 assert!(message.contains("$.failedStep.name"), "{name}");
+                assert_eq!(state["Parameters"]["error"], "PipelineRunFailed", "{name}");
+                assert_eq!(
+                    state["Parameters"]["details.$"], "$.failedStep.objects",
+                    "{name}"
+                );
                 described.insert(name);
             }
             "Pass" => pending.push(state["Next"].as_str().unwrap().to_owned()),
             other => panic!("{name} is a {other} between describeFailure and notifyFailure"),
         }
     }
-    assert_eq!(described.len(), 3, "{described:?}");
-    let notice = states["notifyFailure"]["Parameters"]["Message.$"]
-        .as_str()
-        .unwrap();
-    assert!(notice.contains("$.failure.message"), "{notice}");
-    assert!(!notice.contains("JsonToString($.error)"), "{notice}");
+    assert_eq!(described.len(), 4, "{described:?}");
+    // The other failures (a stopped job, objects left in raw, a review that timed out with
+    // objects held) describe themselves the same way, each with its own error.
+    let mut errors = BTreeSet::new();
+    for (name, state) in &states {
+        if state["ResultPath"] != "$.failure" {
+            continue;
+        }
+        let failure = &state["Parameters"];
+        for field in ["cause", "step", "message", "details", "subject"] {
+            assert!(
+                failure
+                    .get(field)
+                    .or(failure.get(format!("{field}.$")))
+                    .is_some(),
+                "{name} sets no failure {field}"
+            );
+        }
+        assert_eq!(state["Next"], "composeFailureNotice", "{name}");
+        errors.insert(failure["error"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        errors,
+        BTreeSet::from(
+            [
+                "PipelineRunFailed",
+                "MacieJobStopped",
+                "ObjectsRejected",
+                "ApprovalTimedOut"
+            ]
+            .map(str::to_owned)
+        )
+    );
+    assert_eq!(
+        into("composeFailureNotice", &states).len(),
+        described.len() + errors.len() - 1
+    );
+    let notice = &states["notifyFailure"]["Parameters"]["Message"];
+    let text = notice["default.$"].as_str().unwrap();
+    assert!(text.contains("$.failure.message"), "{text}");
+    assert!(text.contains("$.failure.details"), "{text}");
+    assert!(!text.contains("JsonToString($.error)"), "{text}");
+    assert_eq!(states["runFailed"]["ErrorPath"], "$.failure.error");
     assert_eq!(states["runFailed"]["CausePath"], "$.failure.message");
 }
 
@@ -338,18 +396,45 @@ fn error_names_in_retry_and_catch_exist() {
 }
 
 #[test]
-fn every_failure_is_announced_before_the_run_fails() {
+fn every_failure_is_notified_and_announced_before_the_run_fails() {
     let states = states();
-    for (name, state) in &states {
-        if state["Type"] != "Fail" {
-            continue;
-        }
-        for (source, _) in into(name, &states) {
+    let fails: Vec<&String> = states
+        .iter()
+        .filter(|(_, state)| state["Type"] == "Fail")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(fails, ["runFailed"], "one Fail state, named by $.failure");
+    // The alert, then the event, then the Fail; a failed alert or event changes nothing more.
+    let chain = [
+        ("runFailed", "announceRunFailed"),
+        ("announceRunFailed", "notifyFailure"),
+        ("notifyFailure", "composeFailureNotice"),
+    ];
+    for (state, only_from) in chain {
+        for (source, label) in into(state, &states) {
             assert_eq!(
-                states[&source]["Resource"], "arn:aws:states:::sns:publish",
-                "{name} is reached from {source} without a notification"
+                source, only_from,
+                "{state} is reached from {source} ({label})"
             );
         }
+    }
+    assert_eq!(
+        states["notifyFailure"]["Resource"],
+        "arn:aws:states:::sns:publish"
+    );
+    let announce = &states["announceRunFailed"];
+    assert_eq!(announce["Resource"], "arn:aws:states:::events:putEvents");
+    assert_eq!(
+        announce["Parameters"]["Entries"][0]["DetailType"],
+        "Run Failed"
+    );
+    for catcher in announce["Catch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(states["notifyFailure"]["Catch"].as_array().unwrap())
+    {
+        assert_ne!(catcher["ResultPath"], "$.failure", "{catcher}");
     }
 }
 
@@ -379,12 +464,22 @@ fn the_approval_waits_for_a_callback_with_a_timeout_and_a_default() {
     );
     assert_eq!(states["reviewTimedOutHold"]["Result"], "keep");
     assert_eq!(states["reviewTimedOutDeny"]["Result"], "delete");
-    // Objects still undecided after a timeout that holds fail the run, after the notice.
+    // Objects still undecided after a timeout that holds fail the run, after the review's
+    // outcome is announced.
+    let undecided =
+        json!({"Variable": "$.deletion.Payload.undecided", "NumericGreaterThan": 0}).to_string();
     assert_eq!(
-        states["notifyApprovalTimeoutHold"]["Next"],
-        "approvalTimedOut"
+        into("approvalTimedOut", &states),
+        vec![("reviewEndChoice".to_owned(), undecided)]
     );
-    assert_eq!(states["approvalTimedOut"]["Type"], "Fail");
+    assert_eq!(
+        states["approvalTimedOut"]["Parameters"]["error"],
+        "ApprovalTimedOut"
+    );
+    assert_eq!(
+        into("reviewEndChoice", &states),
+        vec![("announceReviewDecided".to_owned(), "next".to_owned())]
+    );
 }
 
 #[test]
@@ -410,6 +505,11 @@ fn sample(path: &str) -> Value {
         "$$.State.RetryCount" => json!(0),
         "$$.Task.Token" => json!("AAAA+/token=="),
         "$$.State.EnteredTime" => json!("2026-11-28T10:00:00.000Z"),
+        "$$.Execution.Id" => json!("arn:aws:states:us-east-1:123456789012:execution:gate:exec-1"),
+        "$$.StateMachine.Id" => json!("arn:aws:states:us-east-1:123456789012:stateMachine:gate"),
+        "$workflowId" => json!("wf-1"),
+        "$macieJobId" => json!("0123456789abcdef0123456789abcdef"),
+        "$intake" | "$scan" | "$routing" | "$review" => json!({}),
         "$.scan.Payload" | "$.routing.Payload" | "$.release.Payload" | "$.deletion.Payload" => {
             Value::Null
         }
@@ -701,4 +801,265 @@ fn each_distributed_map_moves_one_bucket_in_batches_and_fails_closed() {
         common::asl()["States"]["startRun"]["Parameters"]["config"]["movePath"],
         "sub-MovePath"
     );
+}
+
+/// The states that put events, by detail type.
+fn announcers(states: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
+    states
+        .iter()
+        .filter(|(_, state)| state["Resource"] == "arn:aws:states:::events:putEvents")
+        .map(|(name, state)| {
+            let kind = state["Parameters"]["Entries"][0]["DetailType"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (kind, name.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn the_state_machine_announces_its_events_with_the_runs_detail() {
+    use macie_pipeline::events::{DETAIL_VERSION, DetailType, SOURCE};
+    let states = states();
+    let announcers = announcers(&states);
+    // Every detail type but the one only the approval function can put (its links need the
+    // task token), each from one state.
+    let expected: BTreeSet<String> = DetailType::ALL
+        .into_iter()
+        .filter(|kind| *kind != DetailType::ReviewRequested)
+        .map(|kind| kind.name().to_owned())
+        .collect();
+    assert_eq!(
+        announcers.keys().cloned().collect::<BTreeSet<_>>(),
+        expected
+    );
+    // The run's detail is the same everywhere, and it is what the approval function extends.
+    let run = &states["triggerManualApproval"]["Parameters"]["Payload"]["event"];
+    assert_eq!(run["version"], DETAIL_VERSION);
+    for (kind, name) in &announcers {
+        let state = &states[name];
+        let entries = state["Parameters"]["Entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{name}");
+        assert_eq!(entries[0]["EventBusName"], "sub-EventBusName", "{name}");
+        assert_eq!(entries[0]["Source"], SOURCE, "{name}");
+        let detail = entries[0]["Detail"].as_object().unwrap();
+        for (field, value) in run.as_object().unwrap() {
+            assert_eq!(detail.get(field), Some(value), "{name}: {field}");
+        }
+        let extra: Vec<&String> = detail
+            .keys()
+            .filter(|field| !run.as_object().unwrap().contains_key(*field))
+            .collect();
+        let allowed: &[&str] = if kind == "Run Failed" {
+            &["failure"]
+        } else {
+            &[]
+        };
+        assert_eq!(extra, allowed, "{name}");
+        assert_eq!(state["ResultPath"], Value::Null, "{name}");
+        let retried = &state["Retry"][0];
+        assert_eq!(
+            retried["ErrorEquals"],
+            json!(["States.TaskFailed"]),
+            "{name}"
+        );
+        let catcher = state["Catch"].as_array().unwrap().last().unwrap();
+        assert_eq!(catcher["ErrorEquals"], json!(["States.ALL"]), "{name}");
+        if kind == "Run Failed" {
+            // The run fails either way; the failure itself is kept, not overwritten.
+            assert_eq!(catcher["Next"], "runFailed");
+            assert_eq!(catcher["ResultPath"], "$.eventError");
+        } else {
+            assert_failure_notice(&states, &catcher["Next"], name);
+        }
+    }
+    // A run succeeds only after saying so, and a Run Failed event names the execution's error.
+    assert_eq!(
+        into("runSucceeded", &states),
+        vec![("announceRunSucceeded".to_owned(), "next".to_owned())]
+    );
+    assert_eq!(
+        into("announceRunSucceeded", &states),
+        vec![("finishRun".to_owned(), "default".to_owned())]
+    );
+    assert_eq!(
+        states["announceRunFailed"]["Parameters"]["Entries"][0]["Detail"]["failure"]["error.$"],
+        "$.failure.error"
+    );
+}
+
+/// Every `$name` a state reads in its fields.
+fn variables_read(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, nested) in fields {
+                if key.ends_with(".$")
+                    && let Some(path) = nested.as_str()
+                    && let Some(name) = path.strip_prefix('$')
+                    && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                {
+                    out.insert(name.split('.').next().unwrap().to_owned());
+                }
+                variables_read(nested, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| variables_read(item, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_variable_read_is_set_when_the_run_starts() {
+    let states = states();
+    let mut read = BTreeSet::new();
+    for state in states.values() {
+        variables_read(state, &mut read);
+    }
+    let set: BTreeSet<String> = states["startRun"]["Assign"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert!(
+        read.is_subset(&set),
+        "read {read:?}, set at the start {set:?}"
+    );
+    assert!(
+        read.contains("workflowId") && read.contains("review"),
+        "{read:?}"
+    );
+}
+
+/// Reads a `$.a.b` path of `value`; `None` when a step of it is missing.
+fn at<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    let rest = path.strip_prefix("$.")?;
+    rest.split('.')
+        .try_fold(value, |value, field| value.as_object()?.get(field))
+}
+
+/// Checks every `.$` path an `Assign` reads against `input`: a path that is missing fails the
+/// execution with `States.Runtime`, which no Catch sees, so none may be.
+fn assigns_read_from(assign: &Value, input: &Value, context: &str) {
+    let Value::Object(fields) = assign else {
+        return;
+    };
+    for (key, value) in fields {
+        match (key.strip_suffix(".$"), value.as_str()) {
+            (Some(_), Some(path)) if path.starts_with("$.") => {
+                assert!(
+                    at(input, path).is_some(),
+                    "{context}: {key} reads {path}, which is not in {input}"
+                );
+            }
+            _ => assigns_read_from(value, input, context),
+        }
+    }
+}
+
+#[test]
+fn assignments_read_only_what_the_handlers_always_write() {
+    use macie_pipeline::handlers::get_findings_count::{BySeverity, FindingsSummary};
+    use macie_pipeline::handlers::steps::{StepProgress, StepStatus};
+    use macie_pipeline::manifest::ManifestRef;
+    use macie_pipeline::s3::pass::Tally;
+    use macie_pipeline::workflow::WorkflowId;
+    use trigger_macie_scan::ScanProgress;
+    let states = states();
+    let id = WorkflowId::parse("wf").unwrap();
+    let done = |awaiting_review, undecided| StepProgress {
+        status: StepStatus::Done,
+        resume_after: None,
+        tally: Tally::default(),
+        awaiting_review,
+        undecided,
+        batches: Vec::new(),
+    };
+    let payload = |value: Value| json!({"Payload": value});
+    let findings = FindingsSummary {
+        manifest: ManifestRef {
+            bucket: "b".into(),
+            key: "k".into(),
+        },
+        finding_count: 0,
+        flagged_objects: 0,
+        review_objects: 0,
+        pass_tagged_objects: 0,
+        not_analysed_objects: 0,
+        analysed_clean_objects: 0,
+        highest_severity: None,
+        flagged_by_severity: BySeverity::default(),
+        bytes_scanned: 0,
+        estimated_macie_cost_usd: "0.0000".into(),
+    };
+    // Each task's Assign reads its result; each Choice rule's, the state it was given.
+    for progress in [
+        ScanProgress::Moving {
+            workflow_id: id.clone(),
+            resume_after: None,
+            tally: Tally::default(),
+        },
+        ScanProgress::FanOut {
+            workflow_id: id.clone(),
+            tally: Tally::default(),
+        },
+    ] {
+        let result = payload(serde_json::to_value(progress).unwrap());
+        assigns_read_from(
+            &states["triggerMacieScan"]["Assign"],
+            &result,
+            "triggerMacieScan",
+        );
+    }
+    assigns_read_from(
+        &states["getMacieFindingsCount"]["Assign"],
+        &payload(serde_json::to_value(findings).unwrap()),
+        "getMacieFindingsCount",
+    );
+    let started = json!({"scan": payload(serde_json::to_value(ScanProgress::JobStarted {
+        workflow_id: id.clone(), job_id: "j".into(), tally: Tally::default() }).unwrap())});
+    let nothing = json!({"scan": payload(serde_json::to_value(ScanProgress::NothingToScan {
+        workflow_id: id, tally: Tally::default() }).unwrap())});
+    let routed = json!({"routing": payload(serde_json::to_value(done(Some(1), None)).unwrap())});
+    let deleted = json!({
+        "config": {"approvalTimeoutAction": "hold"},
+        "release": payload(serde_json::to_value(done(None, None)).unwrap()),
+        "deletion": payload(serde_json::to_value(done(None, Some(0))).unwrap()),
+    });
+    let mut checked = 0;
+    for (name, input) in [
+        ("scanProgressChoice", &started),
+        ("scanProgressChoice", &nothing),
+        ("isSensitiveDataFoundChoice", &routed),
+        ("deleteManualReviewChoice", &deleted),
+    ] {
+        for rule in states[name]["Choices"].as_array().unwrap() {
+            let status = rule["StringEquals"].as_str();
+            let applies = match name {
+                "scanProgressChoice" => status == input["scan"]["Payload"]["status"].as_str(),
+                _ => true,
+            };
+            if applies && let Some(assign) = rule.get("Assign") {
+                assigns_read_from(assign, input, name);
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 5, "every Choice rule that assigns was checked");
+    // No other state assigns from its input or result.
+    for (name, state) in &states {
+        let assigns_from_paths = state["Assign"]
+            .as_object()
+            .is_some_and(|fields| fields.values().any(|v| v.is_object() || v.is_string()))
+            || state["Assign"]
+                .as_object()
+                .is_some_and(|fields| fields.keys().any(|k| k.ends_with(".$")));
+        if assigns_from_paths {
+            assert!(
+                ["triggerMacieScan", "getMacieFindingsCount"].contains(&name.as_str()),
+                "{name} assigns from paths no test checks"
+            );
+        }
+    }
 }

@@ -29,6 +29,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let mut config = stack_config(&stack_args, 1.0, 4566, &mut temp)?;
     config.schedule = args.schedule;
     config.on_publish = Some(demo::email_printer());
+    config.on_event = Some(demo::event_printer(true));
     let stack = LocalStack::start(config).await?;
     let deployment = stack.deployment();
     let endpoint = stack.endpoint();
@@ -49,6 +50,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
     println!(
         "Emails:        printed here and written to {}",
         stack.outbox().display()
+    );
+    println!(
+        "Events:        printed here and written to {} (one file per bus)",
+        stack.data_dir().join("events").join("buses").display()
+    );
+    println!(
+        "Webhooks:      {}/_local/webhooks/<name> records what API destinations send",
+        stack.endpoint()
     );
     if args.schedule {
         println!(

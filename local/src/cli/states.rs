@@ -70,6 +70,7 @@ async fn run_definition(
     if output == RunOutput::Text {
         config.observer = Some(demo::state_printer(start));
         config.on_publish = Some(demo::email_printer());
+        config.on_event = Some(demo::event_printer(false));
     }
     let stack = LocalStack::start(config).await?;
     let mut values = stack.deployment().substitutions.clone();

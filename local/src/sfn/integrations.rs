@@ -18,6 +18,17 @@ pub trait Integrations: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Value, StatesError>>;
     /// Publishes to SNS with Publish's parameters; returns `{"MessageId": ...}`.
     fn publish(&self, parameters: Value) -> BoxFuture<'static, Result<Value, StatesError>>;
+    /// Puts events with PutEvents' parameters (each entry's `Resources` already holds the
+    /// execution and the state machine); returns PutEvents' response.
+    fn put_events(&self, parameters: Value) -> BoxFuture<'static, Result<Value, StatesError>> {
+        let _ = parameters;
+        Box::pin(async {
+            Err(StatesError::new(
+                "EventBridge.AccessDeniedException",
+                "no EventBridge is connected",
+            ))
+        })
+    }
     /// Lists every object of `bucket` under `prefix`, in key order, as a Distributed Map's
     /// `s3:listObjectsV2` reader presents them (`Etag`, `Key`, `LastModified`, `Size`,
     /// `StorageClass`).
@@ -45,7 +56,15 @@ pub fn describe(resource: &Resource) -> (&'static str, &'static str) {
     match resource {
         Resource::LambdaInvoke { .. } | Resource::Function(_) => ("lambda", "invoke"),
         Resource::SnsPublish => ("sns", "publish"),
+        Resource::EventsPutEvents => ("events", "putEvents"),
     }
+}
+
+/// The execution a task runs in, which some integrations name in what they send.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub execution_arn: &'a str,
+    pub machine_arn: &'a str,
 }
 
 /// Calls a task's resource with its parameters and returns the task result.
@@ -53,6 +72,7 @@ pub async fn call(
     integrations: &dyn Integrations,
     resource: &Resource,
     parameters: &Value,
+    caller: Caller<'_>,
 ) -> Result<Value, StatesError> {
     match resource {
         Resource::LambdaInvoke { .. } => {
@@ -81,6 +101,33 @@ pub async fn call(
             Ok(json!({
                 "MessageId": published["MessageId"],
                 "SdkHttpMetadata": {"HttpHeaders": {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, "HttpStatusCode": 200},
+                "SdkResponseMetadata": {"RequestId": request_id},
+            }))
+        }
+        Resource::EventsPutEvents => {
+            // The optimized integration appends the execution and the state machine to each
+            // entry's Resources, and fails the task when any entry failed.
+            let mut parameters = parameters.clone();
+            if let Some(entries) = parameters["Entries"].as_array_mut() {
+                for entry in entries.iter_mut().filter(|entry| entry.is_object()) {
+                    let mut resources = entry["Resources"].as_array().cloned().unwrap_or_default();
+                    resources.push(json!(caller.execution_arn));
+                    resources.push(json!(caller.machine_arn));
+                    entry["Resources"] = Value::Array(resources);
+                }
+            }
+            let response = integrations.put_events(parameters).await?;
+            if response["FailedEntryCount"].as_u64().unwrap_or(0) > 0 {
+                return Err(StatesError::new(
+                    "EventBridge.FailedEntry",
+                    response.to_string(),
+                ));
+            }
+            let request_id = uuid::Uuid::new_v4().to_string();
+            Ok(json!({
+                "Entries": response["Entries"],
+                "FailedEntryCount": 0,
+                "SdkHttpMetadata": {"HttpHeaders": {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": request_id}, "HttpStatusCode": 200},
                 "SdkResponseMetadata": {"RequestId": request_id},
             }))
         }

@@ -275,8 +275,45 @@ async fn check_outcome_records(gate: &Gate, violations: &mut Vec<String>) {
     }
 }
 
+/// Invariant 9: every finished run announced its end exactly once, as its last event and with
+/// the status it ended with, and every event the gate put meets its published schema.
+fn check_events(
+    gate: &Gate,
+    finished: &BTreeMap<String, (String, ExecutionStatus)>,
+    violations: &mut Vec<String>,
+) {
+    let events = gate.events();
+    for event in &events {
+        if let Err(err) = crate::events::check(event) {
+            violations.push(format!("an event does not meet its schema: {err}"));
+        }
+    }
+    for (workflow, (arn, status)) in finished {
+        let kinds: Vec<&str> = events
+            .iter()
+            .filter(|event| event["detail"]["executionArn"] == arn.as_str())
+            .filter_map(|event| event["detail-type"].as_str())
+            .collect();
+        let expected = match status {
+            ExecutionStatus::Succeeded => "Run Succeeded",
+            ExecutionStatus::Failed => "Run Failed",
+            _ => continue,
+        };
+        let ends = kinds
+            .iter()
+            .filter(|kind| matches!(**kind, "Run Succeeded" | "Run Failed"))
+            .count();
+        if ends != 1 || kinds.last() != Some(&expected) {
+            violations.push(format!(
+                "run {workflow} ended {status:?} but announced {kinds:?}"
+            ));
+        }
+    }
+}
+
 pub(super) async fn check(gate: &Gate, context: &Context<'_>, violations: &mut Vec<String>) {
     check_outcome_records(gate, violations).await;
+    check_events(gate, context.finished, violations);
     let Context {
         outcome,
         versioning,

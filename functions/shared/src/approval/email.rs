@@ -71,6 +71,59 @@ impl ApprovalEmail<'_> {
         ))
     }
 
+    /// The message SNS sends with `MessageStructure=json`: the email text by default, and for
+    /// HTTPS subscribers (Amazon Q Developer in chat applications) a custom notification with
+    /// the counts, the deadline and the links. `execution_arn` threads it with the run's other
+    /// notices.
+    pub fn structured_message(&self, execution_arn: &str) -> String {
+        serde_json::json!({
+            "default": self.body(),
+            "https": self.chat(execution_arn).to_string(),
+        })
+        .to_string()
+    }
+
+    /// The request as an Amazon Q Developer custom notification.
+    pub fn chat(&self, execution_arn: &str) -> serde_json::Value {
+        let manifest = self.manifest;
+        let flagged = manifest.review().count();
+        let not_analysed = manifest.not_analysed.len();
+        let severity = manifest
+            .review()
+            .map(|o| o.highest_severity)
+            .max()
+            .map_or("none", |s| s.as_str());
+        let subject = self.subject();
+        let description = format!(
+            "Run {} holds {} object(s) in s3://{} until someone decides: {flagged} with sensitive data (highest severity {severity}), {not_analysed} Macie could not analyse. Decide by {}; {}.",
+            display_key(manifest.workflow_id.as_str()),
+            flagged + not_analysed,
+            self.manual_review_bucket,
+            format_time(self.expires_at),
+            self.timeout_action.describe_undecided(),
+        );
+        serde_json::json!({
+            "version": "1.0",
+            "source": "custom",
+            "content": {
+                "textType": "client-markdown",
+                "title": subject,
+                "description": description,
+                "nextSteps": [
+                    format!("Decide each object: {}", self.review_link),
+                    format!("Release all: {}", self.release_all_link),
+                    format!("Delete all: {}", self.delete_all_link),
+                ],
+            },
+            "metadata": {
+                "threadId": execution_arn.rsplit(':').next().unwrap_or_default(),
+                "summary": subject,
+                "eventType": "Review Requested",
+                "relatedResources": [execution_arn],
+            },
+        })
+    }
+
     pub fn body(&self) -> String {
         let manifest = self.manifest;
         let flagged: Vec<&FlaggedObject> = manifest.review().collect();
@@ -104,10 +157,7 @@ impl ApprovalEmail<'_> {
         let _ = writeln!(
             text,
             "Released:        {} object(s) analysed without findings above the review threshold, to s3://{}",
-            self.routed
-                .moved
-                .saturating_sub(self.routed.held_for_review),
-            self.scanned_data_bucket
+            self.routed.passed, self.scanned_data_bucket
         );
         let _ = writeln!(
             text,
@@ -380,6 +430,7 @@ mod tests {
         };
         let routed = Tally {
             moved: 7,
+            passed: 5,
             held_for_review: 2,
             ..Tally::default()
         };

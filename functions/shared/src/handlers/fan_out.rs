@@ -104,6 +104,8 @@ impl BatchOutcome {
     fn new(tally: Tally) -> Self {
         let Tally {
             moved,
+            // Derived again from the counts below when the outcomes are added up.
+            passed: _,
             moved_bytes,
             held_for_review,
             deleted: _,
@@ -134,12 +136,18 @@ impl BatchOutcome {
         }
     }
 
-    /// The counts of a whole step: every child's outcome added up.
+    /// The counts of a whole step: every child's outcome added up. What a batch passed on is
+    /// what it moved less what it held or kept aside: batches move intake, which holds nothing,
+    /// and routing, which moves every version it keeps aside into manual-review.
     pub fn total(outcomes: Vec<BatchOutcome>) -> Tally {
         let mut total = Tally::default();
         for outcome in outcomes {
             total.absorb(Tally {
                 moved: outcome.moved,
+                passed: outcome
+                    .moved
+                    .saturating_sub(outcome.held_for_review)
+                    .saturating_sub(outcome.superseded),
                 moved_bytes: outcome.moved_bytes,
                 held_for_review: outcome.held_for_review,
                 deleted: 0,

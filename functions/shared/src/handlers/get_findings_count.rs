@@ -39,9 +39,35 @@ pub struct FindingsSummary {
     pub not_analysed_objects: u64,
     pub analysed_clean_objects: u64,
     pub highest_severity: Option<Severity>,
+    /// Flagged objects by their highest severity.
+    pub flagged_by_severity: BySeverity,
     /// Bytes Macie analysed, and what that costs at the configured price (USD, estimated).
     pub bytes_scanned: u64,
     pub estimated_macie_cost_usd: String,
+}
+
+/// A count for each severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BySeverity {
+    pub high: u64,
+    pub medium: u64,
+    pub low: u64,
+}
+
+impl BySeverity {
+    /// Counts each severity of `severities`.
+    pub fn count(severities: impl IntoIterator<Item = Severity>) -> Self {
+        let mut counts = Self::default();
+        for severity in severities {
+            match severity {
+                Severity::High => counts.high += 1,
+                Severity::Medium => counts.medium += 1,
+                Severity::Low => counts.low += 1,
+            }
+        }
+        counts
+    }
 }
 
 pub struct GetFindingsCount {
@@ -129,6 +155,9 @@ impl Handler for GetFindingsCount {
             not_analysed_objects: not_analysed,
             analysed_clean_objects: manifest.analysed.len() as u64,
             highest_severity: manifest.highest_severity(),
+            flagged_by_severity: BySeverity::count(
+                manifest.objects.iter().map(|o| o.highest_severity),
+            ),
             bytes_scanned: manifest.bytes_scanned,
             estimated_macie_cost_usd: manifest.macie_price.cost_text(manifest.bytes_scanned),
         };

@@ -1,5 +1,7 @@
 //! triggerManualApproval: the `.waitForTaskToken` state. Routing has already put every object
-//! where the email says it is; this step only publishes the review email, once.
+//! where the email says it is; this step stores the request the links open, announces it on the
+//! event bus (`Review Requested`, with the links: only this step holds the task token), and
+//! publishes the review email, with a chat form beside its text.
 
 use std::time::Duration;
 
@@ -10,12 +12,14 @@ use time::format_description::well_known::Rfc3339;
 use tracing::{info, instrument};
 
 use crate::approval::TimeoutAction;
+use crate::approval::decisions::review_id;
 use crate::approval::email::ApprovalEmail;
 use crate::approval::links::{Entry, link};
 use crate::approval::record::{self, ApprovalRecord};
 use crate::config::ApprovalConfig;
 use crate::deadline::Deadline;
 use crate::error::PipelineError;
+use crate::events::{self, DetailType, ReviewLinks, ReviewRequest};
 use crate::lambda::Handler;
 use crate::manifest::{self, ManifestRef};
 use crate::s3::pass::Tally;
@@ -37,18 +41,23 @@ pub struct ApprovalInput {
     pub entered_time: String,
     pub approval_timeout_seconds: u64,
     pub timeout_action: TimeoutAction,
+    /// The run's event detail as the state machine's own events carry it (ids, buckets, counts
+    /// so far); `Review Requested` adds the request to it.
+    pub event: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalRequested {
     pub message_id: String,
+    pub event_id: String,
     pub expires_at: String,
 }
 
 pub struct TriggerManualApproval {
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
+    pub events: aws_sdk_eventbridge::Client,
     pub config: ApprovalConfig,
 }
 
@@ -57,6 +66,7 @@ impl TriggerManualApproval {
         Self {
             s3: aws_sdk_s3::Client::new(aws),
             sns: aws_sdk_sns::Client::new(aws),
+            events: aws_sdk_eventbridge::Client::new(aws),
             config,
         }
     }
@@ -73,6 +83,7 @@ impl TriggerManualApproval {
             entered_time,
             approval_timeout_seconds: timeout_seconds,
             timeout_action,
+            event,
         } = input;
         let manifest = manifest::read(&self.s3, &location, &workflow_id).await?;
         let entered = OffsetDateTime::parse(&entered_time, &Rfc3339).map_err(|err| {
@@ -97,13 +108,33 @@ impl TriggerManualApproval {
             release_all_link: &release_all,
             delete_all_link: &delete_all,
         };
-        let body = email.body();
-        if body.len() > MAX_MESSAGE_BYTES {
+        let message = email.structured_message(
+            events::resources(&event)
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default(),
+        );
+        if message.len() > MAX_MESSAGE_BYTES {
             return Err(PipelineError::Notification(format!(
-                "the approval email has {} bytes, SNS accepts {MAX_MESSAGE_BYTES}",
-                body.len()
+                "the approval email and its chat form have {} bytes, SNS accepts {MAX_MESSAGE_BYTES}",
+                message.len()
             )));
         }
+        let expires_text = expires_at.format(&Rfc3339).expect("a valid date formats");
+        let detail = events::review_requested(
+            &event,
+            &ReviewRequest {
+                review_id: review_id(&location),
+                held: manifest.held_keys().len() as u64,
+                expires_at: expires_text.clone(),
+                timeout_action,
+                links: ReviewLinks {
+                    review: review.clone(),
+                    release_all: release_all.clone(),
+                    delete_all: delete_all.clone(),
+                },
+            },
+        )?;
         // Stored before the links go out: the page a link opens reads it.
         let approval = ApprovalRecord {
             workflow_id: workflow_id.clone(),
@@ -114,16 +145,26 @@ impl TriggerManualApproval {
             scanned_data_bucket: self.config.scanned_data_bucket.clone(),
         };
         record::write_request(&self.s3, &location.bucket, &task_token, &approval).await?;
+        // Announced before the email goes out: a bus the gate cannot put to fails the step
+        // with nobody yet holding a link to a review that would never end well.
+        let event_id = events::put(
+            &self.events,
+            &self.config.event_bus_name,
+            DetailType::ReviewRequested,
+            &detail,
+        )
+        .await?;
         let published = self
             .sns
             .publish()
             .topic_arn(&self.config.topic_arn)
             .subject(email.subject())
-            .message(body)
+            .message_structure("json")
+            .message(message)
             .send()
             .await
             .map_err(|err| PipelineError::from_sdk("Publish", err))?;
-        let expires_at = expires_at.format(&Rfc3339).expect("a valid date formats");
+        let expires_at = expires_text;
         info!(
             workflow_id = workflow_id.as_str(),
             held = manifest.held_keys().len(),
@@ -132,6 +173,7 @@ impl TriggerManualApproval {
         );
         Ok(ApprovalRequested {
             message_id: published.message_id().unwrap_or_default().to_owned(),
+            event_id,
             expires_at,
         })
     }

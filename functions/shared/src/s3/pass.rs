@@ -62,7 +62,12 @@ pub struct Rejection {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "TallyInState", from = "TallyInState")]
 pub struct Tally {
+    /// Objects written to a destination bucket, held ones and ones kept aside included.
     pub moved: u64,
+    /// Objects moved on to the step's own destination: scan-stage for the intake, scanned-data
+    /// for routing and the release. Not those held for review or kept aside in manual-review.
+    #[serde(default)]
+    pub passed: u64,
     pub moved_bytes: u64,
     pub held_for_review: u64,
     pub deleted: u64,
@@ -94,6 +99,7 @@ impl Tally {
     /// Adds `other`'s counts; its rejections are listed while there is room.
     pub fn absorb(&mut self, other: Tally) {
         self.moved += other.moved;
+        self.passed += other.passed;
         self.moved_bytes += other.moved_bytes;
         self.held_for_review += other.held_for_review;
         self.deleted += other.deleted;
@@ -111,6 +117,7 @@ impl Tally {
         match outcome {
             Outcome::Moved { bytes } => {
                 self.moved += 1;
+                self.passed += 1;
                 self.moved_bytes += bytes;
             }
             Outcome::HeldForReview { bytes } => {
@@ -160,6 +167,8 @@ impl Tally {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TallyInState {
     moved: u64,
+    #[serde(default)]
+    passed: u64,
     moved_bytes: u64,
     held_for_review: u64,
     deleted: u64,
@@ -207,6 +216,7 @@ impl From<Tally> for TallyInState {
             .join("\n");
         Self {
             moved: tally.moved,
+            passed: tally.passed,
             moved_bytes: tally.moved_bytes,
             held_for_review: tally.held_for_review,
             deleted: tally.deleted,
@@ -228,6 +238,7 @@ impl From<TallyInState> for Tally {
     fn from(state: TallyInState) -> Self {
         Self {
             moved: state.moved,
+            passed: state.passed,
             moved_bytes: state.moved_bytes,
             held_for_review: state.held_for_review,
             deleted: state.deleted,

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_sdk_eventbridge::operation::put_events::{PutEventsInput, PutEventsOutput};
+use aws_sdk_eventbridge::types::PutEventsResultEntry;
 use aws_sdk_s3::operation::copy_object::{CopyObjectInput, CopyObjectOutput};
 use aws_sdk_s3::operation::delete_object::{DeleteObjectInput, DeleteObjectOutput};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
@@ -265,17 +267,44 @@ fn later() -> Deadline {
     Deadline::after(Duration::from_secs(600))
 }
 
-fn approval(s3: aws_sdk_s3::Client, sns: aws_sdk_sns::Client) -> TriggerManualApproval {
+fn approval(
+    s3: aws_sdk_s3::Client,
+    sns: aws_sdk_sns::Client,
+    events: aws_sdk_eventbridge::Client,
+) -> TriggerManualApproval {
     TriggerManualApproval {
         s3,
         sns,
+        events,
         config: ApprovalConfig {
             manual_review_bucket: "review".into(),
             scanned_data_bucket: "scanned".into(),
             topic_arn: "arn:aws:sns:us-east-1:123456789012:gate".into(),
             approval_api_url: "https://api.example/Prod".into(),
+            event_bus_name: "gate-events".into(),
         },
     }
+}
+
+/// PutEvents answering each entry with `entry` (an event id, or an error code), capturing them.
+fn put_events(
+    captured: Captured<PutEventsInput>,
+    entry: Result<&'static str, &'static str>,
+) -> aws_smithy_mocks::Rule {
+    mock!(aws_sdk_eventbridge::Client::put_events).then_compute_output(move |input| {
+        captured.push(input.clone());
+        let result = match entry {
+            Ok(id) => PutEventsResultEntry::builder().event_id(id).build(),
+            Err(code) => PutEventsResultEntry::builder()
+                .error_code(code)
+                .error_message("refused")
+                .build(),
+        };
+        PutEventsOutput::builder()
+            .failed_entry_count(i32::from(entry.is_err()))
+            .entries(result)
+            .build()
+    })
 }
 
 fn manifest_ref() -> Value {
@@ -629,6 +658,10 @@ fn request_approval_payload() -> Value {
         "enteredTime": "2026-11-28T10:00:00.000Z",
         "approvalTimeoutSeconds": 432000,
         "timeoutAction": "hold",
+        "event": {"version": "1", "workflowId": "wf-1",
+                  "executionArn": "arn:aws:states:us-east-1:123456789012:execution:gate:run-1",
+                  "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:gate",
+                  "routing": {"passed": 2, "held": 2, "keptAside": 0}},
     })
 }
 
@@ -641,11 +674,21 @@ async fn the_approval_email_carries_encoded_links_and_a_short_subject() {
         captured.push(input.clone());
         PublishOutput::builder().message_id("m-1").build()
     });
-    let handler = approval(scan.s3.clone(), client!(aws_sdk_sns, scan.calls, [publish]));
+    let put: Captured<PutEventsInput> = Captured::default();
+    let handler = approval(
+        scan.s3.clone(),
+        client!(aws_sdk_sns, scan.calls, [publish]),
+        client!(
+            aws_sdk_eventbridge,
+            scan.calls,
+            [put_events(put.clone(), Ok("event-1"))]
+        ),
+    );
     let value = invoke(&handler, request_approval_payload(), later())
         .await
         .unwrap();
     assert_eq!(value["messageId"], "m-1");
+    assert_eq!(value["eventId"], "event-1");
     assert_eq!(value["expiresAt"], "2026-12-03T10:00:00Z");
 
     let published = published.all();
@@ -661,7 +704,21 @@ async fn the_approval_email_carries_encoded_links_and_a_short_subject() {
         subject.contains("2 objects, 1 with sensitive data (High), 1 not analysed"),
         "{subject}"
     );
-    let body = email.message().unwrap();
+    // Email subscribers get the text; chat (HTTPS) subscribers a notification with the links.
+    assert_eq!(email.message_structure(), Some("json"));
+    let structured: Value = serde_json::from_str(email.message().unwrap()).unwrap();
+    let chat: Value = serde_json::from_str(structured["https"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (&chat["version"], &chat["source"]),
+        (&json!("1.0"), &json!("custom"))
+    );
+    assert_eq!(chat["content"]["title"], subject);
+    assert_eq!(
+        chat["content"]["nextSteps"][1],
+        "Release all: https://api.example/Prod/allow?token=AAAA%2B%2Ftoken%3D%3D"
+    );
+    assert_eq!(chat["metadata"]["threadId"], "run-1");
+    let body = structured["default"].as_str().unwrap();
     assert!(
         body.contains("https://api.example/Prod/allow?token=AAAA%2B%2Ftoken%3D%3D"),
         "{body}"
@@ -683,7 +740,61 @@ async fn the_approval_email_carries_encoded_links_and_a_short_subject() {
         scan.calls.count("CopyObject") + scan.calls.count("DeleteObject"),
         0
     );
+    // Review Requested: the run's detail with the request added, links and all, on the bus.
+    let put = put.all();
+    assert_eq!(put.len(), 1);
+    let entry = &put[0].entries()[0];
+    assert_eq!(entry.event_bus_name(), Some("gate-events"));
+    assert_eq!(entry.source(), Some("macie-pipeline"));
+    assert_eq!(entry.detail_type(), Some("Review Requested"));
+    assert_eq!(
+        entry.resources(),
+        [
+            "arn:aws:states:us-east-1:123456789012:execution:gate:run-1",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:gate"
+        ]
+    );
+    let detail: Value = serde_json::from_str(entry.detail().unwrap()).unwrap();
+    assert_eq!(detail["routing"]["held"], 2);
+    assert_eq!(detail["request"]["held"], 2);
+    assert_eq!(detail["request"]["expiresAt"], "2026-12-03T10:00:00Z");
+    assert_eq!(
+        detail["request"]["links"]["review"],
+        "https://api.example/Prod/review?token=AAAA%2B%2Ftoken%3D%3D"
+    );
     scan.calls.assert_declared_for("TriggerManualApproval");
+}
+
+#[tokio::test]
+async fn an_event_the_bus_refuses_fails_the_step_before_the_email_goes_out() {
+    for (code, name) in [
+        ("AccessDeniedException", "AwsRequestFailed"),
+        ("ThrottlingException", "TransientAwsError"),
+    ] {
+        let scan = bucket(&[], "wf-1", None);
+        let published: Captured<PublishInput> = Captured::default();
+        let captured = published.clone();
+        let publish = mock!(aws_sdk_sns::Client::publish).then_compute_output(move |input| {
+            captured.push(input.clone());
+            PublishOutput::builder().message_id("m-1").build()
+        });
+        let handler = approval(
+            scan.s3.clone(),
+            client!(aws_sdk_sns, scan.calls, [publish]),
+            client!(
+                aws_sdk_eventbridge,
+                scan.calls,
+                [put_events(Captured::default(), Err(code))]
+            ),
+        );
+        let err = invoke(&handler, request_approval_payload(), later())
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), name, "{code}: {err}");
+        assert!(err.to_string().contains("Review Requested"), "{err}");
+        assert!(err.to_string().contains("gate-events"), "{err}");
+        assert!(published.all().is_empty(), "{code}: the email went out");
+    }
 }
 
 #[tokio::test]
@@ -698,7 +809,15 @@ async fn a_failed_publish_fails_the_step() {
             ),
         )
     });
-    let handler = approval(scan.s3.clone(), client!(aws_sdk_sns, scan.calls, [publish]));
+    let handler = approval(
+        scan.s3.clone(),
+        client!(aws_sdk_sns, scan.calls, [publish]),
+        client!(
+            aws_sdk_eventbridge,
+            scan.calls,
+            [put_events(Captured::default(), Ok("event-1"))]
+        ),
+    );
     let err = invoke(&handler, request_approval_payload(), later())
         .await
         .unwrap_err();

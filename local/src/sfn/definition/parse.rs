@@ -308,12 +308,22 @@ fn task(fields: &Fields) -> Result<Task, String> {
             }
         }
         "arn:aws:states:::sns:publish" => Resource::SnsPublish,
+        "arn:aws:states:::events:putEvents" => {
+            if !has("Entries") {
+                return Err(invalid(
+                    "SCHEMA_VALIDATION_FAILED",
+                    "an events:putEvents task without Entries in its Parameters".to_owned(),
+                    &fields.at("Parameters"),
+                ));
+            }
+            Resource::EventsPutEvents
+        }
         arn if arn.starts_with("arn:aws:lambda:") => Resource::Function(arn.to_owned()),
         other => {
             return Err(invalid(
                 "SCHEMA_VALIDATION_FAILED",
                 format!(
-                    "the resource {other} is not supported locally (lambda:invoke, lambda:invoke.waitForTaskToken, sns:publish and function ARNs are)"
+                    "the resource {other} is not supported locally (lambda:invoke, lambda:invoke.waitForTaskToken, sns:publish, events:putEvents and function ARNs are)"
                 ),
                 &fields.at("Resource"),
             ));

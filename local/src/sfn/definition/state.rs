@@ -91,6 +91,8 @@ pub enum Resource {
     LambdaInvoke { callback: bool },
     /// `arn:aws:states:::sns:publish`.
     SnsPublish,
+    /// `arn:aws:states:::events:putEvents`.
+    EventsPutEvents,
     /// A function ARN as the resource: the legacy form, which returns only the output.
     Function(String),
 }

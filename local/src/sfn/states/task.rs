@@ -111,6 +111,10 @@ async fn attempt(
                     now_ms().saturating_add((seconds * 1000.0) as i64)
                 }
             });
+            let caller = integrations::Caller {
+                execution_arn: &frame.execution.arn,
+                machine_arn: &frame.execution.machine_arn,
+            };
             let work = async {
                 let integrations = frame.runtime.integrations.as_ref();
                 match &token {
@@ -122,11 +126,14 @@ async fn attempt(
                             timeout_at_ms,
                             retry_count,
                         });
-                        integrations::call(integrations, &task.resource, &parameters).await?;
+                        integrations::call(integrations, &task.resource, &parameters, caller)
+                            .await?;
                         frame.event("TaskSubmitted", json!({"taskSubmittedEventDetails": {"resourceType": resource_type, "resource": resource, "output": "{}"}}));
                         await_callback(frame, token, timeout_at_ms, heartbeat).await
                     }
-                    None => integrations::call(integrations, &task.resource, &parameters).await,
+                    None => {
+                        integrations::call(integrations, &task.resource, &parameters, caller).await
+                    }
                 }
             };
             let outcome = match timeout_at_ms {
