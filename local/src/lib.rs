@@ -13,6 +13,7 @@ pub mod deployment;
 pub mod events;
 pub mod faults;
 pub mod iam;
+pub mod json_api;
 pub mod json_file;
 pub mod kms;
 pub mod lambdas;

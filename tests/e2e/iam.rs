@@ -505,21 +505,7 @@ async fn with_enforcement_off_a_missing_grant_is_only_recorded() {
 /// `KmsAccessDeniedException`, naming the role) and nothing leaves raw.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_its_key_grant_the_state_machine_starts_no_execution() {
-    let mut template: Yaml = serde_norway::from_str(TEMPLATE).unwrap();
-    let statements = template["Resources"]["MaciePipelineScanStateMachineRole"]["Properties"]
-        ["Policies"][0]["PolicyDocument"]["Statement"]
-        .as_sequence_mut()
-        .unwrap();
-    let before = statements.len();
-    statements.retain(|statement| {
-        !statement["Action"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .any(|action| action.as_str() == Some("kms:Decrypt"))
-    });
-    assert_eq!(statements.len(), before - 1, "one statement grants the key");
-    let modified = serde_norway::to_string(&template).unwrap();
+    let modified = e2e::without_state_machine_grant("kms:Decrypt");
     let gate = Gate::start_with(|config| config.template = Some(modified)).await;
     gate.upload("a.txt", "fine", &[], &[]).await;
     let refused = gate

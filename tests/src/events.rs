@@ -9,6 +9,15 @@ use serde_json::Value;
 
 use crate::Gate;
 
+/// The events of a run that held objects and whose review ended without failing it (every
+/// object decided, or the deny default applied), in order.
+pub const REVIEWED: [&str; 4] = [
+    "Objects Held",
+    "Review Requested",
+    "Review Decided",
+    "Run Succeeded",
+];
+
 /// The schema every detail type's schema refers to.
 const RUN_SCHEMA: (&str, &str) = (
     "urn:macie-pipeline:events:1:run",

@@ -538,6 +538,31 @@ impl Gate {
     }
 }
 
+/// `template.yaml` without the one statement of the state machine's role that grants `action`
+/// (it must be exactly one), to run the gate without that grant.
+pub fn without_state_machine_grant(action: &str) -> String {
+    let mut template: serde_norway::Value =
+        serde_norway::from_str(macie_pipeline_local::deployment::TEMPLATE).expect("the template");
+    let statements = template["Resources"]["MaciePipelineScanStateMachineRole"]["Properties"]
+        ["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_sequence_mut()
+        .expect("the role's statements");
+    let before = statements.len();
+    statements.retain(|statement| {
+        !statement["Action"]
+            .as_sequence()
+            .expect("a list of actions")
+            .iter()
+            .any(|granted| granted.as_str() == Some(action))
+    });
+    assert_eq!(
+        statements.len(),
+        before - 1,
+        "one statement of the state machine's role grants {action}"
+    );
+    serde_norway::to_string(&template).expect("a template")
+}
+
 /// The link after `label` in an email body.
 pub fn link_after(body: &str, label: &str) -> String {
     let start = body

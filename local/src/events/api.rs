@@ -7,19 +7,10 @@ use serde_json::{Value, json};
 use super::{DEFAULT_BUS, Entry, EntryResult, EventBridge, EventsError, bus_arn, pattern};
 use crate::iam::Principal;
 
-/// A response: status, body, and the error code for `x-amzn-ErrorType`.
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-    pub error: Option<&'static str>,
-}
+pub use crate::json_api::Reply;
 
 fn ok(body: Value) -> Reply {
-    Reply {
-        status: 200,
-        body,
-        error: None,
-    }
+    Reply::ok(body)
 }
 
 fn fail(err: &EventsError) -> Reply {

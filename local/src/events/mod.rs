@@ -424,7 +424,7 @@ impl DeliveryLog {
 }
 
 /// Appends one JSON line; a single write, so concurrent appenders do not interleave lines.
-fn append_line(path: &Path, value: &Value) -> std::io::Result<()> {
+pub(crate) fn append_line(path: &Path, value: &Value) -> std::io::Result<()> {
     let mut line = value.to_string();
     line.push('\n');
     std::fs::OpenOptions::new()

@@ -79,24 +79,13 @@ impl Webhooks {
         });
         let _guard = self.lock.lock().expect("webhooks lock");
         std::fs::create_dir_all(&self.dir).map_err(|err| err.to_string())?;
-        append(&path, &line).map_err(|err| format!("{}: {err}", path.display()))
+        crate::events::append_line(&path, &line).map_err(|err| format!("{}: {err}", path.display()))
     }
 
     /// The requests `name` received, oldest first.
     pub fn received(&self, name: &str) -> Result<Vec<Value>, BadName> {
         Ok(received_in(&self.path(name)?))
     }
-}
-
-fn append(path: &Path, line: &Value) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut text = line.to_string();
-    text.push('\n');
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?
-        .write_all(text.as_bytes())
 }
 
 /// The requests recorded in a webhook's file.

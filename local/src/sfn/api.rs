@@ -8,19 +8,10 @@ use crate::sfn::engine::{
     ApiError, CallbackMessage, Engine, ExecutionRecord, HistoryEvent, TokenError,
 };
 
-/// A response: status, body, and the error code for `x-amzn-ErrorType`.
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-    pub error: Option<&'static str>,
-}
+pub use crate::json_api::Reply;
 
 fn ok(body: Value) -> Reply {
-    Reply {
-        status: 200,
-        body,
-        error: None,
-    }
+    Reply::ok(body)
 }
 
 fn fail(code: &'static str, message: impl Into<String>) -> Reply {
