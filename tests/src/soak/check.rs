@@ -275,8 +275,12 @@ async fn check_outcome_records(gate: &Gate, violations: &mut Vec<String>) {
     }
 }
 
-/// Invariant 9: every finished run announced its end exactly once, as its last event and with
-/// the status it ended with, and every event the gate put meets its published schema.
+/// Invariant 9: every finished run announced its end exactly once, as the last of the state
+/// machine's events and with the status it ended with, and every event the gate put meets its
+/// published schema. `Review Requested` comes from the approval function, which runs on while
+/// its task waits: it may land after the end only when the review timed out before the function
+/// had put it (a timeout shorter than the function's own run, which the soak's scaled time makes
+/// likely), and the run's `Review Decided` must then say so.
 fn check_events(
     gate: &Gate,
     finished: &BTreeMap<String, (String, ExecutionStatus)>,
@@ -289,9 +293,12 @@ fn check_events(
         }
     }
     for (workflow, (arn, status)) in finished {
-        let kinds: Vec<&str> = events
+        let run: Vec<&Value> = events
             .iter()
             .filter(|event| event["detail"]["executionArn"] == arn.as_str())
+            .collect();
+        let kinds: Vec<&str> = run
+            .iter()
             .filter_map(|event| event["detail-type"].as_str())
             .collect();
         let expected = match status {
@@ -303,7 +310,17 @@ fn check_events(
             .iter()
             .filter(|kind| matches!(**kind, "Run Succeeded" | "Run Failed"))
             .count();
-        if ends != 1 || kinds.last() != Some(&expected) {
+        let machine_last = kinds.iter().rev().find(|kind| **kind != "Review Requested");
+        let request_after_end = kinds
+            .iter()
+            .position(|kind| *kind == "Review Requested")
+            .zip(kinds.iter().position(|kind| *kind == expected))
+            .is_some_and(|(request, end)| request > end);
+        let timed_out = run.iter().any(|event| {
+            event["detail-type"] == "Review Decided"
+                && event["detail"]["review"]["timedOut"] == true
+        });
+        if ends != 1 || machine_last != Some(&expected) || (request_after_end && !timed_out) {
             violations.push(format!(
                 "run {workflow} ended {status:?} but announced {kinds:?}"
             ));
