@@ -34,6 +34,10 @@ def arn_of(resources, logical_id, attribute="Arn"):
         return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
     if kind == "AWS::Events::ApiDestination":
         return f"arn:aws:events:{REGION}:{ACCOUNT}:api-destination/{name}/00000000-0000-0000-0000-000000000000"
+    if kind == "AWS::SQS::Queue":
+        if attribute == "Arn":
+            return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+        return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}" if attribute == "Ref" else name
     if kind == "AWS::Macie::AllowList":
         allow_list_id = "a" * 22
         return f"arn:aws:macie2:{REGION}:{ACCOUNT}:allow-list/{allow_list_id}" if attribute == "Arn" else allow_list_id

@@ -52,7 +52,8 @@ pub struct Deployment {
     pub substitutions: BTreeMap<String, String>,
     /// The customer-managed key the state machine's execution data is encrypted with, if any.
     pub state_machine_key: Option<String>,
-    pub schedule: LocalSchedule,
+    /// The schedule rule, unless `ScanSchedule` is `disabled`.
+    pub schedule: Option<LocalSchedule>,
     /// The API Gateway routes the template defines, as (method in capitals, path): what the
     /// local approval API serves, and nothing else.
     pub api_routes: std::collections::BTreeSet<(String, String)>,
@@ -80,6 +81,43 @@ pub struct Deployment {
     /// API destinations and connections, by ARN.
     pub api_destinations: BTreeMap<String, LocalApiDestination>,
     pub connections: BTreeMap<String, LocalConnection>,
+    /// Buckets that send their events to EventBridge (`NotificationConfiguration:
+    /// EventBridgeConfiguration: EventBridgeEnabled: true`).
+    pub eventbridge_buckets: std::collections::BTreeSet<String>,
+    /// The template's SQS queues, by ARN.
+    pub queues: BTreeMap<String, LocalQueue>,
+    /// The template's EventBridge Pipes.
+    pub pipes: Vec<LocalPipe>,
+}
+
+/// An `AWS::SQS::Queue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalQueue {
+    pub name: String,
+    pub arn: String,
+    pub url: String,
+    pub visibility_timeout_seconds: u64,
+    pub retention_seconds: u64,
+    /// `RedrivePolicy`: the dead-letter queue's ARN and how often a message may be received
+    /// before it moves there.
+    pub dead_letter: Option<(String, u32)>,
+}
+
+/// An `AWS::Pipes::Pipe` from an SQS queue to the state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalPipe {
+    pub logical_id: String,
+    pub arn: String,
+    /// The owner of its role in [`Deployment::roles`].
+    pub role: String,
+    /// The source queue's ARN.
+    pub source: String,
+    pub batch_size: usize,
+    pub batching_window_seconds: u64,
+    /// The state machine it starts.
+    pub target: String,
+    /// `TargetParameters.InputTemplate`, applied to each record of a batch.
+    pub input_template: Option<String>,
 }
 
 /// A bucket's default encryption (`BucketEncryption` of an `AWS::S3::Bucket`).
@@ -105,10 +143,12 @@ pub struct LocalKey {
 /// The template's schedule rule: what starts runs on a clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalSchedule {
+    /// The rule's logical id.
+    pub logical_id: String,
     pub expression: String,
     /// The ARN the rule's target starts.
     pub target: String,
-    /// The rule's logical id; its role is `<id>Role`, in [`Deployment::roles`] under this id.
+    /// The owner of the target's role (`<owner>Role`), in [`Deployment::roles`] under it.
     pub role: String,
     pub enabled: bool,
 }
@@ -131,9 +171,11 @@ pub struct LocalEventRule {
 pub struct LocalRuleTarget {
     pub id: String,
     pub arn: String,
-    /// The rule's logical id when the target names the rule's role (`<rule>Role`), in
-    /// [`Deployment::roles`] under that id.
+    /// The owner of the role the target names (`<owner>Role`), in [`Deployment::roles`]
+    /// under it.
     pub role: Option<String>,
+    /// `InputTransformer`: (`InputPathsMap`, `InputTemplate`); the whole event when absent.
+    pub input_transformer: Option<(BTreeMap<String, String>, String)>,
     /// `RetryPolicy.MaximumRetryAttempts`, if set.
     pub maximum_retry_attempts: Option<u32>,
 }
@@ -191,6 +233,7 @@ pub enum PolicyTarget {
     Bucket(String),
     Key(String),
     Topic(String),
+    Queue(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -267,6 +310,7 @@ impl Resolver<'_> {
             "AWS::Logs::LogGroup" => Ok(format!("/local/{name}")),
             "AWS::KMS::Key" => Ok(key_id(name)),
             "AWS::Macie::AllowList" => Ok(allow_list_id(name)),
+            "AWS::SQS::Queue" => Ok(queue_url(&queue_name(name))),
             "AWS::Events::Rule"
             | "AWS::Events::Connection"
             | "AWS::Events::ApiDestination"
@@ -325,6 +369,13 @@ impl Resolver<'_> {
                 self.events_name(id)?
             )),
             ("AWS::Events::EventBus", "Name") => self.events_name(id),
+            ("AWS::SQS::Queue", "Arn") => Ok(queue_arn(&queue_name(id))),
+            ("AWS::SQS::Queue", "QueueName") => Ok(queue_name(id)),
+            ("AWS::SQS::Queue", "QueueUrl") => Ok(queue_url(&queue_name(id))),
+            ("AWS::Pipes::Pipe", "Arn") => Ok(format!(
+                "arn:aws:pipes:{REGION}:{ACCOUNT}:pipe/{}",
+                self.events_name(id)?
+            )),
             _ => Err(format!("the local stack cannot resolve {id}.{attribute}")),
         }
     }
@@ -485,13 +536,20 @@ impl Resolver<'_> {
 
     /// An event pattern, as YAML or as JSON text, with numbers kept as numbers.
     fn event_pattern(&self, id: &str, pattern: &Yaml) -> Result<serde_json::Value, String> {
-        if let Some(text) = pattern.as_str() {
+        // (`as_str` sees through a tag: `!Ref Name` would read as the text "Name".)
+        if let Some(text) = pattern.as_str().filter(|_| tagged(pattern).is_none()) {
             return serde_json::from_str(text)
                 .map_err(|err| format!("{id}: its EventPattern is not JSON: {err}"));
         }
-        let resolved = self
+        let resolved = match self
             .json_typed(pattern, true)?
-            .ok_or_else(|| format!("{id} has no EventPattern"))?;
+            .ok_or_else(|| format!("{id} has no EventPattern"))?
+        {
+            // A pattern given by parameter (`!Ref TriggerEventPattern`) is JSON text.
+            serde_json::Value::String(text) => serde_json::from_str(&text)
+                .map_err(|err| format!("{id}: its EventPattern is not JSON: {err}"))?,
+            resolved => resolved,
+        };
         crate::events::pattern::test(&resolved, &serde_json::json!({}))
             .map_err(|err| format!("{id}: {err}"))?;
         Ok(resolved)
@@ -502,29 +560,38 @@ impl Resolver<'_> {
         let mut out = Vec::new();
         for target in targets.as_sequence().into_iter().flatten() {
             let target_id = self.value(&target["Id"])?;
-            for unsupported in ["Input", "InputPath", "InputTransformer"] {
+            for unsupported in ["Input", "InputPath"] {
                 if !target[unsupported].is_null() {
                     return Err(format!(
-                        "{id}: target {target_id} sets {unsupported}, which the local EventBridge does not apply (it sends the whole event)"
+                        "{id}: target {target_id} sets {unsupported}, which the local EventBridge does not apply (it applies InputTransformer)"
                     ));
                 }
             }
             let role = if target["RoleArn"].is_null() {
                 None
-            } else if self.value(&target["RoleArn"])?
-                == self.attribute(&format!("{id}Role"), "Arn")?
-            {
-                Some(id.to_owned())
             } else {
-                return Err(format!(
-                    "{id}: target {target_id}'s RoleArn must be {id}Role's"
-                ));
+                Some(self.role_owner(&format!("{id} target {target_id}"), &target["RoleArn"])?)
+            };
+            let transformer = &target["InputTransformer"];
+            let input_transformer = if transformer.is_null() {
+                None
+            } else {
+                let mut paths = BTreeMap::new();
+                for (name, path) in transformer["InputPathsMap"]
+                    .as_mapping()
+                    .into_iter()
+                    .flatten()
+                {
+                    paths.insert(scalar(name).unwrap_or_default(), self.value(path)?);
+                }
+                Some((paths, self.value(&transformer["InputTemplate"])?))
             };
             let attempts = &target["RetryPolicy"]["MaximumRetryAttempts"];
             out.push(LocalRuleTarget {
                 id: target_id,
                 arn: self.value(&target["Arn"])?,
                 role,
+                input_transformer,
                 maximum_retry_attempts: if attempts.is_null() {
                     None
                 } else {
@@ -537,6 +604,30 @@ impl Resolver<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// The owner of the template role whose ARN `arn` resolves to (`<owner>Role`), which the
+    /// local IAM knows the role by.
+    fn role_owner(&self, what: &str, arn: &Yaml) -> Result<String, String> {
+        let arn = self.value(arn)?;
+        for (id, resource) in self.template["Resources"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
+            let id = id.as_str().unwrap_or_default();
+            if resource["Type"].as_str() == Some("AWS::IAM::Role")
+                && self.attribute(id, "Arn")? == arn
+            {
+                return id
+                    .strip_suffix("Role")
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{id}: a role's logical id ends in Role"));
+            }
+        }
+        Err(format!(
+            "{what}: its role {arn} is not one of the template's"
+        ))
     }
 
     /// A connection's authorization, as `AuthParameters` gives it (its `!If`s resolved).
@@ -808,6 +899,9 @@ impl Deployment {
         let mut event_rules = Vec::new();
         let mut api_destinations = BTreeMap::new();
         let mut connections = BTreeMap::new();
+        let mut eventbridge_buckets = std::collections::BTreeSet::new();
+        let mut queues = BTreeMap::new();
+        let mut pipes = Vec::new();
         let global_tracing = template["Globals"]["Function"]["Tracing"].as_str() == Some("Active");
         let global_timeout = template["Globals"]["Function"]["Timeout"]
             .as_u64()
@@ -825,6 +919,14 @@ impl Deployment {
                     let name = resolver.reference(id)?;
                     if resolver.versioned(&properties["VersioningConfiguration"])? {
                         versioned_buckets.insert(name.clone());
+                    }
+                    let notifications = resolver.json(&properties["NotificationConfiguration"])?;
+                    if let Some(enabled) = notifications
+                        .as_ref()
+                        .and_then(|n| n.pointer("/EventBridgeConfiguration/EventBridgeEnabled"))
+                        && (enabled == true || enabled == "true")
+                    {
+                        eventbridge_buckets.insert(name.clone());
                     }
                     if let Some(encryption) = resolver.json(&properties["BucketEncryption"])? {
                         bucket_encryption
@@ -972,16 +1074,104 @@ impl Deployment {
                 // A schedule rule; the template has no other kind.
                 "AWS::Events::Rule" if !properties["ScheduleExpression"].is_null() => {
                     let target = &properties["Targets"][0];
-                    if resolver.value(&target["RoleArn"])?
-                        != resolver.attribute(&format!("{id}Role"), "Arn")?
-                    {
-                        return Err(format!("{id}: its target's RoleArn must be {id}Role's"));
-                    }
                     schedule = Some(LocalSchedule {
+                        logical_id: id.to_owned(),
                         expression: resolver.value(&properties["ScheduleExpression"])?,
                         target: resolver.value(&target["Arn"])?,
-                        role: id.to_owned(),
+                        role: resolver.role_owner(id, &target["RoleArn"])?,
                         enabled: properties["State"].as_str() != Some("DISABLED"),
+                    });
+                }
+                "AWS::SQS::Queue" => {
+                    let seconds = |name: &str, default: u64| -> Result<u64, String> {
+                        if properties[name].is_null() {
+                            return Ok(default);
+                        }
+                        resolver
+                            .value(&properties[name])?
+                            .parse()
+                            .map_err(|_| format!("{id}: {name} is not a number of seconds"))
+                    };
+                    let redrive = resolver.json(&properties["RedrivePolicy"])?;
+                    let dead_letter = match redrive {
+                        None | Some(serde_json::Value::Null) => None,
+                        Some(policy) => Some((
+                            policy["deadLetterTargetArn"]
+                                .as_str()
+                                .ok_or_else(|| {
+                                    format!("{id}: RedrivePolicy has no deadLetterTargetArn")
+                                })?
+                                .to_owned(),
+                            policy["maxReceiveCount"]
+                                .as_str()
+                                .and_then(|n| n.parse().ok())
+                                .ok_or_else(|| {
+                                    format!("{id}: RedrivePolicy has no maxReceiveCount")
+                                })?,
+                        )),
+                    };
+                    let name = queue_name(id);
+                    queues.insert(
+                        queue_arn(&name),
+                        LocalQueue {
+                            arn: queue_arn(&name),
+                            url: queue_url(&name),
+                            visibility_timeout_seconds: seconds("VisibilityTimeout", 30)?,
+                            retention_seconds: seconds("MessageRetentionPeriod", 345_600)?,
+                            dead_letter,
+                            name,
+                        },
+                    );
+                }
+                "AWS::SQS::QueuePolicy" => {
+                    let document = resolver
+                        .json(&properties["PolicyDocument"])?
+                        .ok_or_else(|| format!("{id} has no PolicyDocument"))?;
+                    for queue in properties["Queues"].as_sequence().into_iter().flatten() {
+                        let url = resolver.value(queue)?;
+                        let name = url.rsplit('/').next().unwrap_or_default();
+                        resource_policies.push(ResourcePolicy {
+                            target: PolicyTarget::Queue(queue_arn(name)),
+                            logical_id: id.to_owned(),
+                            document: document.clone(),
+                        });
+                    }
+                }
+                "AWS::Pipes::Pipe" => {
+                    let sqs = resolver
+                        .json(&properties["SourceParameters"]["SqsQueueParameters"])?
+                        .unwrap_or_default();
+                    let number = |name: &str, default: u64| -> Result<u64, String> {
+                        match &sqs[name] {
+                            serde_json::Value::Null => Ok(default),
+                            value => value
+                                .as_str()
+                                .and_then(|n| n.parse().ok())
+                                .ok_or_else(|| format!("{id}: {name} is not a number")),
+                        }
+                    };
+                    let target_parameters = resolver
+                        .json(&properties["TargetParameters"])?
+                        .unwrap_or_default();
+                    let invocation = target_parameters
+                        .pointer("/StepFunctionStateMachineParameters/InvocationType")
+                        .and_then(serde_json::Value::as_str);
+                    if invocation != Some("FIRE_AND_FORGET") {
+                        return Err(format!(
+                            "{id}: a Standard state machine is started with InvocationType FIRE_AND_FORGET"
+                        ));
+                    }
+                    pipes.push(LocalPipe {
+                        logical_id: id.to_owned(),
+                        arn: resolver.attribute(id, "Arn")?,
+                        role: resolver.role_owner(id, &properties["RoleArn"])?,
+                        source: resolver.value(&properties["Source"])?,
+                        batch_size: number("BatchSize", 10)? as usize,
+                        batching_window_seconds: number("MaximumBatchingWindowInSeconds", 0)?,
+                        target: resolver.value(&properties["Target"])?,
+                        input_template: target_parameters["InputTemplate"]
+                            .as_str()
+                            .map(str::to_owned),
                     });
                 }
                 "AWS::Events::Rule" if !properties["EventPattern"].is_null() => {
@@ -1098,12 +1288,22 @@ impl Deployment {
             topic.ok_or("the template has no SNS topic")?;
         let (state_machine_name, substitutions, state_machine_key) =
             machine.ok_or("the template has no state machine")?;
-        let schedule = schedule.ok_or("the template has no schedule rule")?;
+        let machine_arn =
+            format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name}");
         for rule in &event_rules {
             for target in &rule.targets {
+                if target.arn == machine_arn || queues.contains_key(&target.arn) {
+                    if target.arn == machine_arn && target.role.is_none() {
+                        return Err(format!(
+                            "{}: target {} needs a RoleArn to start the state machine",
+                            rule.logical_id, target.id
+                        ));
+                    }
+                    continue;
+                }
                 let destination = api_destinations.get(&target.arn).ok_or_else(|| {
                     format!(
-                        "{}: target {} is {}; the local EventBridge delivers to the template's API destinations",
+                        "{}: target {} is {}; the local EventBridge delivers to the template's API destinations, queues and state machine",
                         rule.logical_id, target.id, target.arn
                     )
                 })?;
@@ -1121,13 +1321,35 @@ impl Deployment {
                 }
             }
         }
-        let machine_arn =
-            format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name}");
-        if schedule.target != machine_arn {
+        if let Some(schedule) = schedule.as_ref().filter(|s| s.target != machine_arn) {
             return Err(format!(
-                "the schedule {} starts {}, not the state machine",
-                schedule.role, schedule.target
+                "the schedule starts {}, not the state machine",
+                schedule.target
             ));
+        }
+        for pipe in &pipes {
+            if !queues.contains_key(&pipe.source) {
+                return Err(format!(
+                    "{}: its source {} is not one of the template's queues",
+                    pipe.logical_id, pipe.source
+                ));
+            }
+            if pipe.target != machine_arn {
+                return Err(format!(
+                    "{}: it starts {}, not the state machine",
+                    pipe.logical_id, pipe.target
+                ));
+            }
+        }
+        for queue in queues.values() {
+            if let Some((dead_letter, _)) = &queue.dead_letter
+                && !queues.contains_key(dead_letter)
+            {
+                return Err(format!(
+                    "queue {}: its dead-letter queue {dead_letter} is not one of the template's",
+                    queue.name
+                ));
+            }
         }
         let findings = &functions
             .get("GetFindingsCount")
@@ -1162,13 +1384,45 @@ impl Deployment {
             event_rules,
             api_destinations,
             connections,
+            eventbridge_buckets,
+            queues,
+            pipes,
         })
+    }
+
+    /// The event-pattern rules that start the state machine (`TriggerMode=EventPattern`).
+    pub fn run_starting_rules(&self) -> impl Iterator<Item = &LocalEventRule> {
+        let machine = self.state_machine_arn();
+        self.event_rules
+            .iter()
+            .filter(move |rule| rule.targets.iter().any(|t| t.arn == machine))
+    }
+
+    pub fn state_machine_arn(&self) -> String {
+        format!(
+            "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
+            self.state_machine_name
+        )
     }
 
     /// A bucket's name by its logical id.
     pub fn bucket(&self, logical_id: &str) -> &str {
         self.buckets.get(logical_id).map_or("", String::as_str)
     }
+}
+
+/// The name CloudFormation gives a queue the template does not name.
+fn queue_name(logical_id: &str) -> String {
+    format!("{STACK}-{logical_id}")
+}
+
+/// `https://sqs.<region>.amazonaws.com/<account>/<name>`, as CloudFormation's `!Ref` gives it.
+pub fn queue_url(name: &str) -> String {
+    format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}")
+}
+
+pub fn queue_arn(name: &str) -> String {
+    format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")
 }
 
 /// A bucket's `BucketEncryption` (resolved): SSE-S3 or SSE-KMS with its key.
@@ -1264,6 +1518,101 @@ mod tests {
         );
     }
 
+    fn with(parameters: &[(&str, &str)]) -> Result<Deployment, String> {
+        let parameters = parameters
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Deployment::resolve(TEMPLATE, &parameters, "http://127.0.0.1:1")
+    }
+
+    #[test]
+    fn each_trigger_mode_deploys_what_it_needs_and_nothing_else() {
+        let schedule = local();
+        assert!(schedule.pipes.is_empty() && schedule.queues.is_empty());
+        assert!(schedule.eventbridge_buckets.is_empty());
+        assert_eq!(schedule.run_starting_rules().count(), 0);
+
+        let arrivals = with(&[
+            ("TriggerMode", "ObjectCreated"),
+            ("TriggerBatchWindowSeconds", "30"),
+            ("TriggerBatchSize", "500"),
+            ("ScanSchedule", "disabled"),
+        ])
+        .unwrap();
+        assert!(arrivals.schedule.is_none());
+        let raw = arrivals.bucket("DataPipelineRawBucket").to_owned();
+        assert_eq!(
+            arrivals.eventbridge_buckets,
+            std::collections::BTreeSet::from([raw.clone()])
+        );
+        let [pipe] = arrivals.pipes.as_slice() else {
+            panic!("one pipe: {:?}", arrivals.pipes)
+        };
+        assert_eq!((pipe.batch_size, pipe.batching_window_seconds), (500, 30));
+        assert_eq!(pipe.role, "ArrivalPipe");
+        assert_eq!(pipe.target, arrivals.state_machine_arn());
+        let queue = &arrivals.queues[&pipe.source];
+        let (dead_letter, receives) = queue.dead_letter.clone().expect("a redrive policy");
+        assert!(arrivals.queues.contains_key(&dead_letter));
+        assert_eq!(receives, 5);
+        let rule = arrivals
+            .event_rules
+            .iter()
+            .find(|rule| rule.logical_id == "ArrivalRule")
+            .unwrap();
+        assert_eq!(
+            rule.pattern["detail"]["bucket"]["name"],
+            serde_json::json!([raw])
+        );
+        assert_eq!(rule.targets[0].arn, pipe.source);
+        assert!(
+            arrivals
+                .resource_policies
+                .iter()
+                .any(|policy| policy.target == PolicyTarget::Queue(pipe.source.clone()))
+        );
+
+        let pattern = r#"{"source": ["aws.glue"], "detail-type": ["Glue Job State Change"], "detail": {"state": ["SUCCEEDED"]}}"#;
+        let events = with(&[
+            ("TriggerMode", "EventPattern"),
+            ("TriggerEventPattern", pattern),
+        ])
+        .unwrap();
+        let [rule] = events.run_starting_rules().collect::<Vec<_>>()[..] else {
+            panic!("one rule starts runs")
+        };
+        assert_eq!(rule.pattern["source"], serde_json::json!(["aws.glue"]));
+        let (paths, template) = rule.targets[0].input_transformer.clone().unwrap();
+        assert_eq!(paths["id"], "$.id");
+        assert!(template.contains("<id>"), "{template}");
+        assert_eq!(rule.targets[0].role.as_deref(), Some("StartRuns"));
+        assert!(
+            events.schedule.is_some(),
+            "the schedule stays on as a sweep"
+        );
+    }
+
+    #[test]
+    fn the_template_refuses_trigger_settings_that_start_nothing_or_guess() {
+        let err = with(&[("ScanSchedule", "disabled")]).unwrap_err();
+        assert!(
+            err.contains("TriggerMode=Schedule needs ScanSchedule"),
+            "{err}"
+        );
+        let err = with(&[("TriggerMode", "EventPattern")]).unwrap_err();
+        assert!(err.contains("needs TriggerEventPattern"), "{err}");
+        let err = with(&[
+            ("TriggerMode", "EventPattern"),
+            ("TriggerEventPattern", "{source"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("TriggerPatternRule: its EventPattern is not JSON"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn substitutions_cover_the_definition() {
         let deployment = local();
@@ -1274,8 +1623,10 @@ mod tests {
             format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:TriggerMacieScan")
         );
         assert_eq!(deployment.substitutions["ApprovalTimeoutAction"], "hold");
-        assert_eq!(deployment.schedule.expression, "rate(6 hours)");
-        assert_eq!(deployment.schedule.role, "ScanScheduleRule");
+        let schedule = deployment.schedule.as_ref().expect("a schedule");
+        assert_eq!(schedule.expression, "rate(6 hours)");
+        assert_eq!(schedule.role, "StartRuns");
+        assert_eq!(schedule.logical_id, "ScanScheduleRule");
         assert_eq!(deployment.subscriber, "reviewer@example.com");
     }
 
@@ -1296,7 +1647,7 @@ mod tests {
                 .iter()
                 .any(|policy| policy.target == PolicyTarget::Key(key.to_owned()))
         );
-        for owner in ["MaciePipelineScanStateMachine", "ScanScheduleRule"] {
+        for owner in ["MaciePipelineScanStateMachine", "StartRuns"] {
             let grants: String = deployment.roles[owner]
                 .iter()
                 .map(|policy| policy.document.to_string())
@@ -1304,7 +1655,7 @@ mod tests {
             assert!(grants.contains("kms:GenerateDataKey"), "{owner}: {grants}");
         }
         assert_eq!(
-            deployment.schedule.target,
+            deployment.schedule.as_ref().expect("a schedule").target,
             format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:maciepipelinescanstatemachine")
         );
         let moved = TEMPLATE.replace(

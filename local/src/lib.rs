@@ -23,5 +23,7 @@ pub mod s3;
 pub mod scan;
 pub mod sfn;
 pub mod sns;
+pub mod sqs;
 pub mod stack;
 pub mod tls;
+pub mod triggers;

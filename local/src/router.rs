@@ -38,6 +38,7 @@ pub struct Services {
     pub store: Arc<crate::s3::Store>,
     pub kms: Arc<crate::kms::Kms>,
     pub events: Arc<crate::events::EventBridge>,
+    pub sqs: Arc<crate::sqs::Sqs>,
     /// The webhook receiver API destinations can be pointed at.
     pub webhooks: crate::events::webhooks::Webhooks,
 }
@@ -131,6 +132,7 @@ pub fn s3_operation(
         Method::GET if has_key && has("uploadId") => "ListParts",
         Method::GET if has_key => "GetObject",
         Method::GET if has("versioning") => "GetBucketVersioning",
+        Method::GET if has("notification") => "GetBucketNotificationConfiguration",
         Method::GET if has("encryption") => "GetBucketEncryption",
         Method::GET if has("versions") => "ListObjectVersions",
         Method::GET if has("uploads") => "ListMultipartUploads",
@@ -141,6 +143,7 @@ pub fn s3_operation(
         Method::HEAD => "HeadBucket",
         Method::PUT if has("tagging") => "PutObjectTagging",
         Method::PUT if has("versioning") => "PutBucketVersioning",
+        Method::PUT if has("notification") => "PutBucketNotificationConfiguration",
         Method::PUT if has("encryption") => "PutBucketEncryption",
         Method::PUT if has("partNumber") && copy => "UploadPartCopy",
         Method::PUT if has("partNumber") => "UploadPart",
@@ -683,6 +686,27 @@ pub async fn dispatch(
             json_reply(
                 result.status,
                 "application/x-amz-json-1.1",
+                &result.body,
+                result.error,
+            )
+        }
+        "sqs" => {
+            let target = amz_target(&parts.headers);
+            let operation = target.trim_start_matches("AmazonSQS.").to_owned();
+            if let Some(fault) = injected(&services.faults, "sqs", &operation).await {
+                return Ok(fault);
+            }
+            let result = crate::sqs::api::handle(
+                &services.sqs,
+                &services.iam,
+                &principal,
+                target,
+                &body,
+                secure,
+            );
+            json_reply(
+                result.status,
+                "application/x-amz-json-1.0",
                 &result.body,
                 result.error,
             )

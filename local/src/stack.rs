@@ -431,6 +431,9 @@ impl LocalStack {
                     .set_versioning(bucket, wanted)
                     .map_err(|err| format!("bucket {bucket}: {err}"))?;
             }
+            store
+                .set_eventbridge(bucket, deployment.eventbridge_buckets.contains(bucket))
+                .map_err(|err| format!("bucket {bucket}: {err}"))?;
         }
         let sns = Arc::new(
             Sns::new(
@@ -445,6 +448,11 @@ impl LocalStack {
             .map_err(|err| format!("outbox: {err}"))?,
         );
         let clock = Clock::new(config.time_scale);
+        let sqs = Arc::new(crate::sqs::Sqs::open(
+            &data_dir.join("sqs"),
+            &deployment.queues,
+            clock,
+        )?);
         let events = Arc::new(EventBridge::open(
             data_dir.join("events"),
             &deployment,
@@ -452,7 +460,11 @@ impl LocalStack {
             clock,
             &tls.ca_pem,
             config.on_event.clone(),
+            Arc::clone(&sqs),
         )?);
+        // S3 tells EventBridge about objects created in buckets that send it their events.
+        let notified = Arc::clone(&events);
+        store.notify_created(Box::new(move |created| notified.object_created(created)));
         let macie = Macie::open(
             data_dir.join("macie"),
             Arc::clone(&store),
@@ -507,6 +519,7 @@ impl LocalStack {
             &role,
             deployment.state_machine_key.as_deref(),
         )?;
+        events.attach_engine(engine.clone());
         let resumed = engine.resume();
         if resumed > 0 {
             info!(resumed, "resumed running executions");
@@ -523,6 +536,7 @@ impl LocalStack {
             store: Arc::clone(&store),
             kms,
             events,
+            sqs: Arc::clone(&sqs),
             webhooks: crate::events::webhooks::Webhooks::new(data_dir.join("webhooks")),
         });
         let shutdown = CancellationToken::new();
@@ -532,8 +546,11 @@ impl LocalStack {
             tls.acceptor.clone(),
             shutdown.clone(),
         ));
-        if config.schedule && deployment.schedule.enabled {
-            let rule = &deployment.schedule;
+        if let Some(rule) = deployment
+            .schedule
+            .as_ref()
+            .filter(|rule| config.schedule && rule.enabled)
+        {
             tokio::spawn(schedule(
                 services.engine.clone(),
                 Arc::clone(&iam),
@@ -541,6 +558,16 @@ impl LocalStack {
                     .ok_or_else(|| format!("the schedule rule {} has no role", rule.role))?,
                 rule.clone(),
                 deployment.state_machine_key.clone(),
+                shutdown.clone(),
+            ));
+        }
+        for pipe in &deployment.pipes {
+            tokio::spawn(crate::triggers::run_pipe(
+                pipe.clone(),
+                Arc::clone(&sqs),
+                Arc::clone(&iam),
+                services.engine.clone(),
+                crate::triggers::pipe_log(&data_dir, &pipe.logical_id),
                 shutdown.clone(),
             ));
         }
@@ -777,7 +804,7 @@ async fn schedule(
         let event = json!({
             "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
             "account": ACCOUNT, "time": rfc3339_ms(now_ms()), "region": REGION,
-            "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{}-{}", deployment::STACK, rule.role)],
+            "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{}-{}", deployment::STACK, rule.logical_id)],
             "detail": {},
         });
         // What the API asks of a caller of StartExecution, asked of the rule's role.

@@ -532,7 +532,7 @@ async fn without_its_key_grant_the_state_machine_starts_no_execution() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_its_key_grant_the_schedule_starts_no_run() {
     let mut template: Yaml = serde_norway::from_str(TEMPLATE).unwrap();
-    let statements = template["Resources"]["ScanScheduleRuleRole"]["Properties"]["Policies"][0]
+    let statements = template["Resources"]["StartRunsRole"]["Properties"]["Policies"][0]
         ["PolicyDocument"]["Statement"]
         .as_sequence_mut()
         .unwrap();
@@ -552,7 +552,7 @@ async fn without_its_key_grant_the_schedule_starts_no_run() {
     let executions = gate.executions().await;
     assert!(executions.is_empty(), "{executions:?}");
     let usage = gate.stack.iam().usage();
-    let [allowed, denied] = usage.principals["ScanScheduleRule"].actions["kms:GenerateDataKey"];
+    let [allowed, denied] = usage.principals["StartRuns"].actions["kms:GenerateDataKey"];
     assert_eq!(allowed, 0);
     assert!(denied >= 1, "the schedule asked for the key");
 }

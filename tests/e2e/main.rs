@@ -21,5 +21,6 @@ mod scale;
 mod secrets;
 mod soak;
 mod stepfunctions;
+mod triggers;
 mod unanalysed;
 mod versions;

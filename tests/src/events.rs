@@ -81,9 +81,17 @@ pub fn check(event: &Value) -> Result<DetailType, String> {
 }
 
 impl Gate {
-    /// Every event put on the default bus so far, oldest first.
+    /// The gate's events (source `macie-pipeline`) put on the default bus so far, oldest first.
     pub fn events(&self) -> Vec<Value> {
-        macie_pipeline_local::events::logged(&self.data_events_path("default"))
+        self.bus_events("default")
+            .into_iter()
+            .filter(|event| event["source"] == macie_pipeline::events::SOURCE)
+            .collect()
+    }
+
+    /// Every event put on `bus` so far (S3's and anyone's too), oldest first.
+    pub fn bus_events(&self, bus: &str) -> Vec<Value> {
+        macie_pipeline_local::events::logged(&self.data_events_path(bus))
     }
 
     fn data_events_path(&self, bus: &str) -> std::path::PathBuf {

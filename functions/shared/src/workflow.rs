@@ -57,25 +57,34 @@ impl From<WorkflowId> for String {
     }
 }
 
-/// The workflow id of a run: the execution input's `id` when present (the scheduled EventBridge
-/// event carries one), else the execution name.
+/// The workflow id of a run: the execution input's `id` when present (an EventBridge event, a
+/// scheduled one or one TriggerEventPattern matched, carries one), else the execution name.
+/// The arrival pipe starts a run with its batch, a JSON array of the arrivals' S3 event ids:
+/// the batch has no id of its own, and the execution name Step Functions gave it is unique.
 pub fn workflow_id_for(
     execution_input: &Value,
     execution_name: &str,
 ) -> Result<WorkflowId, PipelineError> {
-    let Value::Object(fields) = execution_input else {
-        return Err(PipelineError::InvalidInput(format!(
-            "execution input must be a JSON object, got {}",
-            json_type(execution_input)
-        )));
-    };
-    match fields.get("id") {
-        None | Some(Value::Null) => WorkflowId::parse(execution_name).map_err(|err| {
+    let by_name = || {
+        WorkflowId::parse(execution_name).map_err(|err| {
             PipelineError::InvalidInput(format!(
                 "the execution has no input `id`, and its name cannot be the workflow id ({err}); \
                  start it with {{\"id\": \"...\"}} or a name of letters, digits, - and _"
             ))
-        }),
+        })
+    };
+    let fields = match execution_input {
+        Value::Object(fields) => fields,
+        Value::Array(_) => return by_name(),
+        other => {
+            return Err(PipelineError::InvalidInput(format!(
+                "execution input must be a JSON object or an arrival batch (an array), got {}",
+                json_type(other)
+            )));
+        }
+    };
+    match fields.get("id") {
+        None | Some(Value::Null) => by_name(),
         Some(Value::String(id)) => WorkflowId::parse(id),
         Some(other) => Err(PipelineError::InvalidInput(format!(
             "execution input field `id` must be a string, got {}",
@@ -145,9 +154,23 @@ mod tests {
     }
 
     #[test]
-    fn input_that_is_not_an_object_is_rejected() {
-        let err = workflow_id_for(&json!(["id"]), "exec").unwrap_err();
-        assert!(err.to_string().contains("JSON object, got an array"));
+    fn input_that_is_neither_an_object_nor_a_batch_is_rejected() {
+        for input in [json!("id"), json!(7), json!(true)] {
+            let err = workflow_id_for(&input, "exec").unwrap_err();
+            assert!(
+                err.to_string().contains("JSON object or an arrival batch"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_arrival_batch_is_named_by_its_execution() {
+        let batch = json!([{"eventId": "e-1"}, {"eventId": "e-2"}]);
+        let id = workflow_id_for(&batch, "0b6f3c1e-2a4d-4f57-9e0b-6d1f2c3a4b5c").unwrap();
+        assert_eq!(id.as_str(), "0b6f3c1e-2a4d-4f57-9e0b-6d1f2c3a4b5c");
+        let err = workflow_id_for(&batch, "run(1)").unwrap_err();
+        assert!(err.to_string().contains("start it with"), "{err}");
     }
 
     #[test]

@@ -59,10 +59,27 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, String> {
         "Webhooks:      {}/_local/webhooks/<name> records what API destinations send",
         stack.endpoint()
     );
-    if args.schedule {
-        println!(
+    match (&deployment.schedule, args.schedule) {
+        (Some(schedule), true) => println!(
             "Schedule:      {} (scaled by --time-scale)",
-            deployment.schedule.expression
+            schedule.expression
+        ),
+        (None, true) => println!("Schedule:      none (ScanSchedule=disabled)"),
+        _ => {}
+    }
+    for pipe in &deployment.pipes {
+        println!(
+            "Trigger:       objects created in {} start runs, batched by {} (a run for each {} arrivals or {} s after the first, scaled by --time-scale)",
+            deployment.bucket("DataPipelineRawBucket"),
+            pipe.logical_id,
+            pipe.batch_size,
+            pipe.batching_window_seconds
+        );
+    }
+    for rule in deployment.run_starting_rules() {
+        println!(
+            "Trigger:       events on the {} bus matching {} start runs ({})",
+            rule.bus, rule.pattern, rule.logical_id
         );
     }
     let raw = deployment.bucket("DataPipelineRawBucket");

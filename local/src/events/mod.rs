@@ -3,12 +3,16 @@
 //! `<data>/events/buses/<bus>.jsonl` in the envelope EventBridge delivers (one JSON object a
 //! line) and handed to a printer; the template's rules match it with their event patterns
 //! ([`pattern`]) and send it to their targets, API destinations with their connection's
-//! authorization ([`delivery`]), as the rule's role. Each delivery attempt is recorded in
-//! `<data>/events/deliveries.jsonl`.
+//! authorization ([`delivery`]), as the rule's role; SQS queues, as EventBridge's service
+//! principal under the queue's policy; the state machine, as the target's role, with the
+//! target's input transformer ([`transform`]). Each delivery attempt is recorded in
+//! `<data>/events/deliveries.jsonl`. S3 puts `Object Created` events on the default bus for
+//! buckets that send their events to EventBridge ([`EventBridge::object_created`]).
 
 pub mod api;
 pub mod delivery;
 pub mod pattern;
+pub mod transform;
 pub mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -109,6 +113,9 @@ pub struct EventBridge {
     on_event: Option<OnEvent>,
     /// One writer at a time, so lines never interleave.
     log: Mutex<()>,
+    sqs: Arc<crate::sqs::Sqs>,
+    /// The Step Functions engine, attached once it exists (it calls back into EventBridge).
+    engine: std::sync::OnceLock<crate::sfn::engine::Engine>,
 }
 
 impl EventBridge {
@@ -121,6 +128,7 @@ impl EventBridge {
         clock: Clock,
         ca_pem: &str,
         on_event: Option<OnEvent>,
+        sqs: Arc<crate::sqs::Sqs>,
     ) -> Result<Self, String> {
         let dir = dir.into();
         std::fs::create_dir_all(dir.join("buses"))
@@ -162,7 +170,54 @@ impl EventBridge {
             },
             on_event,
             log: Mutex::new(()),
+            sqs,
+            engine: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Lets rules start the state machine.
+    pub fn attach_engine(&self, engine: crate::sfn::engine::Engine) {
+        let _ = self.engine.set(engine);
+    }
+
+    /// S3's `Object Created` event for an object created in a bucket that sends its events to
+    /// EventBridge, in the shape S3 puts on the account's default bus.
+    pub fn object_created(&self, created: crate::s3::store::ObjectCreated) {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut object = json!({
+            "key": created.key,
+            "size": created.size,
+            "etag": created.etag,
+            "sequencer": created.sequencer,
+        });
+        if let Some(version) = &created.version_id {
+            object["version-id"] = json!(version);
+        }
+        let event = json!({
+            "version": "0",
+            "id": id,
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": ACCOUNT,
+            "time": seconds_rfc3339(now_ms()),
+            "region": REGION,
+            "resources": [format!("arn:aws:s3:::{}", created.bucket)],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": created.bucket},
+                "object": object,
+                "request-id": uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase(),
+                "requester": ACCOUNT,
+                "reason": created.reason,
+            },
+        });
+        if let Err(err) = self.append(&self.log_path(DEFAULT_BUS), &event) {
+            warn!(%err, "an S3 event could not be logged");
+        }
+        if let Some(on_event) = &self.on_event {
+            on_event(&event, DEFAULT_BUS);
+        }
+        self.route(DEFAULT_BUS, &event);
     }
 
     /// Where the events of `bus` are written, one JSON object a line.
@@ -327,6 +382,63 @@ impl EventBridge {
                 continue;
             }
             for target in &rule.targets {
+                let record = DeliveryRecord {
+                    rule: rule.logical_id.clone(),
+                    target: target.id.clone(),
+                    event_id: event["id"].as_str().unwrap_or_default().to_owned(),
+                };
+                let input = match &target.input_transformer {
+                    Some((paths, template)) => {
+                        transform::rule_input(event, &rule.arn, paths, template)
+                    }
+                    None => event.to_string(),
+                };
+                if target.arn.starts_with("arn:aws:sqs:") {
+                    let sent = self
+                        .iam
+                        .authorize(
+                            &self.iam.events_service(),
+                            "sqs:SendMessage",
+                            &target.arn,
+                            crate::iam::on_behalf_of(&rule.arn),
+                        )
+                        .map_err(|denied| denied.message)
+                        .and_then(|()| {
+                            self.sqs
+                                .send(&target.arn, &input)
+                                .map_err(|err| err.to_string())
+                        });
+                    self.deliveries.record(
+                        &record,
+                        1,
+                        sent.as_ref().map(|_| 200).map_err(String::as_str),
+                    );
+                    continue;
+                }
+                if target.arn.starts_with("arn:aws:states:") {
+                    let role = target.role.as_deref().and_then(|role| self.iam.role(role));
+                    let started = match (&role, self.engine.get()) {
+                        (Some(role), Some(engine)) => crate::triggers::start_run(
+                            &self.iam,
+                            engine,
+                            role,
+                            &target.arn,
+                            None,
+                            &input,
+                        ),
+                        (None, _) => Err("the target names no role".to_owned()),
+                        (_, None) => Err("Step Functions is not running".to_owned()),
+                    };
+                    if let Ok(execution) = &started {
+                        info!(rule = %rule.logical_id, execution, "an event started a run");
+                    }
+                    self.deliveries.record(
+                        &record,
+                        1,
+                        started.as_ref().map(|_| 200).map_err(String::as_str),
+                    );
+                    continue;
+                }
                 let Some(destination) = self.destinations.get(&target.arn).cloned() else {
                     continue;
                 };
@@ -335,11 +447,6 @@ impl EventBridge {
                     continue;
                 };
                 let role = target.role.as_deref().and_then(|role| self.iam.role(role));
-                let record = DeliveryRecord {
-                    rule: rule.logical_id.clone(),
-                    target: target.id.clone(),
-                    event_id: event["id"].as_str().unwrap_or_default().to_owned(),
-                };
                 let allowed = match &role {
                     Some(role) => self
                         .iam
@@ -471,6 +578,10 @@ mod tests {
             Clock::new(0.001),
             &tls.ca_pem,
             None,
+            Arc::new(
+                crate::sqs::Sqs::open(&dir.join("sqs"), &deployment.queues, Clock::new(0.001))
+                    .unwrap(),
+            ),
         )
         .unwrap();
         (bridge, user)

@@ -7,7 +7,7 @@ import json
 import sys
 import zipfile
 
-SERVICES = ["s3", "macie2", "sns", "states", "lambda", "kms", "logs", "xray", "events", "sts"]
+SERVICES = ["s3", "macie2", "sns", "states", "lambda", "kms", "logs", "xray", "events", "sts", "sqs", "pipes"]
 
 wheel = sys.argv[1]
 with zipfile.ZipFile(wheel) as archive:

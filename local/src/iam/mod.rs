@@ -44,6 +44,19 @@ pub const STATE_MACHINE: &str = "MaciePipelineScanStateMachine";
 /// Macie's service principal.
 pub const MACIE_SERVICE: &str = "macie.amazonaws.com";
 
+/// EventBridge's service principal, which sends a rule's events to targets with no role (an
+/// SQS queue), allowed by the target's resource policy.
+pub const EVENTS_SERVICE: &str = "events.amazonaws.com";
+
+/// What a service principal acting for `source_arn` in this account carries as request
+/// context (`aws:SourceArn`, `aws:SourceAccount`), for a resource policy's conditions.
+pub fn on_behalf_of(source_arn: &str) -> Context {
+    let mut context = evaluate::transport(true);
+    context.insert("aws:sourcearn".into(), vec![source_arn.to_owned()]);
+    context.insert("aws:sourceaccount".into(), vec![ACCOUNT.to_owned()]);
+    context
+}
+
 /// The ARN of Macie's service-linked role, which it reads objects with: it exists once Macie is
 /// enabled in the account.
 pub fn macie_service_linked_role() -> String {
@@ -150,6 +163,7 @@ pub struct Iam {
     read_only: Arc<Principal>,
     macie: Arc<Principal>,
     macie_role: Arc<Principal>,
+    events: Arc<Principal>,
     resource_policies: HashMap<PolicyTarget, (String, Arc<Policy>)>,
     /// The local KMS, once attached: key policies are then its current ones (a key policy can
     /// change, and keys made with the CLI have one), not the template's.
@@ -249,6 +263,16 @@ impl Iam {
             },
             policies: Vec::new(),
         });
+        let events = Arc::new(Principal {
+            name: EVENTS_SERVICE.into(),
+            caller: Caller {
+                arn: EVENTS_SERVICE.into(),
+                names: Vec::new(),
+                account: ACCOUNT.into(),
+                service: Some(EVENTS_SERVICE.into()),
+            },
+            policies: Vec::new(),
+        });
         // Macie analyses objects as its service-linked role, whose managed policy
         // (AmazonMacieServiceRolePolicy) reads any object and grants no KMS key: a key must allow
         // the role in its own policy.
@@ -282,6 +306,7 @@ impl Iam {
             read_only,
             macie,
             macie_role,
+            events,
             resource_policies,
             kms: None,
             usage: Mutex::new(report::Usage {
@@ -337,6 +362,11 @@ impl Iam {
         Arc::clone(&self.macie_role)
     }
 
+    /// EventBridge acting as its service principal (sending to a queue).
+    pub fn events_service(&self) -> Arc<Principal> {
+        Arc::clone(&self.events)
+    }
+
     /// Every role, for the report.
     pub fn roles(&self) -> impl Iterator<Item = &Arc<Principal>> {
         self.by_name.values()
@@ -358,6 +388,8 @@ impl Iam {
             PolicyTarget::Key(resource.to_owned())
         } else if resource.starts_with("arn:aws:sns:") {
             PolicyTarget::Topic(resource.to_owned())
+        } else if resource.starts_with("arn:aws:sqs:") {
+            PolicyTarget::Queue(resource.to_owned())
         } else {
             return None;
         };

@@ -113,6 +113,13 @@ pub fn checks(
         "GetBucketLocation" => vec![check("s3:GetBucketLocation", bucket_arn)],
         "GetBucketVersioning" => vec![check("s3:GetBucketVersioning", bucket_arn)],
         "PutBucketVersioning" => vec![check("s3:PutBucketVersioning", bucket_arn)],
+        // S3 names both after the older notification API.
+        "GetBucketNotificationConfiguration" => {
+            vec![check("s3:GetBucketNotification", bucket_arn)]
+        }
+        "PutBucketNotificationConfiguration" => {
+            vec![check("s3:PutBucketNotification", bucket_arn)]
+        }
         "GetBucketEncryption" => vec![check("s3:GetEncryptionConfiguration", bucket_arn)],
         // S3 has no action of its own for removing it.
         "PutBucketEncryption" | "DeleteBucketEncryption" => {

@@ -972,6 +972,58 @@ impl S3 for LocalS3 {
         Ok(S3Response::new(PutBucketVersioningOutput::default()))
     }
 
+    /// Only `EventBridgeConfiguration` is served: the gate's arrival trigger needs it, and a
+    /// configuration with topic, queue or Lambda destinations is refused rather than ignored.
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
+        let on = self
+            .store
+            .eventbridge(&req.input.bucket)
+            .map_err(map_error)?;
+        Ok(S3Response::new(GetBucketNotificationConfigurationOutput {
+            event_bridge_configuration: on.then(EventBridgeConfiguration::default),
+            ..Default::default()
+        }))
+    }
+
+    async fn put_bucket_notification_configuration(
+        &self,
+        req: S3Request<PutBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketNotificationConfigurationOutput>> {
+        let configuration = &req.input.notification_configuration;
+        let destinations = [
+            configuration
+                .topic_configurations
+                .as_ref()
+                .map_or(0, Vec::len),
+            configuration
+                .queue_configurations
+                .as_ref()
+                .map_or(0, Vec::len),
+            configuration
+                .lambda_function_configurations
+                .as_ref()
+                .map_or(0, Vec::len),
+        ];
+        if destinations.iter().any(|n| *n > 0) {
+            return Err(s3_error!(
+                NotImplemented,
+                "The local S3 sends events to EventBridge only (EventBridgeConfiguration)"
+            ));
+        }
+        self.store
+            .set_eventbridge(
+                &req.input.bucket,
+                configuration.event_bridge_configuration.is_some(),
+            )
+            .map_err(map_error)?;
+        Ok(S3Response::new(
+            PutBucketNotificationConfigurationOutput::default(),
+        ))
+    }
+
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,

@@ -225,6 +225,9 @@ struct BucketRecord {
     /// None: S3's default for every bucket, SSE-S3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     encryption: Option<DefaultEncryption>,
+    /// The bucket's notification configuration sends its events to EventBridge.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    eventbridge: bool,
 }
 
 /// A key's record on disk. Records written before versioning held one object.
@@ -247,6 +250,7 @@ struct BucketState {
     created_ms: i64,
     versioning: Versioning,
     encryption: Option<DefaultEncryption>,
+    eventbridge: bool,
     keys: BTreeMap<String, Chain>,
     uploads: HashMap<String, Upload>,
     /// Deletes per key since the store opened, for conditional-write conflicts.
@@ -293,7 +297,27 @@ fn version_id() -> String {
 pub struct Store {
     root: PathBuf,
     state: Mutex<BTreeMap<String, BucketState>>,
+    notifier: std::sync::OnceLock<ObjectCreatedNotifier>,
+    /// The last sequencer given out, so that each is greater than the one before.
+    sequencer: std::sync::atomic::AtomicU64,
 }
+
+/// What S3 tells EventBridge about a new object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectCreated {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub version_id: Option<String>,
+    /// A hexadecimal string that orders the events of one key.
+    pub sequencer: String,
+    /// The API that created it: `PutObject`, `CopyObject` or `CompleteMultipartUpload`.
+    pub reason: &'static str,
+}
+
+/// Receives [`ObjectCreated`]; called outside the store's lock.
+pub type ObjectCreatedNotifier = Box<dyn Fn(ObjectCreated) + Send + Sync>;
 
 fn key_file(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
@@ -326,6 +350,8 @@ impl Store {
         Ok(Self {
             root,
             state: Mutex::new(buckets),
+            notifier: std::sync::OnceLock::new(),
+            sequencer: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -409,6 +435,7 @@ impl Store {
             created_ms: record.created_ms,
             versioning: record.versioning,
             encryption: record.encryption,
+            eventbridge: record.eventbridge,
             keys,
             uploads,
             deletes: HashMap::new(),
@@ -463,6 +490,7 @@ impl Store {
             created_ms: now_ms(),
             versioning: Versioning::Unversioned,
             encryption: None,
+            eventbridge: false,
         };
         write_json(&dir.join("bucket.json"), &record)?;
         state.insert(
@@ -471,6 +499,7 @@ impl Store {
                 created_ms: record.created_ms,
                 versioning: record.versioning,
                 encryption: None,
+                eventbridge: false,
                 keys: BTreeMap::new(),
                 uploads: HashMap::new(),
                 deletes: HashMap::new(),
@@ -517,29 +546,45 @@ impl Store {
                 "versioning can be Enabled or Suspended".into(),
             ));
         }
-        self.update_bucket(bucket, |current, _| *current = versioning)
+        self.update_bucket(bucket, |record| record.versioning = versioning)
+    }
+
+    /// Whether the bucket sends its events to EventBridge.
+    pub fn eventbridge(&self, bucket: &str) -> Result<bool> {
+        Ok(self
+            .lock()
+            .get(bucket)
+            .ok_or(StoreError::NoSuchBucket)?
+            .eventbridge)
+    }
+
+    /// Turns the bucket's EventBridge notifications on or off (its notification
+    /// configuration's `EventBridgeConfiguration`).
+    pub fn set_eventbridge(&self, bucket: &str, on: bool) -> Result<()> {
+        self.update_bucket(bucket, |record| record.eventbridge = on)
+    }
+
+    /// Calls `notify` with every object created in a bucket that sends its events to
+    /// EventBridge, once it is committed.
+    pub fn notify_created(&self, notify: ObjectCreatedNotifier) {
+        let _ = self.notifier.set(notify);
     }
 
     /// Changes a bucket's settings, saving them first: a failed save changes nothing.
-    fn update_bucket(
-        &self,
-        bucket: &str,
-        change: impl FnOnce(&mut Versioning, &mut Option<DefaultEncryption>),
-    ) -> Result<()> {
+    fn update_bucket(&self, bucket: &str, change: impl FnOnce(&mut BucketRecord)) -> Result<()> {
         let mut state = self.lock();
         let state = state.get_mut(bucket).ok_or(StoreError::NoSuchBucket)?;
-        let (mut versioning, mut encryption) = (state.versioning, state.encryption.clone());
-        change(&mut versioning, &mut encryption);
-        write_json(
-            &self.bucket_dir(bucket).join("bucket.json"),
-            &BucketRecord {
-                created_ms: state.created_ms,
-                versioning,
-                encryption: encryption.clone(),
-            },
-        )?;
-        state.versioning = versioning;
-        state.encryption = encryption;
+        let mut record = BucketRecord {
+            created_ms: state.created_ms,
+            versioning: state.versioning,
+            encryption: state.encryption.clone(),
+            eventbridge: state.eventbridge,
+        };
+        change(&mut record);
+        write_json(&self.bucket_dir(bucket).join("bucket.json"), &record)?;
+        state.versioning = record.versioning;
+        state.encryption = record.encryption;
+        state.eventbridge = record.eventbridge;
         Ok(())
     }
 
@@ -559,7 +604,7 @@ impl Store {
         bucket: &str,
         encryption: Option<DefaultEncryption>,
     ) -> Result<()> {
-        self.update_bucket(bucket, |_, current| *current = encryption)
+        self.update_bucket(bucket, |record| record.encryption = encryption)
     }
 
     /// The current object's record.
@@ -659,7 +704,13 @@ impl Store {
             tags,
             data,
         };
-        self.commit(bucket, meta, condition.as_ref(), deletes_at_start)
+        self.commit(
+            bucket,
+            meta,
+            condition.as_ref(),
+            deletes_at_start,
+            "PutObject",
+        )
     }
 
     /// Makes `meta` the key's current version (with a new version id when versioning is on),
@@ -671,6 +722,7 @@ impl Store {
         mut meta: ObjectMeta,
         condition: Option<&WriteCondition>,
         deletes_at_start: u64,
+        reason: &'static str,
     ) -> Result<ObjectMeta> {
         let committed = (|| {
             let mut state = self.lock();
@@ -690,16 +742,45 @@ impl Store {
             let chain = state.keys.entry(meta.key.clone()).or_default();
             let replaced = chain.push(Entry::Object(Box::new(meta.clone())), versioning);
             self.persist(bucket, &meta.key, Some(chain))?;
-            Ok(replaced)
+            Ok((replaced, state.eventbridge))
         })();
         match committed {
-            Ok(replaced) => {
+            Ok((replaced, eventbridge)) => {
                 self.remove_data(bucket, &replaced);
+                if eventbridge && let Some(notify) = self.notifier.get() {
+                    notify(ObjectCreated {
+                        bucket: bucket.to_owned(),
+                        key: meta.key.clone(),
+                        size: meta.size,
+                        etag: meta.etag.clone(),
+                        version_id: meta.version_id.clone(),
+                        sequencer: self.next_sequencer(),
+                        reason,
+                    });
+                }
                 Ok(meta)
             }
             Err(err) => {
                 self.remove_data(bucket, std::slice::from_ref(&meta));
                 Err(err)
+            }
+        }
+    }
+
+    /// A sequencer greater than every one before: the time in microseconds, or one more than
+    /// the last, in hexadecimal as S3 writes it.
+    fn next_sequencer(&self) -> String {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(now_ms()).unwrap_or(0) * 1000;
+        let mut last = self.sequencer.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last + 1);
+            match self
+                .sequencer
+                .compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return format!("{next:016X}"),
+                Err(current) => last = current,
             }
         }
     }
@@ -754,7 +835,13 @@ impl Store {
             };
             (source.clone(), meta, deletes_at_start)
         };
-        let meta = self.commit(target_bucket, meta, condition, deletes_at_start)?;
+        let meta = self.commit(
+            target_bucket,
+            meta,
+            condition,
+            deletes_at_start,
+            "CopyObject",
+        )?;
         Ok((copied, meta))
     }
 
@@ -1154,7 +1241,13 @@ impl Store {
             tags: meta.tags,
             data,
         };
-        match self.commit(bucket, object, condition, deletes_at_start) {
+        match self.commit(
+            bucket,
+            object,
+            condition,
+            deletes_at_start,
+            "CompleteMultipartUpload",
+        ) {
             Ok(committed) => {
                 self.abort_upload(bucket, key, id)?;
                 Ok(committed)
