@@ -645,3 +645,150 @@ async fn the_cli_makes_a_bus_puts_events_and_tests_patterns_against_the_gates_ev
         assert_eq!(answer["Result"], matched, "{pattern}");
     }
 }
+
+/// With `TriggerMode=ObjectCreated`, files copied to raw with `aws s3 cp` are gated by
+/// themselves: nobody starts a run. The bucket's EventBridge setting and the arrival queues are
+/// what the CLI shows, and turning the setting off stops the runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_copied_with_the_cli_are_gated_with_no_run_started_by_hand() {
+    let Some(cli) = required_cli() else {
+        return;
+    };
+    let gate = Gate::start_with(|config| {
+        for (name, value) in [
+            ("TriggerMode", "ObjectCreated"),
+            ("ScanSchedule", "disabled"),
+        ] {
+            config.parameters.insert(name.into(), value.into());
+        }
+    })
+    .await;
+    let raw = gate.bucket(Bucket::Raw);
+    let notification = aws_json(
+        &cli,
+        &gate,
+        &[
+            "s3api",
+            "get-bucket-notification-configuration",
+            "--bucket",
+            &raw,
+        ],
+    )
+    .await;
+    assert!(
+        notification.get("EventBridgeConfiguration").is_some(),
+        "{notification}"
+    );
+    let files = gate.dir.path().join("export");
+    std::fs::create_dir_all(&files).unwrap();
+    for index in 0..9 {
+        std::fs::write(files.join(format!("part-{index}.csv")), "id,units\n1,2\n").unwrap();
+    }
+    std::fs::write(
+        files.join("cards.csv"),
+        "customer,card\nAda,4111 1111 1111 1111\n",
+    )
+    .unwrap();
+    aws(
+        &cli,
+        &gate,
+        &[
+            "s3",
+            "cp",
+            files.to_str().unwrap(),
+            &format!("s3://{raw}/export/"),
+            "--recursive",
+        ],
+    )
+    .await;
+    let start = Instant::now();
+    while (
+        gate.keys(Bucket::ScannedData).await.len(),
+        gate.keys(Bucket::ManualReview).await.len(),
+    ) != (9, 1)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "raw {:?}, scanned-data {:?}",
+            gate.keys(Bucket::Raw).await,
+            gate.keys(Bucket::ScannedData).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gate.keys(Bucket::Raw).await.is_empty());
+    // Every run was the pipe's: its input is a batch, not a hand-made {"id": ...}.
+    for execution in gate.executions().await {
+        let described = gate.describe(&execution.execution_arn).await;
+        assert!(
+            described
+                .input
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with('[')
+        );
+    }
+    let dead_letter = format!(
+        "{}-ArrivalDeadLetterQueue",
+        e2e::macie_pipeline_local::deployment::STACK
+    );
+    let url = aws_json(
+        &cli,
+        &gate,
+        &["sqs", "get-queue-url", "--queue-name", &dead_letter],
+    )
+    .await["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let attributes = aws_json(
+        &cli,
+        &gate,
+        &[
+            "sqs",
+            "get-queue-attributes",
+            "--queue-url",
+            &url,
+            "--attribute-names",
+            "ApproximateNumberOfMessages",
+        ],
+    )
+    .await;
+    assert_eq!(attributes["Attributes"]["ApproximateNumberOfMessages"], "0");
+
+    // Off, S3 sends EventBridge nothing for a new upload.
+    aws(
+        &cli,
+        &gate,
+        &[
+            "s3api",
+            "put-bucket-notification-configuration",
+            "--bucket",
+            &raw,
+            "--notification-configuration",
+            "{}",
+        ],
+    )
+    .await;
+    aws(
+        &cli,
+        &gate,
+        &[
+            "s3",
+            "cp",
+            files.join("part-0.csv").to_str().unwrap(),
+            &format!("s3://{raw}/late.csv"),
+        ],
+    )
+    .await;
+    let s3_events = || {
+        gate.bus_events("default")
+            .into_iter()
+            .filter(|event| event["source"] == "aws.s3")
+            .count()
+    };
+    assert_eq!(
+        s3_events(),
+        10,
+        "one Object Created event an upload, none once off"
+    );
+}

@@ -187,7 +187,8 @@ async fn unusable_execution_input_fails_clearly_and_touches_nothing() {
         ("number-id", json!({"id": 42})),
         ("bad-chars", json!({"id": "semi;colon"})),
         ("huge", json!({"id": "x".repeat(5000)})),
-        ("array-input", json!(["id", "wf"])),
+        // (An array is an arrival batch, named by its execution: tests/e2e/triggers.rs.)
+        ("number-input", json!(7)),
         ("string-input", json!("wf-1")),
         ("array-id", json!({"id": ["wf-1"]})),
         ("empty-id", json!({"id": ""})),

@@ -20,6 +20,9 @@ pub enum BenchCommand {
     All(AllArgs),
     /// N mixed objects through a full run (with an approval when any is flagged).
     Flow(FlowArgs),
+    /// Uploads with TriggerMode=ObjectCreated and nobody starting a run: upload to final
+    /// bucket, and the runs and Macie jobs the uploads started.
+    Arrivals(ArrivalsArgs),
     /// raw -> scan-stage move rate of the production pass, by object count and concurrency,
     /// against the local stack or any S3-compatible endpoint.
     Move(MoveArgs),
@@ -40,6 +43,18 @@ pub struct FlowArgs {
     /// One object in this many holds sensitive data (0: none, the clean path).
     #[arg(long, default_value_t = 10)]
     flag_every: usize,
+    /// Print the figures as JSON only.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ArrivalsArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Object counts, one case each, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10000")]
+    objects: Vec<usize>,
     /// Print the figures as JSON only.
     #[arg(long)]
     json: bool,
@@ -168,6 +183,22 @@ pub async fn run(command: BenchCommand) -> Result<ExitCode, String> {
                 print!("{}", flow::table(&report));
             }
             Ok(flow_exit(&report))
+        }
+        BenchCommand::Arrivals(args) => {
+            let mut reports = Vec::new();
+            for objects in &args.objects {
+                let mut temp = None;
+                // A tenth of real time: the 60 s window lasts 6 s, Macie's start 12 s.
+                let config = stack_config(&args.stack, 0.1, 0, &mut temp)?;
+                reports.push(crate::bench::arrivals::run(config, *objects).await?);
+            }
+            if args.json {
+                println!("{}", to_json(&reports)?);
+            } else {
+                println!("Arrivals with TriggerMode=ObjectCreated ({})", build());
+                print!("{}", crate::bench::arrivals::table(&reports));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Move(args) => {
             let cases = move_matrix(&args.matrix, args.endpoint_url, args.budget_seconds).await?;
