@@ -21,3 +21,11 @@ impl Reply {
         }
     }
 }
+
+/// A request body as JSON: an empty body is `{}`; otherwise the message says what is wrong.
+pub fn parse_body(body: &[u8]) -> Result<Value, String> {
+    if body.is_empty() {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_slice(body).map_err(|err| format!("the request is not JSON: {err}"))
+}

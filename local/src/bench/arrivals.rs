@@ -131,8 +131,10 @@ pub async fn run(mut config: StackConfig, objects: usize) -> Result<ArrivalsRepo
         .engine()
         .list(bench.stack.state_machine_arn())
         .map_err(|err| format!("{err:?}"))?;
+    // The listing holds summaries; each history says whether the run had a job to wait for.
     let executions_that_scanned = executions
         .iter()
+        .filter_map(|summary| bench.stack.engine().describe(&summary.arn))
         .filter(|record| super::states_entered(record).contains(&"pollForCompletionWait"))
         .count();
     let macie_jobs = bench

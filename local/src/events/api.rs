@@ -50,18 +50,9 @@ pub fn handle(
     body: &[u8],
     secure: bool,
 ) -> Reply {
-    let input: Value = if body.is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(input) => input,
-            Err(err) => {
-                return fail(&EventsError::new(
-                    "SerializationException",
-                    format!("the request is not JSON: {err}"),
-                ));
-            }
-        }
+    let input = match crate::json_api::parse_body(body) {
+        Ok(input) => input,
+        Err(message) => return fail(&EventsError::new("SerializationException", message)),
     };
     let result = match operation(target, &input).0.as_str() {
         "PutEvents" => put_events(events, principal, &input, secure),

@@ -565,12 +565,28 @@ mod tests {
     use super::*;
     use crate::deployment::TEMPLATE;
 
-    fn open_bridge(dir: &Path) -> (EventBridge, Arc<Principal>) {
-        let deployment =
-            Deployment::resolve(TEMPLATE, &Default::default(), "http://127.0.0.1:1").unwrap();
+    /// A bridge over `template` with `parameters`, its queues, and the local user.
+    fn bridge_on(
+        dir: &Path,
+        template: &str,
+        parameters: &[(&str, &str)],
+    ) -> (
+        EventBridge,
+        Arc<crate::sqs::Sqs>,
+        Deployment,
+        Arc<Principal>,
+    ) {
+        let parameters = parameters
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        let deployment = Deployment::resolve(template, &parameters, "http://127.0.0.1:1").unwrap();
         let iam = Arc::new(Iam::from_deployment(&deployment, true).unwrap());
         let tls = crate::tls::Tls::create(&dir.join("tls")).unwrap();
         let user = iam.principal_for_key(Some(crate::iam::USER_ACCESS_KEY));
+        let sqs = Arc::new(
+            crate::sqs::Sqs::open(&dir.join("sqs"), &deployment.queues, Clock::new(0.001)).unwrap(),
+        );
         let bridge = EventBridge::open(
             dir.join("events"),
             &deployment,
@@ -578,12 +594,14 @@ mod tests {
             Clock::new(0.001),
             &tls.ca_pem,
             None,
-            Arc::new(
-                crate::sqs::Sqs::open(&dir.join("sqs"), &deployment.queues, Clock::new(0.001))
-                    .unwrap(),
-            ),
+            Arc::clone(&sqs),
         )
         .unwrap();
+        (bridge, sqs, deployment, user)
+    }
+
+    fn open_bridge(dir: &Path) -> (EventBridge, Arc<Principal>) {
+        let (bridge, _, _, user) = bridge_on(dir, TEMPLATE, &[]);
         (bridge, user)
     }
 
@@ -694,6 +712,68 @@ mod tests {
             .unwrap();
         assert_eq!(code(&results[0]), "put");
         assert_eq!(logged(&bridge.log_path("gate-events")).len(), 1);
+    }
+
+    /// A bridge for the arrival trigger on `template`, its queues, and the arrival queue.
+    fn arrivals_bridge(dir: &Path, template: &str) -> (EventBridge, Arc<crate::sqs::Sqs>, String) {
+        let (bridge, sqs, deployment, _) = bridge_on(
+            dir,
+            template,
+            &[
+                ("TriggerMode", "ObjectCreated"),
+                ("ScanSchedule", "disabled"),
+            ],
+        );
+        (bridge, sqs, deployment.pipes[0].source.clone())
+    }
+
+    fn created(bucket: &str) -> crate::s3::store::ObjectCreated {
+        crate::s3::store::ObjectCreated {
+            bucket: bucket.to_owned(),
+            key: "landing/a.csv".into(),
+            size: 3,
+            etag: "900150983cd24fb0d6963f7d28e17f72".into(),
+            version_id: None,
+            sequencer: "0000000000000001".into(),
+            reason: "PutObject",
+        }
+    }
+
+    #[tokio::test]
+    async fn the_raw_buckets_events_reach_the_arrival_queue_only_as_its_policy_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bridge, sqs, queue) = arrivals_bridge(dir.path(), TEMPLATE);
+        bridge.object_created(created("local-data-pipeline-raw"));
+        // Another bucket's events match no rule.
+        bridge.object_created(created("someone-elses-bucket"));
+        let received = sqs.receive(&queue, 10).unwrap();
+        assert_eq!(received.len(), 1);
+        let event: Value = serde_json::from_str(&received[0].body).unwrap();
+        assert_eq!(event["source"], "aws.s3");
+        assert_eq!(event["detail"]["object"]["key"], "landing/a.csv");
+        assert_eq!(logged(&bridge.log_path(DEFAULT_BUS)).len(), 2);
+
+        // A queue policy that names another rule lets EventBridge send nothing.
+        let other = TEMPLATE.replace(
+            "                  - !GetAtt ArrivalRule.Arn\n",
+            "                  - !Sub \"arn:aws:events:${AWS::Region}:${AWS::AccountId}:rule/other\"\n",
+        );
+        assert_ne!(other, TEMPLATE);
+        let dir = tempfile::tempdir().unwrap();
+        let (bridge, sqs, queue) = arrivals_bridge(dir.path(), &other);
+        bridge.object_created(created("local-data-pipeline-raw"));
+        assert!(sqs.receive(&queue, 10).unwrap().is_empty());
+        let deliveries = logged(&dir.path().join("events").join("deliveries.jsonl"));
+        assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+        assert_eq!(deliveries[0]["rule"], "ArrivalRule");
+        assert_eq!(deliveries[0]["delivered"], false);
+        assert!(
+            deliveries[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("events.amazonaws.com is not authorized to perform: sqs:SendMessage"),
+            "{deliveries:?}"
+        );
     }
 
     #[test]

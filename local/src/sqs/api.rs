@@ -31,18 +31,9 @@ pub fn handle(
     body: &[u8],
     secure: bool,
 ) -> Reply {
-    let input: Value = if body.is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(input) => input,
-            Err(err) => {
-                return fail(&SqsError::new(
-                    "InvalidParameterValue",
-                    format!("the request is not JSON: {err}"),
-                ));
-            }
-        }
+    let input = match crate::json_api::parse_body(body) {
+        Ok(input) => input,
+        Err(message) => return fail(&SqsError::new("InvalidParameterValue", message)),
     };
     let operation = target.trim_start_matches("AmazonSQS.");
     let queue = match operation {
