@@ -2,7 +2,11 @@
 resources SAM generates (the API stage, the functions' IAM roles) and the state machine with its
 definition.
 
-usage: expand_sam.py TEMPLATE OUTPUT.json
+usage: expand_sam.py TEMPLATE OUTPUT.json [NAME=VALUE ...]
+
+Each NAME=VALUE becomes that parameter's default: checkov evaluates the template's conditions
+with the defaults, so resources of other settings (the arrival queues of TriggerMode=ObjectCreated,
+the ticket rule of TicketingWebhookUrl) are scanned only in an expansion that turns them on.
 """
 import json
 import sys
@@ -23,9 +27,12 @@ class OfflinePolicies:
         }
 
 
-def main(source: str, target: str) -> None:
+def main(source: str, target: str, *defaults: str) -> None:
     path = Path(source)
     template = yaml_parse(path.read_text())
+    for default in defaults:
+        name, value = default.split("=", 1)
+        template["Parameters"][name]["Default"] = value
     for resource in template["Resources"].values():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function":
