@@ -176,6 +176,8 @@ pub struct LocalRuleTarget {
     pub role: Option<String>,
     /// `InputTransformer`: (`InputPathsMap`, `InputTemplate`); the whole event when absent.
     pub input_transformer: Option<(BTreeMap<String, String>, String)>,
+    /// `DeadLetterConfig.Arn`: the queue an event goes to when it cannot be delivered.
+    pub dead_letter: Option<String>,
     /// `RetryPolicy.MaximumRetryAttempts`, if set.
     pub maximum_retry_attempts: Option<u32>,
 }
@@ -592,6 +594,11 @@ impl Resolver<'_> {
                 arn: self.value(&target["Arn"])?,
                 role,
                 input_transformer,
+                dead_letter: if target["DeadLetterConfig"].is_null() {
+                    None
+                } else {
+                    Some(self.value(&target["DeadLetterConfig"]["Arn"])?)
+                },
                 maximum_retry_attempts: if attempts.is_null() {
                     None
                 } else {

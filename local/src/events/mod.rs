@@ -394,25 +394,15 @@ impl EventBridge {
                     None => event.to_string(),
                 };
                 if target.arn.starts_with("arn:aws:sqs:") {
-                    let sent = self
-                        .iam
-                        .authorize(
-                            &self.iam.events_service(),
-                            "sqs:SendMessage",
-                            &target.arn,
-                            crate::iam::on_behalf_of(&rule.arn),
-                        )
-                        .map_err(|denied| denied.message)
-                        .and_then(|()| {
-                            self.sqs
-                                .send(&target.arn, &input)
-                                .map_err(|err| err.to_string())
-                        });
+                    let sent = self.send_to_queue(&rule.arn, &target.arn, &input);
                     self.deliveries.record(
                         &record,
                         1,
-                        sent.as_ref().map(|_| 200).map_err(String::as_str),
+                        sent.as_ref().map(|()| 200).map_err(String::as_str),
                     );
+                    if sent.is_err() {
+                        self.dead_letter(rule, target, &record, event);
+                    }
                     continue;
                 }
                 if target.arn.starts_with("arn:aws:states:") {
@@ -437,6 +427,9 @@ impl EventBridge {
                         1,
                         started.as_ref().map(|_| 200).map_err(String::as_str),
                     );
+                    if started.is_err() {
+                        self.dead_letter(rule, target, &record, event);
+                    }
                     continue;
                 }
                 let Some(destination) = self.destinations.get(&target.arn).cloned() else {
@@ -480,6 +473,46 @@ impl EventBridge {
                 });
             }
         }
+    }
+
+    /// Sends `body` to a queue as EventBridge's service principal for the rule `rule_arn`,
+    /// which the queue's policy must allow.
+    fn send_to_queue(&self, rule_arn: &str, queue: &str, body: &str) -> Result<(), String> {
+        self.iam
+            .authorize(
+                &self.iam.events_service(),
+                "sqs:SendMessage",
+                queue,
+                crate::iam::on_behalf_of(rule_arn),
+            )
+            .map_err(|denied| denied.message)?;
+        self.sqs
+            .send(queue, body)
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    }
+
+    /// An event a target did not take goes to the target's dead-letter queue, if it has one
+    /// (EventBridge does so once its retries are spent; locally at once), and is recorded.
+    fn dead_letter(
+        &self,
+        rule: &LocalEventRule,
+        target: &crate::deployment::LocalRuleTarget,
+        record: &DeliveryRecord,
+        event: &Value,
+    ) {
+        let Some(queue) = &target.dead_letter else {
+            return;
+        };
+        let kept = self.send_to_queue(&rule.arn, queue, &event.to_string());
+        if let Err(err) = &kept {
+            warn!(rule = %rule.logical_id, %err, "an undelivered event was lost: its dead-letter queue refused it");
+        }
+        self.deliveries.dead_lettered(
+            record,
+            queue,
+            kept.as_ref().copied().map_err(String::as_str),
+        );
     }
 
     fn append(&self, path: &Path, value: &Value) -> std::io::Result<()> {
@@ -526,6 +559,25 @@ impl DeliveryLog {
         }
         if let Err(err) = append_line(&self.path, &line) {
             warn!(%err, "a delivery could not be recorded");
+        }
+    }
+}
+
+impl DeliveryLog {
+    fn dead_lettered(&self, record: &DeliveryRecord, queue: &str, outcome: Result<(), &str>) {
+        let mut line = json!({
+            "time": crate::clock::rfc3339_ms(now_ms()),
+            "rule": record.rule,
+            "target": record.target,
+            "eventId": record.event_id,
+            "deadLetterQueue": queue,
+            "deadLettered": outcome.is_ok(),
+        });
+        if let Err(error) = outcome {
+            line["error"] = json!(error);
+        }
+        if let Err(err) = append_line(&self.path, &line) {
+            warn!(%err, "a dead-lettered event could not be recorded");
         }
     }
 }
@@ -754,17 +806,27 @@ mod tests {
         assert_eq!(logged(&bridge.log_path(DEFAULT_BUS)).len(), 2);
 
         // A queue policy that names another rule lets EventBridge send nothing.
-        let other = TEMPLATE.replace(
+        // (The first such line is the arrival queue's policy; the dead-letter queue's stays.)
+        let other = TEMPLATE.replacen(
             "                  - !GetAtt ArrivalRule.Arn\n",
             "                  - !Sub \"arn:aws:events:${AWS::Region}:${AWS::AccountId}:rule/other\"\n",
+            1,
         );
         assert_ne!(other, TEMPLATE);
         let dir = tempfile::tempdir().unwrap();
         let (bridge, sqs, queue) = arrivals_bridge(dir.path(), &other);
         bridge.object_created(created("local-data-pipeline-raw"));
         assert!(sqs.receive(&queue, 10).unwrap().is_empty());
+        // The undelivered event is kept in the rule target's dead-letter queue.
+        let dead_letter = sqs
+            .arn_for_name("macie-pipeline-local-ArrivalDeadLetterQueue")
+            .unwrap();
+        let kept = sqs.receive(&dead_letter, 10).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].body.contains("landing/a.csv"), "{}", kept[0].body);
         let deliveries = logged(&dir.path().join("events").join("deliveries.jsonl"));
-        assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+        assert_eq!(deliveries.len(), 2, "{deliveries:?}");
+        assert_eq!(deliveries[1]["deadLettered"], true, "{deliveries:?}");
         assert_eq!(deliveries[0]["rule"], "ArrivalRule");
         assert_eq!(deliveries[0]["delivered"], false);
         assert!(
