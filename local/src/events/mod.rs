@@ -536,14 +536,25 @@ struct DeliveryLog {
 }
 
 impl DeliveryLog {
-    fn record(&self, record: &DeliveryRecord, attempt: u32, outcome: Result<u16, &str>) {
-        let mut line = json!({
+    /// A line about `record`'s delivery: when, which rule, target and event.
+    fn line(record: &DeliveryRecord) -> Value {
+        json!({
             "time": crate::clock::rfc3339_ms(now_ms()),
             "rule": record.rule,
             "target": record.target,
             "eventId": record.event_id,
-            "attempt": attempt,
-        });
+        })
+    }
+
+    fn append(&self, line: &Value) {
+        if let Err(err) = append_line(&self.path, line) {
+            warn!(%err, "a delivery could not be recorded");
+        }
+    }
+
+    fn record(&self, record: &DeliveryRecord, attempt: u32, outcome: Result<u16, &str>) {
+        let mut line = Self::line(record);
+        line["attempt"] = json!(attempt);
         match outcome {
             Ok(status) => {
                 line["status"] = json!(status);
@@ -557,28 +568,18 @@ impl DeliveryLog {
         if line["delivered"] == true {
             info!(rule = %record.rule, event = %record.event_id, "event delivered");
         }
-        if let Err(err) = append_line(&self.path, &line) {
-            warn!(%err, "a delivery could not be recorded");
-        }
+        self.append(&line);
     }
-}
 
-impl DeliveryLog {
+    /// An event a target did not take, sent to the target's dead-letter queue (or not).
     fn dead_lettered(&self, record: &DeliveryRecord, queue: &str, outcome: Result<(), &str>) {
-        let mut line = json!({
-            "time": crate::clock::rfc3339_ms(now_ms()),
-            "rule": record.rule,
-            "target": record.target,
-            "eventId": record.event_id,
-            "deadLetterQueue": queue,
-            "deadLettered": outcome.is_ok(),
-        });
+        let mut line = Self::line(record);
+        line["deadLetterQueue"] = json!(queue);
+        line["deadLettered"] = json!(outcome.is_ok());
         if let Err(error) = outcome {
             line["error"] = json!(error);
         }
-        if let Err(err) = append_line(&self.path, &line) {
-            warn!(%err, "a dead-lettered event could not be recorded");
-        }
+        self.append(&line);
     }
 }
 
