@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::Credentials;
@@ -19,8 +18,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::aws::{ACCOUNT, REGION};
-use crate::clock::{Clock, now_ms, rfc3339_ms};
+use crate::aws::REGION;
+use crate::clock::Clock;
 use crate::deployment::{self, BucketEncryption, DEFINITION, Deployment, TEMPLATE};
 use crate::events::{EventBridge, OnEvent};
 use crate::faults::Faults;
@@ -551,13 +550,12 @@ impl LocalStack {
             .as_ref()
             .filter(|rule| config.schedule && rule.enabled)
         {
-            tokio::spawn(schedule(
+            tokio::spawn(crate::triggers::schedule(
                 services.engine.clone(),
                 Arc::clone(&iam),
                 iam.role(&rule.role)
                     .ok_or_else(|| format!("the schedule rule {} has no role", rule.role))?,
                 rule.clone(),
-                deployment.state_machine_key.clone(),
                 shutdown.clone(),
             ));
         }
@@ -774,62 +772,4 @@ fn configure_discovery_results(
         .map_err(|err| err.message.clone())?;
     info!(bucket, "Macie discovery results location set");
     Ok(())
-}
-
-/// Starts a run at the template's rate, with the input the EventBridge schedule sends, as the
-/// rule's role: allowed to start the state machine and to use its key.
-async fn schedule(
-    engine: Engine,
-    iam: Arc<Iam>,
-    role: Arc<Principal>,
-    rule: deployment::LocalSchedule,
-    key: Option<String>,
-    shutdown: CancellationToken,
-) {
-    let machine_arn = rule.target;
-    let seconds = match deployment::rate_seconds(&rule.expression) {
-        Ok(seconds) => seconds,
-        Err(err) => {
-            warn!(%err, "the schedule is not running");
-            return;
-        }
-    };
-    let clock = engine.clock();
-    loop {
-        tokio::select! {
-            () = clock.sleep(seconds as f64) => {}
-            () = shutdown.cancelled() => return,
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        let event = json!({
-            "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": ACCOUNT, "time": rfc3339_ms(now_ms()), "region": REGION,
-            "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{}-{}", deployment::STACK, rule.logical_id)],
-            "detail": {},
-        });
-        // What the API asks of a caller of StartExecution, asked of the rule's role.
-        let allowed = iam
-            .authorize(&role, "states:StartExecution", &machine_arn, secure())
-            .and_then(|()| match &key {
-                Some(key) => iam.authorize_state_machine_key(
-                    &role,
-                    crate::iam::state_machine_key_actions("StartExecution", &Value::Null),
-                    key,
-                    &machine_arn,
-                    true,
-                ),
-                None => Ok(()),
-            });
-        if let Err(denied) = allowed {
-            // EventBridge reports a failed invocation; the rule stays on.
-            warn!(%denied, "scheduled run could not start");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            continue;
-        }
-        match engine.start(&machine_arn, Some(&id), Some(&event.to_string())) {
-            Ok((arn, _)) => info!(execution = arn, "scheduled run started"),
-            Err(err) => warn!(?err, "scheduled run could not start"),
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
 }

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::aws::{ACCOUNT, REGION};
 use crate::clock::{now_ms, rfc3339_ms};
-use crate::deployment::LocalPipe;
+use crate::deployment::{LocalPipe, LocalSchedule};
 use crate::iam::{Iam, Principal};
 use crate::sfn::engine::Engine;
 use crate::sqs::Sqs;
@@ -49,6 +50,51 @@ pub fn start_run(
         .start(machine_arn, name, Some(input))
         .map(|(arn, _)| arn)
         .map_err(|err| format!("{err:?}"))
+}
+
+/// Starts a run at the template's rate, with the input the EventBridge schedule sends, as the
+/// rule's role (see [`start_run`]). A run that cannot start is EventBridge's failed invocation:
+/// logged, and the rule stays on.
+pub async fn schedule(
+    engine: Engine,
+    iam: Arc<Iam>,
+    role: Arc<Principal>,
+    rule: LocalSchedule,
+    shutdown: CancellationToken,
+) {
+    let seconds = match crate::deployment::rate_seconds(&rule.expression) {
+        Ok(seconds) => seconds,
+        Err(err) => {
+            warn!(%err, "the schedule is not running");
+            return;
+        }
+    };
+    let clock = engine.clock();
+    loop {
+        tokio::select! {
+            () = clock.sleep(seconds as f64) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let event = json!({
+            "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": ACCOUNT, "time": rfc3339_ms(now_ms()), "region": REGION,
+            "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{}-{}", crate::deployment::STACK, rule.logical_id)],
+            "detail": {},
+        });
+        match start_run(
+            &iam,
+            &engine,
+            &role,
+            &rule.target,
+            Some(&id),
+            &event.to_string(),
+        ) {
+            Ok(execution) => info!(execution, "scheduled run started"),
+            Err(reason) => warn!(%reason, "scheduled run could not start"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
 }
 
 /// Where a pipe records each batch: `<data>/pipes/<pipe>.jsonl`.
