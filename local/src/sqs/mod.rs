@@ -245,14 +245,9 @@ impl Sqs {
                 if let Some((_, max_receives)) = &queue.config.dead_letter
                     && message.receive_count >= *max_receives
                 {
-                    let moved = messages.remove(index).expect("in range");
-                    append(
-                        &queue.journal,
-                        &Journal::Delete {
-                            id: moved.id.clone(),
-                        },
-                    )?;
-                    dead.push(moved);
+                    // Left in place until its copy is in the dead-letter queue (below).
+                    dead.push((message.id.clone(), message.body.clone()));
+                    index += 1;
                     continue;
                 }
                 message.receive_count += 1;
@@ -279,10 +274,17 @@ impl Sqs {
                 index += 1;
             }
         }
+        // A message leaves only once the dead-letter queue holds it: if that send fails, it stays
+        // (and is tried again at the next receive), never lost between the two queues.
         if let Some((dead_letter, _)) = &queue.config.dead_letter {
-            for message in dead {
-                tracing::warn!(queue = %queue.config.name, message = %message.id, "message moved to the dead-letter queue");
-                self.send(dead_letter, &message.body)?;
+            for (id, body) in dead {
+                self.send(dead_letter, &body)?;
+                tracing::warn!(queue = %queue.config.name, message = %id, "message moved to the dead-letter queue");
+                let mut messages = queue.messages.lock().expect("queue lock");
+                if let Some(index) = messages.iter().position(|m| m.id == id) {
+                    messages.remove(index);
+                    append(&queue.journal, &Journal::Delete { id })?;
+                }
             }
         }
         Ok(received)
@@ -426,6 +428,22 @@ mod tests {
         let dead = sqs.receive(&queue_arn("dlq"), 10).unwrap();
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].body, "first");
+    }
+
+    #[test]
+    fn a_message_the_dead_letter_queue_does_not_take_stays_where_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = queues(1);
+        config.remove(&queue_arn("dlq"));
+        let sqs = Sqs::open(dir.path(), &config, Clock::new(0.0001)).unwrap();
+        sqs.send(&queue_arn("in"), "kept").unwrap();
+        assert_eq!(sqs.receive(&queue_arn("in"), 10).unwrap().len(), 1);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        assert_eq!(
+            sqs.receive(&queue_arn("in"), 10).unwrap_err().code,
+            "QueueDoesNotExist"
+        );
+        assert_eq!(sqs.counts(&queue_arn("in")).unwrap(), (1, 0), "still there");
     }
 
     #[test]
