@@ -1130,20 +1130,6 @@ impl Deployment {
                         },
                     );
                 }
-                "AWS::SQS::QueuePolicy" => {
-                    let document = resolver
-                        .json(&properties["PolicyDocument"])?
-                        .ok_or_else(|| format!("{id} has no PolicyDocument"))?;
-                    for queue in properties["Queues"].as_sequence().into_iter().flatten() {
-                        let url = resolver.value(queue)?;
-                        let name = url.rsplit('/').next().unwrap_or_default();
-                        resource_policies.push(ResourcePolicy {
-                            target: PolicyTarget::Queue(queue_arn(name)),
-                            logical_id: id.to_owned(),
-                            document: document.clone(),
-                        });
-                    }
-                }
                 "AWS::Pipes::Pipe" => {
                     let sqs = resolver
                         .json(&properties["SourceParameters"]["SqsQueueParameters"])?
@@ -1266,13 +1252,24 @@ impl Deployment {
                         },
                     );
                 }
-                "AWS::SNS::TopicPolicy" => {
+                // One policy for a list of topics (their ARNs) or of queues (their URLs).
+                kind @ ("AWS::SNS::TopicPolicy" | "AWS::SQS::QueuePolicy") => {
                     let document = resolver
                         .json(&properties["PolicyDocument"])?
                         .ok_or_else(|| format!("{id} has no PolicyDocument"))?;
-                    for topic in properties["Topics"].as_sequence().into_iter().flatten() {
+                    let queues = kind == "AWS::SQS::QueuePolicy";
+                    let list = if queues { "Queues" } else { "Topics" };
+                    for named in properties[list].as_sequence().into_iter().flatten() {
+                        let named = resolver.value(named)?;
+                        let target = if queues {
+                            PolicyTarget::Queue(queue_arn(
+                                named.rsplit('/').next().unwrap_or_default(),
+                            ))
+                        } else {
+                            PolicyTarget::Topic(named)
+                        };
                         resource_policies.push(ResourcePolicy {
-                            target: PolicyTarget::Topic(resolver.value(topic)?),
+                            target,
                             logical_id: id.to_owned(),
                             document: document.clone(),
                         });
@@ -1299,6 +1296,16 @@ impl Deployment {
             format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name}");
         for rule in &event_rules {
             for target in &rule.targets {
+                if let Some(dead_letter) = target
+                    .dead_letter
+                    .as_ref()
+                    .filter(|arn| !queues.contains_key(*arn))
+                {
+                    return Err(format!(
+                        "{}: target {}'s dead-letter queue {dead_letter} is not one of the template's",
+                        rule.logical_id, target.id
+                    ));
+                }
                 if target.arn == machine_arn || queues.contains_key(&target.arn) {
                     if target.arn == machine_arn && target.role.is_none() {
                         return Err(format!(
