@@ -247,10 +247,8 @@ struct Upload {
 }
 
 struct BucketState {
-    created_ms: i64,
-    versioning: Versioning,
-    encryption: Option<DefaultEncryption>,
-    eventbridge: bool,
+    /// The bucket's settings, as `bucket.json` holds them.
+    settings: BucketRecord,
     keys: BTreeMap<String, Chain>,
     uploads: HashMap<String, Upload>,
     /// Deletes per key since the store opened, for conditional-write conflicts.
@@ -279,7 +277,7 @@ impl BucketState {
 
     /// A version id for a new version: a fresh one with versioning on, else `null`.
     fn new_version_id(&self) -> Option<String> {
-        (self.versioning == Versioning::Enabled).then(version_id)
+        (self.settings.versioning == Versioning::Enabled).then(version_id)
     }
 }
 
@@ -432,10 +430,7 @@ impl Store {
             );
         }
         Ok(BucketState {
-            created_ms: record.created_ms,
-            versioning: record.versioning,
-            encryption: record.encryption,
-            eventbridge: record.eventbridge,
+            settings: record,
             keys,
             uploads,
             deletes: HashMap::new(),
@@ -496,10 +491,7 @@ impl Store {
         state.insert(
             name.to_owned(),
             BucketState {
-                created_ms: record.created_ms,
-                versioning: record.versioning,
-                encryption: None,
-                eventbridge: false,
+                settings: record,
                 keys: BTreeMap::new(),
                 uploads: HashMap::new(),
                 deletes: HashMap::new(),
@@ -523,7 +515,7 @@ impl Store {
     pub fn buckets(&self) -> Vec<(String, i64)> {
         self.lock()
             .iter()
-            .map(|(name, b)| (name.clone(), b.created_ms))
+            .map(|(name, b)| (name.clone(), b.settings.created_ms))
             .collect()
     }
 
@@ -531,12 +523,19 @@ impl Store {
         self.lock().contains_key(name)
     }
 
+    /// A bucket's settings, read under the lock.
+    fn setting<T>(&self, bucket: &str, read: impl FnOnce(&BucketRecord) -> T) -> Result<T> {
+        Ok(read(
+            &self
+                .lock()
+                .get(bucket)
+                .ok_or(StoreError::NoSuchBucket)?
+                .settings,
+        ))
+    }
+
     pub fn versioning(&self, bucket: &str) -> Result<Versioning> {
-        Ok(self
-            .lock()
-            .get(bucket)
-            .ok_or(StoreError::NoSuchBucket)?
-            .versioning)
+        self.setting(bucket, |settings| settings.versioning)
     }
 
     /// Turns versioning on or suspends it. A bucket cannot go back to unversioned.
@@ -551,11 +550,7 @@ impl Store {
 
     /// Whether the bucket sends its events to EventBridge.
     pub fn eventbridge(&self, bucket: &str) -> Result<bool> {
-        Ok(self
-            .lock()
-            .get(bucket)
-            .ok_or(StoreError::NoSuchBucket)?
-            .eventbridge)
+        self.setting(bucket, |settings| settings.eventbridge)
     }
 
     /// Turns the bucket's EventBridge notifications on or off (its notification
@@ -574,28 +569,16 @@ impl Store {
     fn update_bucket(&self, bucket: &str, change: impl FnOnce(&mut BucketRecord)) -> Result<()> {
         let mut state = self.lock();
         let state = state.get_mut(bucket).ok_or(StoreError::NoSuchBucket)?;
-        let mut record = BucketRecord {
-            created_ms: state.created_ms,
-            versioning: state.versioning,
-            encryption: state.encryption.clone(),
-            eventbridge: state.eventbridge,
-        };
+        let mut record = state.settings.clone();
         change(&mut record);
         write_json(&self.bucket_dir(bucket).join("bucket.json"), &record)?;
-        state.versioning = record.versioning;
-        state.encryption = record.encryption;
-        state.eventbridge = record.eventbridge;
+        state.settings = record;
         Ok(())
     }
 
     /// The bucket's default encryption; None is SSE-S3, every bucket's default.
     pub fn encryption(&self, bucket: &str) -> Result<Option<DefaultEncryption>> {
-        Ok(self
-            .lock()
-            .get(bucket)
-            .ok_or(StoreError::NoSuchBucket)?
-            .encryption
-            .clone())
+        self.setting(bucket, |settings| settings.encryption.clone())
     }
 
     /// Sets (PutBucketEncryption) or removes (DeleteBucketEncryption) the default encryption.
@@ -738,11 +721,11 @@ impl Store {
                 }
             }
             meta.version_id = state.new_version_id();
-            let versioning = state.versioning;
+            let versioning = state.settings.versioning;
             let chain = state.keys.entry(meta.key.clone()).or_default();
             let replaced = chain.push(Entry::Object(Box::new(meta.clone())), versioning);
             self.persist(bucket, &meta.key, Some(chain))?;
-            Ok((replaced, state.eventbridge))
+            Ok((replaced, state.settings.eventbridge))
         })();
         match committed {
             Ok((replaced, eventbridge)) => {
@@ -873,7 +856,7 @@ impl Store {
                 version_id: state.new_version_id(),
                 last_modified_ms: now_ms(),
             };
-            let versioning = state.versioning;
+            let versioning = state.settings.versioning;
             let chain = state.keys.entry(key.to_owned()).or_default();
             let deletion = match requested(version) {
                 Some(id) => chain.delete_version(id),
