@@ -393,41 +393,21 @@ impl EventBridge {
                     }
                     None => event.to_string(),
                 };
-                if target.arn.starts_with("arn:aws:sqs:") {
-                    let sent = self.send_to_queue(&rule.arn, &target.arn, &input);
+                // Queues and the state machine take the event at once, or not at all.
+                let taken = if target.arn.starts_with("arn:aws:sqs:") {
+                    Some(self.send_to_queue(&rule.arn, &target.arn, &input))
+                } else if target.arn.starts_with("arn:aws:states:") {
+                    Some(self.start_run(rule, target, &input))
+                } else {
+                    None
+                };
+                if let Some(taken) = taken {
                     self.deliveries.record(
                         &record,
                         1,
-                        sent.as_ref().map(|()| 200).map_err(String::as_str),
+                        taken.as_ref().map(|()| 200).map_err(String::as_str),
                     );
-                    if sent.is_err() {
-                        self.dead_letter(rule, target, &record, event);
-                    }
-                    continue;
-                }
-                if target.arn.starts_with("arn:aws:states:") {
-                    let role = target.role.as_deref().and_then(|role| self.iam.role(role));
-                    let started = match (&role, self.engine.get()) {
-                        (Some(role), Some(engine)) => crate::triggers::start_run(
-                            &self.iam,
-                            engine,
-                            role,
-                            &target.arn,
-                            None,
-                            &input,
-                        ),
-                        (None, _) => Err("the target names no role".to_owned()),
-                        (_, None) => Err("Step Functions is not running".to_owned()),
-                    };
-                    if let Ok(execution) = &started {
-                        info!(rule = %rule.logical_id, execution, "an event started a run");
-                    }
-                    self.deliveries.record(
-                        &record,
-                        1,
-                        started.as_ref().map(|_| 200).map_err(String::as_str),
-                    );
-                    if started.is_err() {
+                    if taken.is_err() {
                         self.dead_letter(rule, target, &record, event);
                     }
                     continue;
@@ -490,6 +470,25 @@ impl EventBridge {
             .send(queue, body)
             .map(|_| ())
             .map_err(|err| err.to_string())
+    }
+
+    /// Starts the state machine a rule's target names, as the target's role.
+    fn start_run(
+        &self,
+        rule: &LocalEventRule,
+        target: &crate::deployment::LocalRuleTarget,
+        input: &str,
+    ) -> Result<(), String> {
+        let role = target
+            .role
+            .as_deref()
+            .and_then(|role| self.iam.role(role))
+            .ok_or("the target names no role")?;
+        let engine = self.engine.get().ok_or("Step Functions is not running")?;
+        let execution =
+            crate::triggers::start_run(&self.iam, engine, &role, &target.arn, None, input)?;
+        info!(rule = %rule.logical_id, execution, "an event started a run");
+        Ok(())
     }
 
     /// An event a target did not take goes to the target's dead-letter queue, if it has one
