@@ -121,8 +121,11 @@ pub async fn run_pipe(
         warn!(pipe = %pipe.logical_id, "the pipe's role is not in the template; it does not run");
         return;
     };
-    if let Some(dir) = log.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    if let Some(dir) = log.parent()
+        && let Err(err) = std::fs::create_dir_all(dir)
+    {
+        // The pipe still runs; only its record of batches is missing.
+        warn!(pipe = %pipe.logical_id, %err, "the pipe's batch log cannot be written");
     }
     let clock = sqs.clock();
     let queue = pipe.source.as_str();
