@@ -71,6 +71,7 @@ pub fn classifier(options: &ScanOptions) -> Result<Classifier, String> {
         custom,
         allow,
         size_limit: options.size_limit,
+        ..Config::default()
     }))
 }
 

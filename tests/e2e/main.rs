@@ -9,6 +9,7 @@ mod encryption;
 mod events;
 mod failures;
 mod false_positives;
+mod formats;
 mod iam;
 mod landing;
 mod macie;

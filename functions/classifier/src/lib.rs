@@ -5,7 +5,7 @@
 //! keyword-bound identifiers), applies custom data identifiers and allow lists with Macie's
 //! semantics, and reports per object in Macie's shape: status, detections with counts and
 //! occurrences, severity and finding type. It reads plain text (UTF-8 or Latin-1), CSV/TSV, JSON
-//! and JSON Lines, gzip-compressed or not, as a stream with bounded memory. What it cannot read
+//! and JSON Lines, Parquet and Avro, in gzip, ZIP and TAR archives or not, with bounded memory. What it cannot read
 //! is reported as SKIPPED or PARTIAL with Macie's reason, never as clean.
 //!
 //! ```
@@ -19,6 +19,7 @@ mod batch;
 pub mod checks;
 pub mod corpus;
 pub mod custom;
+pub mod encode;
 pub mod identifier;
 mod input;
 mod keywords;
@@ -52,6 +53,30 @@ pub struct Config {
     pub allow: AllowList,
     /// Objects larger than this (before or after decompression) are not classified in full.
     pub size_limit: u64,
+    /// How far into archives the classifier goes.
+    pub archives: ArchiveLimits,
+}
+
+/// Macie's quotas for archives (ZIP, TAR and gzip, nested in each other): what is past them
+/// is not analysed, and the archive is reported with the quota's reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveLimits {
+    /// Levels of archives inside archives (the outermost is the first).
+    pub max_depth: u32,
+    /// Files in an archive, nested ones included.
+    pub max_files: u64,
+    /// Bytes all the files of an archive inflate to.
+    pub max_extracted_bytes: u64,
+}
+
+impl Default for ArchiveLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 10,
+            max_files: 1_000_000,
+            max_extracted_bytes: 10 << 30,
+        }
+    }
 }
 
 impl Default for Config {
@@ -61,6 +86,7 @@ impl Default for Config {
             custom: Vec::new(),
             allow: AllowList::default(),
             size_limit: DEFAULT_SIZE_LIMIT,
+            archives: ArchiveLimits::default(),
         }
     }
 }
@@ -82,18 +108,30 @@ impl Classifier {
 
     /// Classifies one object read from `body`. `name` (key or file name) gives the format by
     /// its extension; `size`, when known, lets an oversized object be skipped without reading.
-    pub fn classify(&self, name: &str, size: Option<u64>, body: impl Read) -> ObjectReport {
-        input::classify(self, name, size, body)
+    ///
+    /// ZIP archives and Parquet files are read from a temporary file (their index is at the
+    /// end); a caller with the object in a file passes it to [`Classifier::classify_open_file`]
+    /// instead.
+    pub fn classify<'a>(
+        &self,
+        name: &str,
+        size: Option<u64>,
+        body: impl Read + 'a,
+    ) -> ObjectReport {
+        input::classify(self, name, size, input::Body::Stream(Box::new(body)))
+    }
+
+    /// Classifies an object held in an open file, read from wherever its format needs.
+    pub fn classify_open_file(&self, name: &str, file: std::fs::File) -> ObjectReport {
+        let size = file.metadata().ok().map(|m| m.len());
+        input::classify(self, name, size, input::Body::File(file))
     }
 
     /// Classifies a file.
     pub fn classify_file(&self, path: &Path) -> ObjectReport {
         let name = path.to_string_lossy();
         match std::fs::File::open(path) {
-            Ok(file) => {
-                let size = file.metadata().ok().map(|m| m.len());
-                self.classify(&name, size, file)
-            }
+            Ok(file) => self.classify_open_file(&name, file),
             Err(err) => input::unreadable(&name, &err),
         }
     }
@@ -248,7 +286,7 @@ mod properties {
         #[test]
         fn any_input_gets_a_report(
             bytes in proptest::collection::vec(any::<u8>(), 0..2048),
-            name in prop::sample::select(vec!["a.txt", "a.csv", "a.tsv", "a.json", "a.jsonl", "a.gz", "a.csv.gz", "a", "a.png"]),
+            name in prop::sample::select(vec!["a.txt", "a.csv", "a.tsv", "a.json", "a.jsonl", "a.gz", "a.csv.gz", "a", "a.png", "a.zip", "a.tar", "a.tgz", "a.parquet", "a.avro"]),
         ) {
             let report = Classifier::new(Config::default()).classify(name, Some(bytes.len() as u64), bytes.as_slice());
             if report.is_clean() {

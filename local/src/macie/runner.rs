@@ -296,6 +296,7 @@ impl Inner {
             custom,
             allow,
             size_limit: self.options.size_limit_bytes,
+            ..Config::default()
         }))
     }
 

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{BATCH_BYTES, Stop};
+use super::{BATCH_BYTES, Counting, Stop};
 use crate::Session;
 use crate::batch::{Batch, Place};
 
@@ -297,6 +297,7 @@ pub(super) fn read_document(
     reader: &mut impl BufRead,
     session: &mut Session<'_>,
 ) -> Result<(), Stop> {
+    let before = session.classified;
     let mut batch = Batch::default();
     // serde_json pulls bytes one at a time from a `Read`; the BufReader under it keeps that
     // cheap. Flushed batches count as classified while streaming (so a later error reads as
@@ -320,29 +321,16 @@ pub(super) fn read_document(
         .deserialize(&mut deserializer)
         .and_then(|()| deserializer.end())
     };
-    // A document that breaks before its first value was not classified at all (SKIPPED).
-    let saw_values = session.classified > 0 || !batch.cells.is_empty();
+    // A document that breaks before its first value was not classified at all (SKIPPED). The
+    // session may hold earlier objects (members of the same archive): count this one's bytes.
+    let saw_values = session.classified > before || !batch.cells.is_empty();
     session.scan(&batch);
     session.classified = if result.is_ok() || saw_values {
-        read.get()
+        before + read.get()
     } else {
-        0
+        before
     };
     result.map_err(|err| stop(err, "JSON"))
-}
-
-/// Counts the bytes a reader hands out.
-struct Counting<'c, R> {
-    inner: R,
-    read: &'c std::cell::Cell<u64>,
-}
-
-impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read.set(self.read.get() + n as u64);
-        Ok(n)
-    }
 }
 
 /// The top-level value, with batches flushed between the elements of a top-level array so a
@@ -407,6 +395,84 @@ impl<'de> Visitor<'de> for FlushingSeed<'_, '_, '_, '_> {
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
         self.emitter.visit_str(v)
+    }
+}
+
+/// The records of a typed format (Avro, Parquet), fed value by value and read as JSON Lines
+/// records are: the field names on a value's path are its keyword context, keys are scanned
+/// too, and an occurrence is the record's index and the value's JSONPath.
+pub(super) struct Records {
+    walker: Walker,
+    batch: Batch,
+    record: u64,
+    number: String,
+}
+
+impl Records {
+    pub fn new() -> Self {
+        Self {
+            walker: Walker::new(false),
+            batch: Batch::default(),
+            record: 0,
+            number: String::new(),
+        }
+    }
+
+    fn event(&mut self, event: JsonEvent<'_>) {
+        self.walker.event(event, self.record, &mut self.batch);
+    }
+
+    pub fn key(&mut self, key: &str) {
+        self.event(JsonEvent::ObjectKey(Cow::Borrowed(key)));
+    }
+
+    pub fn string(&mut self, value: &str) {
+        self.event(JsonEvent::String(Cow::Borrowed(value)));
+    }
+
+    pub fn number(&mut self, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        let mut number = std::mem::take(&mut self.number);
+        number.clear();
+        let _ = write!(number, "{value}");
+        self.event(JsonEvent::Number(Cow::Borrowed(&number)));
+        self.number = number;
+    }
+
+    /// A value with nothing to scan (null, a boolean).
+    pub fn scalar(&mut self) {
+        self.event(JsonEvent::Scalar);
+    }
+
+    pub fn start_object(&mut self) {
+        self.event(JsonEvent::StartObject);
+    }
+
+    pub fn end_object(&mut self) {
+        self.event(JsonEvent::EndObject);
+    }
+
+    pub fn start_array(&mut self) {
+        self.event(JsonEvent::StartArray);
+    }
+
+    pub fn end_array(&mut self) {
+        self.event(JsonEvent::EndArray);
+    }
+
+    /// Ends a record; a full batch is scanned.
+    pub fn end_record(&mut self, session: &mut Session<'_>) {
+        self.record += 1;
+        if self.batch.len() >= BATCH_BYTES {
+            self.flush(session);
+        }
+    }
+
+    /// Scans what the batch holds (at the end, or before an error is reported, so that what
+    /// was read counts).
+    pub fn flush(&mut self, session: &mut Session<'_>) {
+        session.scan(&self.batch);
+        self.batch.clear();
     }
 }
 

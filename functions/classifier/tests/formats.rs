@@ -1,0 +1,344 @@
+//! Parquet, Avro, ZIP and TAR: planted values are found where they are, what cannot be read is
+//! never reported clean, and Macie's archive quotas hold.
+
+use std::io::{Cursor, Write};
+
+use macie_classifier::encode;
+use macie_classifier::{ArchiveLimits, Classifier, Config, ObjectReport, Occurrence, Status};
+
+const COLUMNS: &[&str] = &["name", "ssn", "notes"];
+
+fn rows() -> Vec<Vec<String>> {
+    vec![
+        vec![
+            "Jane".into(),
+            "123-45-6789".into(),
+            "card 4111 1111 1111 1111".into(),
+        ],
+        vec!["John".into(), "234-56-7890".into(), "nothing here".into()],
+        vec![
+            "Ann".into(),
+            "not an ssn".into(),
+            "call (206) 555-0100".into(),
+        ],
+    ]
+}
+
+fn classify(name: &str, bytes: &[u8]) -> ObjectReport {
+    Classifier::new(Config::default()).classify(name, Some(bytes.len() as u64), bytes)
+}
+
+fn with(config: Config, name: &str, bytes: &[u8]) -> ObjectReport {
+    Classifier::new(config).classify(name, Some(bytes.len() as u64), bytes)
+}
+
+/// Identifier label and count of each detection.
+fn found(report: &ObjectReport) -> Vec<(String, u64)> {
+    let mut found: Vec<_> = report
+        .detections
+        .iter()
+        .map(|d| (d.identifier.label().to_owned(), d.count))
+        .collect();
+    found.sort();
+    found
+}
+
+fn planted() -> Vec<(String, u64)> {
+    vec![
+        ("CREDIT_CARD_NUMBER".into(), 1),
+        ("PHONE_NUMBER".into(), 1),
+        ("USA_SOCIAL_SECURITY_NUMBER".into(), 2),
+    ]
+}
+
+fn parquet_bytes(rows_per_group: usize) -> Vec<u8> {
+    encode::parquet(Vec::new(), COLUMNS, rows(), rows_per_group).unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn zip(files: Vec<(&str, Vec<u8>)>) -> Vec<u8> {
+    let files = files.into_iter().map(|(n, b)| (n.to_owned(), b));
+    encode::zip(Cursor::new(Vec::new()), files)
+        .unwrap()
+        .into_inner()
+}
+
+fn tar(files: Vec<(&str, Vec<u8>)>) -> Vec<u8> {
+    let files = files.into_iter().map(|(n, b)| (n.to_owned(), b));
+    encode::tar(Vec::new(), files).unwrap()
+}
+
+fn csv() -> Vec<u8> {
+    b"name,ssn\nJane,123-45-6789\n".to_vec()
+}
+
+#[test]
+fn parquet_values_are_found_at_their_record_and_column() {
+    // Two row groups: the second is read too, its records numbered on from the first.
+    let bytes = parquet_bytes(2);
+    let report = classify("exports/part-00000.snappy.parquet", &bytes);
+    assert_eq!(report.status, Status::Complete, "{:?}", report.detail);
+    assert_eq!(report.mime_type, "application/vnd.apache.parquet");
+    assert_eq!(found(&report), planted());
+    let ssn = report
+        .detections
+        .iter()
+        .find(|d| d.identifier.label() == "USA_SOCIAL_SECURITY_NUMBER")
+        .unwrap();
+    // The column name is the SSN's keyword; the place is the record and the column's path.
+    assert_eq!(
+        ssn.occurrences,
+        [
+            Occurrence::Record {
+                record_index: 0,
+                json_path: "$.ssn".into()
+            },
+            Occurrence::Record {
+                record_index: 1,
+                json_path: "$.ssn".into()
+            },
+        ]
+    );
+    let phone = report
+        .detections
+        .iter()
+        .find(|d| d.identifier.label() == "PHONE_NUMBER")
+        .unwrap();
+    assert_eq!(
+        phone.occurrences,
+        [Occurrence::Record {
+            record_index: 2,
+            json_path: "$.notes".into()
+        }]
+    );
+    assert!(report.size_classified > 0);
+    // From an open file (read in place) as from a stream (spooled): the same report.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    std::fs::write(&path, &bytes).unwrap();
+    let from_file = Classifier::new(Config::default()).classify_file(&path);
+    assert_eq!(found(&from_file), planted());
+    assert_eq!(from_file.status, Status::Complete);
+}
+
+#[test]
+fn avro_values_are_found_at_their_record_and_field() {
+    let bytes = encode::avro(Vec::new(), COLUMNS, rows()).unwrap();
+    let report = classify("events.avro", &bytes);
+    assert_eq!(report.status, Status::Complete, "{:?}", report.detail);
+    assert_eq!(report.mime_type, "application/avro");
+    assert_eq!(found(&report), planted());
+    let card = &report.detections[0];
+    assert_eq!(card.identifier.label(), "CREDIT_CARD_NUMBER");
+    assert_eq!(
+        card.occurrences,
+        [Occurrence::Record {
+            record_index: 0,
+            json_path: "$.notes".into()
+        }]
+    );
+    // Under a name that says nothing, the bytes say Avro.
+    assert_eq!(found(&classify("events-0001", &bytes)), planted());
+}
+
+#[test]
+fn archives_are_read_file_by_file_and_nested() {
+    let parquet = parquet_bytes(100);
+    let inner = zip(vec![
+        ("deep/table.parquet", parquet),
+        ("readme.txt", b"nothing".to_vec()),
+    ]);
+    let bytes = tar(vec![
+        ("export/people.csv", csv()),
+        ("export/more.zip", inner),
+        (
+            "export/notes.json.gz",
+            gzip(br#"{"memo": "call (206) 555-0199"}"#),
+        ),
+    ]);
+    let expected = vec![
+        ("CREDIT_CARD_NUMBER".to_owned(), 1),
+        ("PHONE_NUMBER".into(), 2),
+        ("USA_SOCIAL_SECURITY_NUMBER".into(), 3),
+    ];
+    let report = classify("bundle.tar", &bytes);
+    assert_eq!(report.status, Status::Complete, "{:?}", report.detail);
+    assert_eq!(report.mime_type, "application/x-tar");
+    assert_eq!(found(&report), expected);
+    // The same TAR gzip-compressed, under either name.
+    for name in ["bundle.tgz", "bundle.tar.gz"] {
+        let report = classify(name, &gzip(&bytes));
+        assert_eq!(
+            report.status,
+            Status::Complete,
+            "{name}: {:?}",
+            report.detail
+        );
+        assert_eq!(report.mime_type, "application/gzip");
+        assert_eq!(found(&report), expected, "{name}");
+    }
+    // And the other way round: a ZIP holding the TAR.
+    let report = classify("outer.zip", &zip(vec![("bundle.tar", bytes)]));
+    assert_eq!(report.mime_type, "application/zip");
+    assert_eq!(found(&report), expected);
+    // A clean archive is clean.
+    let report = classify(
+        "clean.zip",
+        &zip(vec![("a.txt", b"hello".to_vec()), ("b/", Vec::new())]),
+    );
+    assert!(report.is_clean(), "{report:?}");
+}
+
+#[test]
+fn an_archive_with_a_file_it_cannot_read_is_partial_and_names_it() {
+    let bytes = zip(vec![
+        ("people.csv", csv()),
+        ("photo.png", b"\x89PNG\r\n".to_vec()),
+        ("blob.dat", b"ab\0cd".to_vec()),
+    ]);
+    let report = classify("mixed.zip", &bytes);
+    assert_eq!(report.status, Status::Partial);
+    assert_eq!(report.reason, Some("ARCHIVE_CONTAINS_UNPROCESSED_FILES"));
+    let detail = report.detail.clone().unwrap();
+    assert!(detail.starts_with("2 of 3 files not analysed"), "{detail}");
+    assert!(
+        detail.contains("photo.png: UNSUPPORTED_FILE_TYPE_EXCEPTION"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("blob.dat: UNSUPPORTED_FILE_TYPE_EXCEPTION"),
+        "{detail}"
+    );
+    // What it could read still counts.
+    assert_eq!(
+        found(&report),
+        [("USA_SOCIAL_SECURITY_NUMBER".to_owned(), 1)]
+    );
+    // With nothing readable inside, the archive is skipped.
+    let report = classify("photos.zip", &zip(vec![("photo.png", b"\x89PNG".to_vec())]));
+    assert_eq!(report.status, Status::Skipped);
+    assert_eq!(report.reason, Some("ARCHIVE_CONTAINS_UNPROCESSED_FILES"));
+}
+
+#[test]
+fn archive_quotas_stop_the_archive_with_their_reason() {
+    let limits = |limits: ArchiveLimits| Config {
+        archives: limits,
+        ..Config::default()
+    };
+    // Nesting: three levels allowed, a fourth archive is not opened.
+    let mut nested = csv();
+    let mut name = "people.csv".to_owned();
+    for level in 0..4 {
+        nested = zip(vec![(&name, nested)]);
+        name = format!("level{level}.zip");
+    }
+    let three = ArchiveLimits {
+        max_depth: 3,
+        ..ArchiveLimits::default()
+    };
+    let report = with(limits(three), &name, &nested);
+    assert_eq!(report.reason, Some("ARCHIVE_NESTING_LEVEL_OVER_LIMIT"));
+    assert_eq!(report.status, Status::Skipped);
+    let four = ArchiveLimits {
+        max_depth: 4,
+        ..ArchiveLimits::default()
+    };
+    let report = with(limits(four), &name, &nested);
+    assert_eq!(report.status, Status::Complete, "{:?}", report.detail);
+    assert_eq!(
+        found(&report),
+        [("USA_SOCIAL_SECURITY_NUMBER".to_owned(), 1)]
+    );
+    // A gzip is a level too: no endless gzip-in-gzip.
+    let mut gz = csv();
+    for _ in 0..4 {
+        gz = gzip(&gz);
+    }
+    let report = with(limits(three), "people.csv.gz.gz.gz.gz", &gz);
+    assert_eq!(report.reason, Some("ARCHIVE_NESTING_LEVEL_OVER_LIMIT"));
+
+    // Files: the first ones are read, then the archive stops.
+    let files: Vec<_> = (0..5)
+        .map(|i| (["a.csv", "b.csv", "c.csv", "d.csv", "e.csv"][i], csv()))
+        .collect();
+    let bytes = tar(files);
+    let three_files = ArchiveLimits {
+        max_files: 3,
+        ..ArchiveLimits::default()
+    };
+    let report = with(limits(three_files), "many.tar", &bytes);
+    assert_eq!(
+        report.reason,
+        Some("ARCHIVE_TOTAL_DOCUMENTS_PROCESSED_OVER_LIMIT")
+    );
+    assert_eq!(report.status, Status::Partial);
+    assert_eq!(
+        found(&report),
+        [("USA_SOCIAL_SECURITY_NUMBER".to_owned(), 3)]
+    );
+
+    // Bytes extracted: a small archive that inflates past the quota.
+    let bomb = zip(vec![("a.txt", vec![b'a'; 600]), ("b.txt", vec![b'b'; 600])]);
+    let little = ArchiveLimits {
+        max_extracted_bytes: 1000,
+        ..ArchiveLimits::default()
+    };
+    let report = with(limits(little), "bomb.zip", &bomb);
+    assert_eq!(
+        report.reason,
+        Some("ARCHIVE_TOTAL_BYTES_EXTRACTED_OVER_LIMIT")
+    );
+    assert!(!report.is_clean());
+    // One member over the size limit is that member's reason, and the archive is partial.
+    let big = zip(vec![("big.txt", vec![b'a'; 5000]), ("people.csv", csv())]);
+    let config = Config {
+        size_limit: 4000,
+        ..Config::default()
+    };
+    let report = with(config, "big.zip", &big);
+    assert_eq!(report.reason, Some("ARCHIVE_CONTAINS_UNPROCESSED_FILES"));
+    assert!(
+        report
+            .detail
+            .unwrap()
+            .contains("big.txt: FILE_EXCEEDS_SIZE_LIMIT")
+    );
+}
+
+#[test]
+fn broken_or_mislabelled_inputs_are_never_clean() {
+    let parquet = parquet_bytes(100);
+    let zip_bytes = zip(vec![("people.csv", csv())]);
+    let avro = encode::avro(Vec::new(), COLUMNS, rows()).unwrap();
+    let tar_bytes = tar(vec![("people.csv", csv())]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("table.parquet", parquet[..parquet.len() / 2].to_vec()),
+        ("table.parquet", b"name,ssn\n".to_vec()),
+        ("bundle.zip", zip_bytes[..zip_bytes.len() - 10].to_vec()),
+        ("bundle.zip", b"just text".to_vec()),
+        ("events.avro", avro[..avro.len() - 20].to_vec()),
+        ("events.avro", b"{\"a\": 1}".to_vec()),
+        ("bundle.tar", tar_bytes[..700].to_vec()),
+        ("bundle.tgz", gzip(&tar_bytes)[..40].to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let report = classify(name, &bytes);
+        assert!(
+            !report.is_clean(),
+            "{name} ({} bytes) read as clean: {report:?}",
+            bytes.len()
+        );
+        assert_ne!(report.status, Status::Complete, "{name}");
+        assert!(report.reason.is_some(), "{name}");
+    }
+    // A truncated Parquet file has no footer: nothing was read, and it says so.
+    let report = classify("table.parquet", &parquet[..parquet.len() / 2]);
+    assert_eq!(report.status, Status::Skipped);
+    assert_eq!(report.reason, Some("MALFORMED_FILE"));
+}
