@@ -127,6 +127,86 @@ fn parquet_values_are_found_at_their_record_and_column() {
 }
 
 #[test]
+fn a_column_name_is_scanned_once_per_row_group_not_once_per_row() {
+    // Field names are the schema's, the same in every record.
+    let columns = ["id", "card 4111 1111 1111 1111"];
+    let rows: Vec<Vec<String>> = (0..50).map(|i| vec![i.to_string(), "x".into()]).collect();
+    let bytes = encode::parquet(Vec::new(), &columns, rows, 7).unwrap();
+    let report = classify("t.parquet", &bytes);
+    assert_eq!(report.status, Status::Complete);
+    // 50 rows in groups of 7: 8 row groups.
+    assert_eq!(found(&report), [("CREDIT_CARD_NUMBER".to_owned(), 8)]);
+}
+
+/// A Parquet file with a `name` string column and a `dob` DATE column (days since 1970).
+fn parquet_with_dates(days: &[i32]) -> Vec<u8> {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int32Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use std::sync::Arc;
+    let schema = parquet::schema::parser::parse_message_type(
+        "message people { REQUIRED BYTE_ARRAY name (UTF8); REQUIRED INT32 dob (DATE); }",
+    )
+    .unwrap();
+    let mut writer = SerializedFileWriter::new(
+        Vec::new(),
+        Arc::new(schema),
+        Arc::new(WriterProperties::builder().build()),
+    )
+    .unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    let names: Vec<ByteArray> = days.iter().map(|_| ByteArray::from("Jane")).collect();
+    column
+        .typed::<ByteArrayType>()
+        .write_batch(&names, None, None)
+        .unwrap();
+    column.close().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    column
+        .typed::<Int32Type>()
+        .write_batch(days, None, None)
+        .unwrap();
+    column.close().unwrap();
+    group.close().unwrap();
+    writer.into_inner().unwrap()
+}
+
+#[test]
+fn parquet_dates_are_read_as_dates_and_a_reader_panic_is_that_object_s_failure() {
+    // 1990-04-12 is day 7406: a date of birth under the `dob` column.
+    let report = classify("people.parquet", &parquet_with_dates(&[7406]));
+    assert_eq!(report.status, Status::Complete, "{:?}", report.detail);
+    assert_eq!(found(&report), [("DATE_OF_BIRTH".to_owned(), 1)]);
+    assert_eq!(
+        report.detections[0].occurrences,
+        [Occurrence::Record {
+            record_index: 0,
+            json_path: "$.dob".into()
+        }]
+    );
+    // A date past the calendar's end makes the Parquet library panic while it formats the row:
+    // the object is reported unreadable, never clean, and the caller carries on.
+    let report = classify("people.parquet", &parquet_with_dates(&[7406, i32::MAX]));
+    assert!(!report.is_clean(), "{report:?}");
+    assert_eq!(
+        report.reason,
+        Some("UNABLE_TO_PARSE_FILE"),
+        "{:?}",
+        report.detail
+    );
+    assert!(
+        report
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("Parquet reader failed"),
+        "{:?}",
+        report.detail
+    );
+}
+
+#[test]
 fn avro_values_are_found_at_their_record_and_field() {
     let bytes = encode::avro(Vec::new(), COLUMNS, rows()).unwrap();
     let report = classify("events.avro", &bytes);

@@ -355,7 +355,8 @@ impl Inner {
                 None,
             );
         }
-        let report = classifier.classify(key, Some(meta.size), file);
+        // The stored bytes are a file: ZIP and Parquet are read in place, not copied first.
+        let report = classifier.classify_open_file(key, file);
         let found = report
             .is_sensitive()
             .then(|| finding::build(job_id, bucket, &meta, &report));

@@ -72,7 +72,7 @@ fn value(records: &mut Records, datum: &Value) {
             let mut keys: Vec<&String> = entries.keys().collect();
             keys.sort();
             for key in keys {
-                records.key(key);
+                records.map_key(key);
                 value(records, &entries[key]);
             }
             records.end_object();

@@ -51,6 +51,10 @@ struct Walker {
     /// In a JSON document, each element of a top-level array is a record; in JSON Lines, each
     /// line is.
     top_array_is_records: bool,
+    /// Whether object keys are scanned. In JSON they are data; in a typed format's records
+    /// they are the schema's field names, the same in every record, so they are scanned once
+    /// per batch rather than once per record.
+    scan_keys: bool,
 }
 
 impl Walker {
@@ -60,11 +64,12 @@ impl Walker {
             path: String::from("$"),
             keys: String::new(),
             top_array_is_records,
+            scan_keys: true,
         }
     }
 }
 
-fn path_element(out: &mut String, key: &str) {
+pub(super) fn path_element(out: &mut String, key: &str) {
     if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         out.push('.');
         out.push_str(key);
@@ -158,7 +163,9 @@ impl Walker {
                     self.path.truncate(path_len);
                     self.keys.truncate(keys_len);
                     // The key itself is scanned too, at its object's path.
-                    self.push_value(&key, record, batch);
+                    if self.scan_keys {
+                        self.push_value(&key, record, batch);
+                    }
                     path_element(&mut self.path, &key);
                     if !self.keys.is_empty() {
                         self.keys.push(' ');
@@ -406,6 +413,8 @@ pub(super) struct Records {
     batch: Batch,
     record: u64,
     number: String,
+    /// The record being read is the batch's first.
+    first_in_batch: bool,
 }
 
 impl Records {
@@ -415,6 +424,7 @@ impl Records {
             batch: Batch::default(),
             record: 0,
             number: String::new(),
+            first_in_batch: true,
         }
     }
 
@@ -422,7 +432,15 @@ impl Records {
         self.walker.event(event, self.record, &mut self.batch);
     }
 
+    /// A field name of the schema: scanned in the first record of each batch only.
     pub fn key(&mut self, key: &str) {
+        self.walker.scan_keys = self.first_in_batch;
+        self.event(JsonEvent::ObjectKey(Cow::Borrowed(key)));
+    }
+
+    /// A key of a map value: data, scanned wherever it is.
+    pub fn map_key(&mut self, key: &str) {
+        self.walker.scan_keys = true;
         self.event(JsonEvent::ObjectKey(Cow::Borrowed(key)));
     }
 
@@ -463,6 +481,7 @@ impl Records {
     /// Ends a record; a full batch is scanned.
     pub fn end_record(&mut self, session: &mut Session<'_>) {
         self.record += 1;
+        self.first_in_batch = false;
         if self.batch.len() >= BATCH_BYTES {
             self.flush(session);
         }
@@ -473,6 +492,7 @@ impl Records {
     pub fn flush(&mut self, session: &mut Session<'_>) {
         session.scan(&self.batch);
         self.batch.clear();
+        self.first_in_batch = true;
     }
 }
 
