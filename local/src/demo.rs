@@ -24,8 +24,9 @@ pub struct Sample {
     pub about: &'static str,
 }
 
-/// The demo's files: clean ones, personal and financial data, credentials, an image Macie
-/// cannot analyse, and keys with spaces, `+`, `%` and non-ASCII characters.
+/// The demo's files: clean ones (text, CSV, JSON, JSON Lines, a Parquet table, a `.tar.gz`),
+/// personal and financial data, credentials, an image Macie cannot analyse, and keys with
+/// spaces, `+`, `%` and non-ASCII characters.
 pub fn samples() -> Vec<Sample> {
     vec![
         Sample {
@@ -79,6 +80,20 @@ pub fn samples() -> Vec<Sample> {
             about: "an image: Macie cannot analyse it",
         },
         Sample {
+            key: "exports/orders-2026-11.parquet",
+            body: parquet_sample(),
+            tags: &[("team", "sales")],
+            metadata: &[],
+            about: "a clean Parquet table, read column by column",
+        },
+        Sample {
+            key: "archive/reports-2026-11.tar.gz",
+            body: archive_sample(),
+            tags: &[],
+            metadata: &[],
+            about: "a clean gzip-compressed TAR of a CSV and a JSON file, each read",
+        },
+        Sample {
             key: "logs/app.jsonl",
             body: "{\"level\":\"info\",\"msg\":\"started\"}\n{\"level\":\"warn\",\"msg\":\"slow query\"}\n".into(),
             tags: &[],
@@ -86,6 +101,38 @@ pub fn samples() -> Vec<Sample> {
             about: "clean JSON Lines",
         },
     ]
+}
+
+fn parquet_sample() -> Vec<u8> {
+    let rows = [
+        ["1001", "north", "3"],
+        ["1002", "south", "1"],
+        ["1003", "east", "7"],
+    ];
+    let rows = rows
+        .iter()
+        .map(|row| row.iter().map(|v| (*v).to_owned()).collect());
+    macie_classifier::encode::parquet(Vec::new(), &["order", "region", "items"], rows, 1000)
+        .expect("the sample Parquet table is written in memory")
+}
+
+fn archive_sample() -> Vec<u8> {
+    let files = [
+        (
+            "reports/summary.csv".to_owned(),
+            b"region,orders\nnorth,1\nsouth,1\neast,1\n".to_vec(),
+        ),
+        (
+            "reports/meta.json".to_owned(),
+            b"{\"generated\": \"2026-11-30\", \"rows\": 3}".to_vec(),
+        ),
+    ];
+    let tar = macie_classifier::encode::tar(Vec::new(), files)
+        .expect("the sample archive is written in memory");
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(&tar)
+        .and_then(|()| gzip.finish())
+        .expect("the sample archive is compressed in memory")
 }
 
 /// Uploads the samples to the raw bucket through the S3 API.
