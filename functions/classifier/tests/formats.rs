@@ -227,6 +227,36 @@ fn avro_values_are_found_at_their_record_and_field() {
 }
 
 #[test]
+fn avro_map_keys_are_data_read_in_every_record() {
+    use apache_avro::types::Value;
+    let schema = apache_avro::Schema::parse_str(
+        r#"{"type": "record", "name": "event", "fields": [
+            {"name": "attributes", "type": {"type": "map", "values": "string"}}
+        ]}"#,
+    )
+    .unwrap();
+    let mut writer = apache_avro::Writer::new(&schema, Vec::new()).unwrap();
+    for _ in 0..3 {
+        let attributes = [("4111 1111 1111 1111".to_owned(), Value::String("x".into()))];
+        writer
+            .append_value(Value::Record(vec![(
+                "attributes".into(),
+                Value::Map(attributes.into_iter().collect()),
+            )]))
+            .unwrap();
+    }
+    let report = classify("events.avro", &writer.into_inner().unwrap());
+    assert_eq!(report.status, Status::Complete, "{:?}", report.detail);
+    let cards: u64 = report
+        .detections
+        .iter()
+        .filter(|d| d.identifier.label().starts_with("CREDIT_CARD_NUMBER"))
+        .map(|d| d.count)
+        .sum();
+    assert_eq!(cards, 3, "{:?}", found(&report));
+}
+
+#[test]
 fn archives_are_read_file_by_file_and_nested() {
     let parquet = parquet_bytes(100);
     let inner = zip(vec![
@@ -303,6 +333,30 @@ fn an_archive_with_a_file_it_cannot_read_is_partial_and_names_it() {
     let report = classify("photos.zip", &zip(vec![("photo.png", b"\x89PNG".to_vec())]));
     assert_eq!(report.status, Status::Skipped);
     assert_eq!(report.reason, Some("ARCHIVE_CONTAINS_UNPROCESSED_FILES"));
+}
+
+#[test]
+fn an_encrypted_file_in_a_zip_is_named_and_holds_the_archive() {
+    let mut bytes = zip(vec![
+        ("people.csv", csv()),
+        ("notes.txt", b"hello".to_vec()),
+    ]);
+    // Mark the first file encrypted (general purpose bit 0) in its local and central headers,
+    // as a password-protected ZIP has it.
+    let local = bytes.windows(4).position(|w| w == b"PK\x03\x04").unwrap();
+    bytes[local + 6] |= 1;
+    let central = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    bytes[central + 8] |= 1;
+    let report = classify("locked.zip", &bytes);
+    assert_eq!(report.reason, Some("ARCHIVE_CONTAINS_UNPROCESSED_FILES"));
+    assert_eq!(report.status, Status::Partial, "the other file was read");
+    let detail = report.detail.unwrap();
+    assert!(detail.starts_with("1 of 2 files not analysed"), "{detail}");
+    assert!(
+        detail.contains("people.csv: UNSUPPORTED_FILE_TYPE_EXCEPTION"),
+        "{detail}"
+    );
+    assert!(report.detections.is_empty());
 }
 
 #[test]

@@ -20,8 +20,8 @@ pub(super) fn read_zip(session: &mut Session<'_>, file: File, nest: &mut Nest) -
             Ok(entry) => entry,
             // An encrypted file, or a compression method this reader lacks.
             Err(zip::result::ZipError::UnsupportedArchive(what)) => {
-                nest.skipped(
-                    &nest.path_of(&name),
+                nest.unopened(
+                    &name,
                     Unread {
                         reason: "UNSUPPORTED_FILE_TYPE_EXCEPTION",
                         detail: what.to_string(),
@@ -71,8 +71,8 @@ pub(super) fn read_tar(
             | EntryType::Block
             | EntryType::Fifo => continue,
             other => {
-                nest.skipped(
-                    &nest.path_of(&name),
+                nest.unopened(
+                    &name,
                     Unread {
                         reason: "UNSUPPORTED_FILE_TYPE_EXCEPTION",
                         detail: format!("TAR entry type {other:?}"),

@@ -484,9 +484,12 @@ impl Nest {
         }
     }
 
-    /// The path of a member of the archive being read.
-    pub(super) fn path_of(&self, name: &str) -> String {
-        format!("{}/{name}", self.path)
+    /// Counts a file of the archive being read that cannot even be opened (encrypted, or of
+    /// an entry type with no data this reader knows).
+    pub(super) fn unopened(&mut self, name: &str, unread: Unread) {
+        self.files += 1;
+        let path = format!("{}/{name}", self.path);
+        self.skipped(&path, unread);
     }
 }
 
