@@ -55,6 +55,35 @@ pub struct Config {
     pub size_limit: u64,
     /// How far into archives the classifier goes.
     pub archives: ArchiveLimits,
+    /// Macie's size quotas by file type, applied to an object's stored size besides
+    /// `size_limit`.
+    pub types: TypeLimits,
+}
+
+/// Macie's per-type quotas on an object's stored size (its quotas page: Avro, Parquet, gzip and
+/// ZIP 8 GB, text and TAR 20 GB; read here as GiB). An object over its type's quota is not
+/// analysed: `FILE_EXCEEDS_SIZE_LIMIT`, or `ARCHIVE_EXCEEDS_SIZE_LIMIT` for an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeLimits {
+    /// Avro and Parquet.
+    pub columnar: u64,
+    /// gzip and ZIP.
+    pub compressed: u64,
+    /// TAR.
+    pub tar: u64,
+    /// Text, CSV/TSV, JSON and JSON Lines.
+    pub text: u64,
+}
+
+impl Default for TypeLimits {
+    fn default() -> Self {
+        Self {
+            columnar: 8 << 30,
+            compressed: 8 << 30,
+            tar: 20 << 30,
+            text: 20 << 30,
+        }
+    }
 }
 
 /// Macie's quotas for archives (ZIP, TAR and gzip, nested in each other): what is past them
@@ -87,6 +116,7 @@ impl Default for Config {
             allow: AllowList::default(),
             size_limit: DEFAULT_SIZE_LIMIT,
             archives: ArchiveLimits::default(),
+            types: TypeLimits::default(),
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::io::{Cursor, Write};
 
 use macie_classifier::encode;
-use macie_classifier::{ArchiveLimits, Classifier, Config, ObjectReport, Occurrence, Status};
+use macie_classifier::{
+    ArchiveLimits, Classifier, Config, ObjectReport, Occurrence, Status, TypeLimits,
+};
 
 const COLUMNS: &[&str] = &["name", "ssn", "notes"];
 
@@ -442,6 +444,50 @@ fn archive_quotas_stop_the_archive_with_their_reason() {
             .detail
             .unwrap()
             .contains("big.txt: FILE_EXCEEDS_SIZE_LIMIT")
+    );
+}
+
+#[test]
+fn each_type_has_its_own_size_quota_as_in_macie() {
+    let quotas = TypeLimits {
+        columnar: 300,
+        compressed: 300,
+        tar: 50_000,
+        text: 50_000,
+    };
+    let config = || Config {
+        types: quotas,
+        ..Config::default()
+    };
+    let parquet = parquet_bytes(100);
+    assert!(parquet.len() > 300, "{}", parquet.len());
+    let report = with(config(), "t.parquet", &parquet);
+    assert_eq!(report.reason, Some("FILE_EXCEEDS_SIZE_LIMIT"), "{report:?}");
+    assert_eq!(report.status, Status::Skipped);
+    // An archive over its quota is not opened.
+    let big = zip(vec![(
+        "a.txt",
+        (0..3000).map(|i| (i % 251) as u8 | 1).collect(),
+    )]);
+    assert!(big.len() > 300);
+    let report = with(config(), "big.zip", &big);
+    assert_eq!(report.reason, Some("ARCHIVE_EXCEEDS_SIZE_LIMIT"));
+    // The same bytes as a TAR are within the TAR quota; text within the text quota.
+    let tar_bytes = tar(vec![("people.csv", csv())]);
+    assert_eq!(with(config(), "b.tar", &tar_bytes).status, Status::Complete);
+    assert_eq!(
+        with(config(), "people.csv", &csv()).status,
+        Status::Complete
+    );
+    // A file inside an archive has its type's quota too.
+    let inside = tar(vec![("t.parquet", parquet), ("people.csv", csv())]);
+    let report = with(config(), "bundle.tar", &inside);
+    assert_eq!(report.reason, Some("ARCHIVE_CONTAINS_UNPROCESSED_FILES"));
+    assert!(
+        report
+            .detail
+            .unwrap()
+            .contains("t.parquet: FILE_EXCEEDS_SIZE_LIMIT")
     );
 }
 

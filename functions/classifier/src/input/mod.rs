@@ -579,6 +579,26 @@ fn read(
         });
     }
     let container = matches!(kind, Kind::Gzip | Kind::Zip | Kind::Tar);
+    let types = &session.classifier.config.types;
+    let quota = match kind {
+        Kind::Parquet | Kind::Avro => types.columnar,
+        Kind::Gzip | Kind::Zip => types.compressed,
+        Kind::Tar => types.tar,
+        Kind::Text(_) => types.text,
+    };
+    if let Some(size) = size.filter(|size| *size > quota) {
+        return Err(Unread {
+            reason: if container {
+                "ARCHIVE_EXCEEDS_SIZE_LIMIT"
+            } else {
+                "FILE_EXCEEDS_SIZE_LIMIT"
+            },
+            detail: format!(
+                "{size} bytes is over Macie's {quota}-byte quota for {} objects",
+                kind.describe()
+            ),
+        });
+    }
     if container && nest.depth >= nest.limits.max_depth {
         return Err(Unread {
             reason: "ARCHIVE_NESTING_LEVEL_OVER_LIMIT",
