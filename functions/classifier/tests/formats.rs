@@ -489,6 +489,15 @@ fn each_type_has_its_own_size_quota_as_in_macie() {
             .unwrap()
             .contains("t.parquet: FILE_EXCEEDS_SIZE_LIMIT")
     );
+    // An archive inside over its quota is that file's reason; the outer archive has
+    // unprocessed files (only nesting past the quota is the outer archive's own reason).
+    let report = with(config(), "outer.tar", &tar(vec![("big.zip", big)]));
+    assert_eq!(report.reason, Some("ARCHIVE_CONTAINS_UNPROCESSED_FILES"));
+    let detail = report.detail.unwrap();
+    assert!(
+        detail.contains("big.zip: ARCHIVE_EXCEEDS_SIZE_LIMIT"),
+        "{detail}"
+    );
 }
 
 #[test]

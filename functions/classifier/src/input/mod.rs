@@ -154,15 +154,14 @@ impl Kind {
     }
 }
 
-/// Marks an object over the size limit in the I/O error that stops its read.
+/// Marks the I/O error that stops a read at a quota, with Macie's reason for it.
 #[derive(Debug, thiserror::Error)]
-#[error("the object is larger than the size limit")]
-struct OverLimit;
-
-/// Marks an archive whose members together pass the extraction quota.
-#[derive(Debug, thiserror::Error)]
-#[error("the archive's files together are larger than the extraction quota")]
-struct ExtractedOverLimit;
+#[error("{what} is larger than the {limit}-byte quota")]
+struct OverQuota {
+    reason: &'static str,
+    what: &'static str,
+    limit: u64,
+}
 
 /// Marks compressed data that does not decompress.
 #[derive(Debug, thiserror::Error)]
@@ -172,39 +171,45 @@ struct Corrupt {
     source: io::Error,
 }
 
-/// Counts the bytes read and fails once they pass the limit, so a small gzip that inflates to
-/// gigabytes is stopped while streaming.
+/// Counts the bytes read and fails once they pass a quota: an object's size limit (so a small
+/// gzip that inflates to gigabytes is stopped while streaming), or the extraction quota every
+/// file of an archive shares (the count is then shared too).
 struct Limited<R> {
     inner: R,
-    read: u64,
-    limit: u64,
+    read: Rc<Cell<u64>>,
+    quota: OverQuota,
+}
+
+impl<R: Read> Limited<R> {
+    /// An object's own size limit.
+    fn size(inner: R, limit: u64) -> Self {
+        Self {
+            inner,
+            read: Rc::default(),
+            quota: OverQuota {
+                reason: "FILE_EXCEEDS_SIZE_LIMIT",
+                what: "the object",
+                limit,
+            },
+        }
+    }
 }
 
 impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.read > self.limit {
-            return Err(io::Error::other(OverLimit));
-        }
-        Ok(n)
-    }
-}
-
-/// Counts what every member of an archive (nested ones included) inflates to, against the
-/// extraction quota.
-struct Extracted<R> {
-    inner: R,
-    total: Rc<Cell<u64>>,
-    limit: u64,
-}
-
-impl<R: Read> Read for Extracted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.total.set(self.total.get() + n as u64);
-        if self.total.get() > self.limit {
-            return Err(io::Error::other(ExtractedOverLimit));
+        self.read.set(self.read.get() + n as u64);
+        if self.read.get() > self.quota.limit {
+            let OverQuota {
+                reason,
+                what,
+                limit,
+            } = self.quota;
+            return Err(io::Error::other(OverQuota {
+                reason,
+                what,
+                limit,
+            }));
         }
         Ok(n)
     }
@@ -257,11 +262,8 @@ impl<R: Read> Read for Counting<'_, R> {
 fn marker(err: &(dyn std::error::Error + 'static)) -> Option<(&'static str, String)> {
     let mut at = err;
     for _ in 0..32 {
-        if at.is::<OverLimit>() {
-            return Some(("FILE_EXCEEDS_SIZE_LIMIT", at.to_string()));
-        }
-        if at.is::<ExtractedOverLimit>() {
-            return Some(("ARCHIVE_TOTAL_BYTES_EXTRACTED_OVER_LIMIT", at.to_string()));
+        if let Some(quota) = at.downcast_ref::<OverQuota>() {
+            return Some((quota.reason, at.to_string()));
         }
         if at.is::<Corrupt>() {
             return Some(("MALFORMED_FILE", at.to_string()));
@@ -356,11 +358,7 @@ impl<'a> Body<'a> {
 
     /// The body as a stream that fails once it passes `limit` bytes.
     fn limited(self, limit: u64) -> Limited<Box<dyn Read + 'a>> {
-        Limited {
-            inner: self.into_read(),
-            read: 0,
-            limit,
-        }
+        Limited::size(self.into_read(), limit)
     }
 
     fn into_read(self) -> Box<dyn Read + 'a> {
@@ -382,14 +380,7 @@ impl<'a> Body<'a> {
                         format!("no temporary file to read it from: {err}"),
                     )
                 })?;
-                io::copy(
-                    &mut Limited {
-                        inner: stream,
-                        read: 0,
-                        limit,
-                    },
-                    &mut file,
-                )?;
+                io::copy(&mut Limited::size(stream, limit), &mut file)?;
                 file.rewind()?;
                 Ok(file)
             }
@@ -409,7 +400,7 @@ pub(crate) struct Nest {
     extracted: Rc<Cell<u64>>,
     unprocessed: Vec<String>,
     unprocessed_count: u64,
-    /// A quota that kept a member from being read (nesting), the archive's reason then.
+    /// Set when a file inside was nested past the quota: the archive's reason then.
     quota: Option<&'static str>,
     /// The outermost object's MIME type, once known.
     mime: Option<&'static str>,
@@ -449,14 +440,25 @@ impl Nest {
         let outer = self.path.len();
         self.path.push('/');
         self.path.push_str(name);
-        let counted = Extracted {
+        let counted = Limited {
             inner: body,
-            total: Rc::clone(&self.extracted),
-            limit: self.limits.max_extracted_bytes,
+            read: Rc::clone(&self.extracted),
+            quota: OverQuota {
+                reason: "ARCHIVE_TOTAL_BYTES_EXTRACTED_OVER_LIMIT",
+                what: "what the archive's files inflate to",
+                limit: self.limits.max_extracted_bytes,
+            },
         };
         let result = read(session, name, size, Body::Stream(Box::new(counted)), self);
         let result = match result {
-            Err(unread) if unread.reason.starts_with("ARCHIVE_TOTAL_") => {
+            // Quotas every file of the archive shares end the archive, not just this file.
+            Err(unread)
+                if matches!(
+                    unread.reason,
+                    "ARCHIVE_TOTAL_BYTES_EXTRACTED_OVER_LIMIT"
+                        | "ARCHIVE_TOTAL_DOCUMENTS_PROCESSED_OVER_LIMIT"
+                ) =>
+            {
                 Err(Stop::Other(unread.reason, unread.detail))
             }
             Err(unread) => {
@@ -472,9 +474,9 @@ impl Nest {
     /// Counts a member that was not read, naming the first few.
     pub(super) fn skipped(&mut self, path: &str, unread: Unread) {
         self.unprocessed_count += 1;
-        if unread.reason.starts_with("ARCHIVE_")
-            && unread.reason != "ARCHIVE_CONTAINS_UNPROCESSED_FILES"
-        {
+        // Nested too deep is the outermost archive's reason, as Macie reports it; any other
+        // file that is not read leaves the archive with unprocessed files.
+        if unread.reason == "ARCHIVE_NESTING_LEVEL_OVER_LIMIT" {
             self.quota.get_or_insert(unread.reason);
         }
         if self.unprocessed.len() < NAMED_MEMBERS {
@@ -558,13 +560,6 @@ fn read(
             detail: format!(".{ext} files are not analysed"),
         });
     }
-    if let Some(size) = size.filter(|s| *s > limit) {
-        nest.mime.get_or_insert_with(|| mime_type(name));
-        return Err(Unread {
-            reason: "FILE_EXCEEDS_SIZE_LIMIT",
-            detail: format!("{size} bytes is over the {limit}-byte limit"),
-        });
-    }
     let (head, body) = body.sniff().map_err(|err| Stop::Io(err).unread())?;
     let kind = Kind::of(name, &head);
     nest.mime.get_or_insert_with(|| kind.mime(name));
@@ -579,13 +574,15 @@ fn read(
         });
     }
     let container = matches!(kind, Kind::Gzip | Kind::Zip | Kind::Tar);
+    // The stored size against Macie's quota for the type, within the caller's own limit.
     let types = &session.classifier.config.types;
     let quota = match kind {
         Kind::Parquet | Kind::Avro => types.columnar,
         Kind::Gzip | Kind::Zip => types.compressed,
         Kind::Tar => types.tar,
         Kind::Text(_) => types.text,
-    };
+    }
+    .min(limit);
     if let Some(size) = size.filter(|size| *size > quota) {
         return Err(Unread {
             reason: if container {
@@ -594,7 +591,7 @@ fn read(
                 "FILE_EXCEEDS_SIZE_LIMIT"
             },
             detail: format!(
-                "{size} bytes is over Macie's {quota}-byte quota for {} objects",
+                "{size} bytes is over the {quota}-byte limit for {} objects",
                 kind.describe()
             ),
         });
@@ -614,11 +611,7 @@ fn read(
                 inner: flate2::read::MultiGzDecoder::new(body.into_read()),
                 what: "gzip",
             };
-            let limited = Limited {
-                inner: inflated,
-                read: 0,
-                limit,
-            };
+            let limited = Limited::size(inflated, limit);
             // What a gzip holds is one object, read as if it were not compressed.
             read(
                 session,
