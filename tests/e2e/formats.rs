@@ -4,7 +4,7 @@
 
 use std::io::{Cursor, Write};
 
-use e2e::{Bucket, Gate, http, link_after};
+use e2e::{Bucket, Gate, http, link_after, listed_reason};
 use macie_classifier::encode;
 use serde_json::json;
 
@@ -81,14 +81,9 @@ async fn parquet_avro_and_archives_are_gated_by_what_they_hold() {
         "{subject}"
     );
     assert!(subject.contains("1 not analysed"), "{subject}");
-    let listed = "] lake/bundle.zip (";
-    let at = email
-        .message
-        .find(listed)
-        .unwrap_or_else(|| panic!("the archive is not listed:\n{}", email.message));
-    let reason = email.message[at..].lines().nth(1).unwrap().trim();
     assert_eq!(
-        reason, "ARCHIVE_CONTAINS_UNPROCESSED_FILES",
+        listed_reason(&email.message, "lake/bundle.zip"),
+        "ARCHIVE_CONTAINS_UNPROCESSED_FILES",
         "{}",
         email.message
     );

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use e2e::{Bucket, Gate, http, link_after};
+use e2e::{Bucket, Gate, http, link_after, listed_reason};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;
@@ -71,13 +71,12 @@ async fn binary_oversized_and_corrupt_objects_are_held_with_their_reasons() {
         ("exports/broken.csv.gz", "MALFORMED_FILE"),
     ] {
         // A corrupt gzip may be read in part before it breaks: [skipped] or [partial].
-        let listed = format!("] {key} (");
-        let at = email
-            .message
-            .find(&listed)
-            .unwrap_or_else(|| panic!("{key} is not listed:\n{}", email.message));
-        let reason_line = email.message[at..].lines().nth(1).unwrap();
-        assert_eq!(reason_line.trim(), reason, "{}", email.message);
+        assert_eq!(
+            listed_reason(&email.message, key),
+            reason,
+            "{}",
+            email.message
+        );
     }
     assert!(email.message.contains("CREDIT_CARD_NUMBER x1"));
     assert_eq!(

@@ -563,6 +563,15 @@ pub fn without_state_machine_grant(action: &str) -> String {
     serde_norway::to_string(&template).expect("a template")
 }
 
+/// The reason an email gives under an object it lists as not analysed in full
+/// (`- [skipped] key (size)`, the reason on the next line).
+pub fn listed_reason<'m>(body: &'m str, key: &str) -> &'m str {
+    let at = body
+        .find(&format!("] {key} ("))
+        .unwrap_or_else(|| panic!("{key} is not listed:\n{body}"));
+    body[at..].lines().nth(1).unwrap_or_default().trim()
+}
+
 /// The link after `label` in an email body.
 pub fn link_after(body: &str, label: &str) -> String {
     let start = body
